@@ -1,0 +1,267 @@
+"""Blobs: content-addressed (SHA-256), deduplicated, verified on read, collected only after commit.
+
+Small blobs live inline in the database; larger ones are immutable files under
+``DIR/blobs/``, written and renamed into place inside the write transaction
+that records them, and deleted only by ``gc`` after the commit that removed
+their row (habit 1 of STYLE.md, as python-diskcache does).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import time
+from datetime import timedelta
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
+
+import apsw
+
+from . import errors
+from .encoding import BlobRef, blob_hash_of
+from .sqlite import translate
+
+if TYPE_CHECKING:
+    from .store import Store
+
+INLINE_MAX = 64 * 1024  # blobs up to this size stay in the database
+_CHUNK = 1024 * 1024
+
+
+def _hex_hash(value: Any) -> str:
+    h = blob_hash_of(value) if not isinstance(value, str) else value
+    if h is None or len(h) != 64 or any(c not in "0123456789abcdef" for c in h):
+        raise errors.ValidationError(f"{value!r} is not a blob hash or BlobRef", path="hash")
+    return h
+
+
+class _VerifyingReader(io.RawIOBase):
+    """Streams a blob file and raises CorruptedData at the end if its hash or size is wrong."""
+
+    def __init__(self, f: IO[bytes], hash: str, size: int) -> None:
+        self._f, self._hash, self._size = f, hash, size
+        self._h = hashlib.sha256()
+        self._read = 0
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._f.readinto(b)
+        if n:
+            self._h.update(memoryview(b)[:n])
+            self._read += n
+        elif not self._checked:
+            self._checked = True
+            if self._read != self._size or self._h.hexdigest() != self._hash:
+                raise errors.CorruptedData(f"blob {self._hash}: file content does not match its hash")
+        return n or 0
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+class BlobStore:
+    """``store.blobs``: put, get, open, stat, exists, gc."""
+
+    def __init__(self, store: Store, directory: str) -> None:
+        self._store = store
+        self._backend = store._backend
+        self.directory = directory
+
+    def _path(self, h: str) -> str:
+        return os.path.join(self.directory, h[:2], h)
+
+    # -- writing -----------------------------------------------------------------------
+
+    def put(self, source: Any, *, content_type: str | None = None) -> BlobRef:
+        """Store bytes, a binary file object or a file path; returns its BlobRef (deduplicated)."""
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            data: bytes | None = bytes(source)
+            h, size, tmp = hashlib.sha256(data).hexdigest(), len(data), None
+        elif isinstance(source, (str, os.PathLike)):
+            try:
+                with open(source, "rb") as f:
+                    data, h, size, tmp = self._spool(f)
+            except OSError as e:
+                raise errors.NotFound(f"cannot read blob source {os.fspath(source)!r}: {e.strerror}") from e
+        elif hasattr(source, "read"):
+            data, h, size, tmp = self._spool(source)
+        else:
+            raise errors.ValidationError(
+                f"a blob must be bytes, a binary file or a path, not {type(source).__name__}", path="data")
+        try:
+            with self._backend.transaction() as tx:
+                conn = tx.conn
+                try:
+                    row = conn.execute("SELECT size, content_type FROM blobs WHERE hash=?", (h,)).fetchone()
+                    if row is not None:
+                        return BlobRef(h, row[0], row[1])
+                    if tmp is not None:
+                        self._place(tmp, h)
+                        tmp = None
+                    conn.execute("INSERT INTO blobs(hash, size, content_type, created, data) VALUES(?,?,?,?,?)",
+                                 (h, size, content_type, time.time_ns() // 1000, data))
+                    self._store._append_log(tx, "blob", None, h, None, None, "put", None)
+                except apsw.Error as e:
+                    raise translate(e, f"blob {h}") from e
+                tx.wrote = True
+                return BlobRef(h, size, content_type)
+        finally:
+            if tmp is not None:
+                os.unlink(tmp)
+
+    def _spool(self, f: IO[bytes]) -> tuple[bytes | None, str, int, str | None]:
+        """Read a stream while hashing; small ones stay in memory, large ones go to a temp file."""
+        h = hashlib.sha256()
+        buf = bytearray()
+        out = None
+        size = 0
+        try:
+            while True:
+                chunk = f.read(_CHUNK)
+                if not chunk:
+                    break
+                if not isinstance(chunk, (bytes, bytearray)):
+                    raise errors.ValidationError("a blob file must be opened in binary mode", path="data")
+                h.update(chunk)
+                size += len(chunk)
+                if out is None:
+                    buf += chunk
+                    if len(buf) > INLINE_MAX:
+                        out = self._temp()
+                        out.write(buf)
+                        buf = bytearray()
+                else:
+                    out.write(chunk)
+            if out is None:
+                return bytes(buf), h.hexdigest(), size, None
+            self._sync(out)
+            out.close()
+            return None, h.hexdigest(), size, out.name
+        except BaseException:
+            if out is not None:
+                out.close()
+                os.unlink(out.name)
+            raise
+
+    def _temp(self) -> Any:
+        tmpdir = os.path.join(self.directory, "tmp")
+        os.makedirs(tmpdir, exist_ok=True)
+        return tempfile.NamedTemporaryFile(dir=tmpdir, delete=False, prefix="put-")
+
+    def _sync(self, f: Any) -> None:
+        if self._backend.durability != "off":
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _place(self, tmp: str, h: str) -> None:
+        path = self._path(h)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.replace(tmp, path)
+        if self._backend.durability == "full":
+            fd = os.open(os.path.dirname(path), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _add_refs(self, conn: apsw.Connection, hashes: list[str], position: int, where: str) -> None:
+        for h in set(hashes):
+            if conn.execute("SELECT 1 FROM blobs WHERE hash=?", (h,)).fetchone() is None:
+                raise errors.ValidationError(f"{where} refers to blob {h}, which is not stored",
+                                             path="$blob", hint="store it with store.blobs.put() first")
+            conn.execute("INSERT OR IGNORE INTO blob_refs(hash, position) VALUES(?, ?)", (h, position))
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _row(self, ref: Any) -> tuple[str, Any]:
+        h = _hex_hash(ref)
+        try:
+            row = self._backend.reader().execute(
+                "SELECT size, content_type, data IS NULL FROM blobs WHERE hash=?", (h,)).fetchone()
+        except apsw.Error as e:
+            raise translate(e, f"blob {h}") from e
+        if row is None:
+            raise errors.NotFound(f"blob {h} does not exist")
+        return h, row
+
+    def stat(self, ref: Any) -> BlobRef:
+        h, row = self._row(ref)
+        return BlobRef(h, row[0], row[1])
+
+    def exists(self, ref: Any) -> bool:
+        try:
+            self._row(ref)
+        except errors.NotFound:
+            return False
+        return True
+
+    def get(self, ref: Any) -> bytes:
+        """The blob's bytes, verified against its hash (CorruptedData on mismatch)."""
+        with self.open(ref) as f:
+            return f.read()
+
+    def open(self, ref: Any) -> BinaryIO:
+        """A binary stream of the blob; it raises CorruptedData when the end shows a mismatch."""
+        h, row = self._row(ref)
+        size, _, in_file = row
+        if not in_file:
+            data = self._backend.reader().execute("SELECT data FROM blobs WHERE hash=?", (h,)).fetchone()[0]
+            if len(data) != size or hashlib.sha256(data).hexdigest() != h:
+                raise errors.CorruptedData(f"blob {h}: stored bytes do not match their hash")
+            return io.BytesIO(data)
+        try:
+            f = open(self._path(h), "rb")
+        except FileNotFoundError as e:
+            raise errors.CorruptedData(f"blob {h}: its file {self._path(h)!r} is missing",
+                                       hint="restore from a backup") from e
+        return io.BufferedReader(_VerifyingReader(f, h, size), _CHUNK)  # type: ignore[return-value]
+
+    # -- garbage collection ------------------------------------------------------------
+
+    def gc(self, *, grace: timedelta = timedelta(hours=1)) -> int:
+        """Remove blobs no record version refers to, older than ``grace``; returns how many.
+
+        Rows go in one transaction; their files are deleted only after it
+        committed, under the write lock, after checking no new row appeared.
+        Files without a row (from rolled-back puts or crashes) are removed too.
+        """
+        cutoff = time.time_ns() // 1000 - int(grace.total_seconds() * 1_000_000)
+        with self._backend.transaction() as tx:
+            rows = tx.conn.execute(
+                "DELETE FROM blobs WHERE created < ? AND NOT EXISTS"
+                " (SELECT 1 FROM blob_refs r WHERE r.hash = blobs.hash) RETURNING hash, data IS NULL",
+                (cutoff,)).fetchall()
+            for h, _ in rows:
+                self._store._append_log(tx, "blob", None, h, None, None, "delete", None)
+            if rows:
+                tx.wrote = True
+        with self._backend.transaction() as tx:
+            for h, in_file in rows:
+                if in_file and tx.conn.execute("SELECT 1 FROM blobs WHERE hash=?", (h,)).fetchone() is None:
+                    _unlink(self._path(h))
+            self._remove_orphans(tx.conn, cutoff / 1_000_000)
+        return len(rows)
+
+    def _remove_orphans(self, conn: apsw.Connection, cutoff: float) -> None:
+        if not os.path.isdir(self.directory):
+            return
+        for entry in os.scandir(self.directory):
+            if not entry.is_dir():
+                continue
+            for f in os.scandir(entry.path):
+                if f.stat().st_mtime >= cutoff:
+                    continue
+                if entry.name == "tmp" or conn.execute(
+                        "SELECT 1 FROM blobs WHERE hash=?", (f.name,)).fetchone() is None:
+                    _unlink(f.path)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

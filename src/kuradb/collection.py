@@ -1,0 +1,325 @@
+"""Collection: versioned JSON records of one name, each write one transaction with its log entry."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import apsw
+
+from . import errors
+from .encoding import checksum, encode_content, make_rev, merge_patch
+from .ids import check_id, new_id
+from .records import Record
+from .schemas import Validator
+from .sqlite import Transaction, translate
+
+if TYPE_CHECKING:
+    from .store import Store
+
+_MISSING: Any = object()
+
+_COLS = "version, rev, type, created, modified, author, deleted, checksum, json(body)"
+_GET = f"SELECT {_COLS} FROM docs WHERE collection=? AND id=?"
+_LOG_COLS = "version, rev, type, created, at, author, op='delete', checksum, json(body)"
+_GET_VERSION = (f"SELECT {_LOG_COLS} FROM log WHERE kind='record' AND collection=? AND id=?"
+                " AND version=? AND erased=0")
+_HISTORY = (f"SELECT {_LOG_COLS} FROM log WHERE kind='record' AND collection=? AND id=? AND erased=0"
+            " AND op != 'purge' ORDER BY version")
+_CURRENT = "SELECT version, rev, created, deleted FROM docs WHERE collection=? AND id=?"
+_LOG_INSERT = ("INSERT INTO log(kind, collection, id, version, rev, op, at, author, type, created,"
+               " checksum, body) VALUES('record', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?))")
+_DOC_UPSERT = (
+    "INSERT INTO docs(collection, id, version, rev, type, created, modified, author, deleted,"
+    " position, checksum, body) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?))"
+    " ON CONFLICT(collection, id) DO UPDATE SET version=excluded.version, rev=excluded.rev,"
+    " type=excluded.type, created=excluded.created, modified=excluded.modified,"
+    " author=excluded.author, deleted=excluded.deleted, position=excluded.position,"
+    " checksum=excluded.checksum, body=excluded.body")
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Collection:
+    """A named set of records. Get one with ``store.collection(name)`` or ``store[name]``."""
+
+    def __init__(self, store: Store, name: str, *, validator: Validator | None,
+                 keep_history: int | None, schema: Any = None) -> None:
+        self._store = store
+        self._backend = store._backend
+        self.name = name
+        self.schema = schema
+        self.keep_history = keep_history
+        self._validate = validator
+
+    def __repr__(self) -> str:
+        return f"<Collection {self.name!r}>"
+
+    # -- reads -----------------------------------------------------------------------
+
+    def _record(self, id: str, row: tuple[Any, ...]) -> Record:
+        version, rev, type_, created, modified, author, deleted, ck, text = row
+        if text is not None and checksum(text.encode()) != ck:
+            raise errors.CorruptedData(
+                f"{self.name}/{id} version {version}: content does not match its checksum",
+                hint="run verify and restore from a backup")
+        return Record(self.name, id, type_, version, rev, ck, author, bool(deleted), text,
+                      created, modified)
+
+    def _fetch(self, sql: str, args: tuple[Any, ...]) -> Any:
+        try:
+            return self._backend.reader().execute(sql, args).fetchone()
+        except apsw.Error as e:
+            raise translate(e, f"{self.name}/{args[1]}") from e
+
+    def get(self, id: str, default: Any = _MISSING, *, version: int | None = None) -> Record:
+        """The current record (or ``version=N``); NotFound, or ``default`` when given."""
+        if version is None:
+            row = self._fetch(_GET, (self.name, id))
+        else:
+            row = self._fetch(_GET_VERSION, (self.name, id, version))
+        if row is None or row[6]:
+            if default is not _MISSING:
+                return default
+            if row is not None:
+                raise errors.NotFound(f"{self.name}/{id} was deleted at version {row[0]}")
+            check_id(id)
+            what = f"{self.name}/{id}" + ("" if version is None else f" version {version}")
+            raise errors.NotFound(f"{what} does not exist")
+        return self._record(id, row)
+
+    def get_many(self, ids: Iterable[str]) -> list[Record | None]:
+        """Records for ``ids`` in order, None where missing; read in one snapshot."""
+        ids = list(ids)
+        out: list[Record | None] = []
+        conn = self._backend.reader()
+        own = not self._backend.in_transaction()
+        try:
+            if own:
+                conn.execute("BEGIN")
+            try:
+                for id in ids:
+                    row = conn.execute(_GET, (self.name, id)).fetchone()
+                    out.append(None if row is None or row[6] else self._record(id, row))
+            finally:
+                if own:
+                    conn.execute("COMMIT")
+        except apsw.Error as e:
+            raise translate(e, self.name) from e
+        return out
+
+    def history(self, id: str) -> list[Record]:
+        """Every kept version of ``id``, oldest first, deletions included."""
+        try:
+            rows = self._backend.reader().execute(_HISTORY, (self.name, id)).fetchall()
+        except apsw.Error as e:
+            raise translate(e, f"{self.name}/{id}") from e
+        if not rows:
+            check_id(id)
+            raise errors.NotFound(f"{self.name}/{id} has no history")
+        return [self._record(id, row) for row in rows]
+
+    def __len__(self) -> int:
+        row = self._backend.reader().execute(
+            "SELECT count(*) FROM docs WHERE collection=? AND deleted=0", (self.name,)).fetchone()
+        return int(row[0])
+
+    def __contains__(self, id: object) -> bool:
+        if not isinstance(id, str):
+            return False
+        row = self._fetch("SELECT deleted FROM docs WHERE collection=? AND id=?", (self.name, id))
+        return row is not None and not row[0]
+
+    def __iter__(self) -> Iterator[str]:
+        """Live record ids in id order, read in pages so a long iteration holds no lock."""
+        last = ""
+        while True:
+            rows = self._backend.reader().execute(
+                "SELECT id FROM docs WHERE collection=? AND id>? AND deleted=0 ORDER BY id LIMIT 1000",
+                (self.name, last)).fetchall()
+            for (id,) in rows:
+                yield id
+            if len(rows) < 1000:
+                return
+            last = rows[-1][0]
+
+    def ids(self) -> list[str]:
+        return list(self)
+
+    def find(self, filter: dict[str, Any] | None = None, *, limit: int | None = None) -> list[Record]:
+        """Records whose fields equal the given values (dotted paths; on arrays, membership).
+
+        The full query language (operators, sort, indexes) arrives with the query engine.
+        """
+        from .matching import compile_equality
+
+        where, args = compile_equality(filter or {})
+        sql = f"SELECT id, {_COLS} FROM docs WHERE collection=? AND deleted=0{where} ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        try:
+            rows = self._backend.reader().execute(sql, (self.name, *args)).fetchall()
+        except apsw.Error as e:
+            raise translate(e, self.name) from e
+        return [self._record(row[0], row[1:]) for row in rows]
+
+    # -- writes ----------------------------------------------------------------------
+
+    def _prepare(self, content: Any) -> tuple[bytes, list[str]]:
+        data, blobs = encode_content(content, max_bytes=self._store.max_document_size)
+        if self._validate is not None:
+            self._validate(content)
+        return data, blobs
+
+    def put(self, content: dict[str, Any], *, id: str | None = None, type: str | None = None,
+            author: str | None = None, if_version: int | None = None) -> Record:
+        """Create or replace a record; ``if_version=N`` writes only if the current version is N."""
+        id = new_id() if id is None else check_id(id)
+        data, blobs = self._prepare(content)
+        with self._backend.transaction() as tx:
+            return self._write(tx, id, data, blobs, type=type, author=author,
+                               if_version=if_version, op="put")
+
+    def insert(self, content: dict[str, Any], *, id: str | None = None, type: str | None = None,
+               author: str | None = None) -> Record:
+        """Create a record; AlreadyExists if ``id`` is live."""
+        id = new_id() if id is None else check_id(id)
+        data, blobs = self._prepare(content)
+        with self._backend.transaction() as tx:
+            return self._write(tx, id, data, blobs, type=type, author=author, op="insert",
+                               must_not_exist=True)
+
+    def update(self, id: str, patch: dict[str, Any], *, if_version: int | None = None,
+               author: str | None = None) -> Record:
+        """Apply a JSON merge patch (RFC 7386) to the current content, as a new version."""
+        check_id(id)
+        if not isinstance(patch, dict):
+            raise errors.ValidationError(
+                f"a merge patch must be a dict, not {type(patch).__name__}", path="patch")
+        with self._backend.transaction() as tx:
+            current = self._current(tx, id, if_version)
+            content = merge_patch(current.content, patch)
+            data, blobs = self._prepare(content)
+            return self._write(tx, id, data, blobs, type=current.type, author=author,
+                               if_version=current.version, op="update")
+
+    def delete(self, id: str, *, if_version: int | None = None, author: str | None = None) -> Record:
+        """Write a tombstone version; NotFound if ``id`` is not live."""
+        check_id(id)
+        with self._backend.transaction() as tx:
+            current = self._current(tx, id, if_version)
+            return self._write(tx, id, None, [], type=current.type, author=author,
+                               if_version=current.version, op="delete")
+
+    def revert(self, id: str, version: int, *, author: str | None = None) -> Record:
+        """Write a new version whose content is that of ``version``."""
+        check_id(id)
+        with self._backend.transaction() as tx:
+            old = self.get(id, version=version)
+            row = tx.conn.execute(_CURRENT, (self.name, id)).fetchone()
+            data, blobs = self._prepare(old.content)
+            return self._write(tx, id, data, blobs, type=old.type, author=author,
+                               if_version=row[0], op="revert")
+
+    def purge(self, id: str) -> None:
+        """Erase every version of ``id`` and its content (right to erasure); NotFound if unknown.
+
+        The change log keeps that positions were used (so it has no gaps) but
+        no content, author or type of the purged versions.
+        """
+        check_id(id)
+        with self._backend.transaction() as tx:
+            conn = tx.conn
+            row = conn.execute(_CURRENT, (self.name, id)).fetchone()
+            if row is None:
+                raise errors.NotFound(f"{self.name}/{id} does not exist")
+            self._erase(conn, "collection=? AND id=?", (self.name, id), scrub=True)
+            conn.execute("DELETE FROM docs WHERE collection=? AND id=?", (self.name, id))
+            self._store._append_log(tx, "record", self.name, id, None, None, "purge", None)
+
+    def put_many(self, items: Iterable[Any], *, type: str | None = None,
+                 author: str | None = None) -> list[Record]:
+        """Write many records in one transaction; items are content dicts or (id, content) pairs.
+
+        Every item is validated before anything is written: one bad item writes none.
+        """
+        prepared = []
+        for i, item in enumerate(items):
+            if isinstance(item, tuple) and len(item) == 2:
+                id, content = check_id(item[0], where=f"items[{i}] id"), item[1]
+            else:
+                id, content = new_id(), item
+            try:
+                prepared.append((id, *self._prepare(content)))
+            except errors.ValidationError as e:
+                raise errors.ValidationError(f"items[{i}]: {e.message}", path=e.path, hint=e.hint) from e
+        with self._backend.transaction() as tx:
+            return [self._write(tx, id, data, blobs, type=type, author=author, op="put")
+                    for id, data, blobs in prepared]
+
+    # -- the write path --------------------------------------------------------------
+
+    def _current(self, tx: Transaction, id: str, if_version: int | None) -> Record:
+        row = tx.conn.execute(_GET, (self.name, id)).fetchone()
+        if if_version is not None and if_version != (row[0] if row else 0):
+            raise self._conflict(id, if_version, row)
+        if row is None or row[6]:
+            raise errors.NotFound(f"{self.name}/{id} does not exist" if row is None
+                                  else f"{self.name}/{id} was deleted at version {row[0]}")
+        return self._record(id, row)
+
+    def _conflict(self, id: str, expected: int, row: Any) -> errors.ConflictError:
+        current = None if row is None else self._record(id, row)
+        found = "does not exist" if row is None else f"is at version {row[0]}"
+        return errors.ConflictError(
+            f"{self.name}/{id} {found}, expected version {expected}", current=current,
+            hint="read the record again and retry with its version")
+
+    def _write(self, tx: Transaction, id: str, data: bytes | None, blobs: list[str], *,
+               type: str | None, author: str | None, op: str, if_version: int | None = None,
+               must_not_exist: bool = False) -> Record:
+        conn = tx.conn
+        store = self._store
+        name = self.name
+        try:
+            row = conn.execute(_CURRENT, (name, id)).fetchone()
+            version = row[0] + 1 if row else 1
+            if if_version is not None and if_version != version - 1:
+                raise self._conflict(id, if_version, conn.execute(_GET, (name, id)).fetchone())
+            if must_not_exist and row is not None and not row[3]:
+                raise errors.AlreadyExists(f"{name}/{id} already exists at version {row[0]}",
+                                           hint="use put() to replace it or update() to patch it")
+            store._ensure_collection(tx, name)
+            ck = None if data is None else checksum(data)
+            rev = make_rev(version, row[1] if row else None, ck)
+            now = now_us()
+            created = row[2] if row is not None and not row[3] else now
+            text = None if data is None else data.decode()
+            author = author or store.author
+            deleted = data is None
+            conn.execute(_LOG_INSERT, (name, id, version, rev, op, now, author, type, created, ck, text))
+            position = conn.last_insert_rowid()
+            conn.execute(_DOC_UPSERT, (name, id, version, rev, type, created, now, author, deleted,
+                                       position, ck, text))
+            if blobs:
+                store.blobs._add_refs(conn, blobs, position, f"{name}/{id}")
+            if self.keep_history is not None and version > self.keep_history:
+                self._erase(conn, "collection=? AND id=? AND version<=?",
+                            (name, id, version - self.keep_history))
+        except apsw.Error as e:
+            raise translate(e, f"{name}/{id}") from e
+        tx.wrote = True
+        return Record(name, id, type, version, rev, ck, author, deleted, data, created, now)
+
+    def _erase(self, conn: apsw.Connection, where: str, args: tuple[Any, ...], *,
+               scrub: bool = False) -> None:
+        """Remove the content of matching log versions and release their blob references."""
+        extra = ", author=NULL, type=NULL, checksum=NULL" if scrub else ""
+        only_kept = "" if scrub else " AND erased=0"
+        positions = conn.execute(
+            f"UPDATE log SET body=NULL, erased=1{extra} WHERE kind='record' AND {where}{only_kept}"
+            " RETURNING position", args).fetchall()
+        if positions:
+            conn.executemany("DELETE FROM blob_refs WHERE position=?", positions)

@@ -1,0 +1,166 @@
+"""Document content: validation, the canonical encoding, checksums, revs and merge patches.
+
+The canonical encoding is compact JSON with sorted keys (orjson). Its bytes are
+what ``checksum`` covers, and the store keeps them as SQLite JSONB, whose
+``json()`` rendering gives back exactly these bytes (tested property), so a
+read can verify the checksum without re-encoding.
+"""
+from __future__ import annotations
+
+import math
+from hashlib import blake2b
+from typing import Any
+
+import orjson
+
+from .errors import ValidationError
+
+DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+_SCALARS = (str, bool, type(None))
+
+
+class BlobRef:
+    """A reference to a stored blob; in a document it encodes as ``{"$blob": hash}``."""
+
+    __slots__ = ("hash", "size", "content_type")
+
+    def __init__(self, hash: str, size: int | None = None, content_type: str | None = None) -> None:
+        object.__setattr__(self, "hash", hash)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "content_type", content_type)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("BlobRef is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BlobRef) and other.hash == self.hash
+
+    def __hash__(self) -> int:
+        return hash(self.hash)
+
+    def __repr__(self) -> str:
+        return f"BlobRef(hash={self.hash!r}, size={self.size!r}, content_type={self.content_type!r})"
+
+    def to_json(self) -> dict[str, str]:
+        return {"$blob": self.hash}
+
+
+def blob_hash_of(value: Any) -> str | None:
+    """The blob hash a value refers to (a BlobRef, ``{"$blob": h}`` or a hash string), else None."""
+    if isinstance(value, BlobRef):
+        return value.hash
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("$blob"), str):
+        return value["$blob"]
+    return None
+
+
+def _fail(path: str, message: str, hint: str | None = None) -> ValidationError:
+    where = path or "(document)"
+    return ValidationError(f"{message} at {where}", path=path, hint=hint)
+
+
+def _walk(value: Any, path: str, blobs: list[str]) -> None:
+    """Check that ``value`` is JSON-compatible; collect blob references into ``blobs``."""
+    t = type(value)
+    if t in _SCALARS:
+        return
+    if t is int:
+        if not INT_MIN <= value <= INT_MAX:
+            raise _fail(path, f"integer {value} is outside the 64-bit range", "store it as a string")
+        return
+    if t is float:
+        if not math.isfinite(value):
+            raise _fail(path, f"{value!r} is not a finite number", "JSON has no NaN or infinity; use null")
+        return
+    if t is dict:
+        if len(value) == 1 and "$blob" in value:
+            if not isinstance(value["$blob"], str):
+                raise _fail(path, "a $blob reference must hold a hash string")
+            blobs.append(value["$blob"])
+            return
+        for k, v in value.items():
+            if type(k) is not str:
+                raise _fail(path, f"key {k!r} is a {type(k).__name__}, not a string")
+            _walk(v, f"{path}.{k}" if path else k, blobs)
+        return
+    if t is list:
+        for i, v in enumerate(value):
+            _walk(v, f"{path}[{i}]", blobs)
+        return
+    if t is BlobRef:
+        blobs.append(value.hash)
+        return
+    # Subclasses (str enums, int enums, OrderedDict...) are accepted as their base type.
+    if isinstance(value, (str, bool)):
+        return
+    if isinstance(value, int):
+        return _walk(int(value), path, blobs)
+    if isinstance(value, float):
+        return _walk(float(value), path, blobs)
+    if isinstance(value, dict):
+        return _walk(dict(value), path, blobs)
+    hint = "use a list" if isinstance(value, (tuple, set, frozenset)) else "store JSON values only"
+    raise _fail(path, f"a {t.__name__} is not a JSON value", hint)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, BlobRef):
+        return value.to_json()
+    raise TypeError  # unreachable after validation, kept as a guard
+
+
+_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def encode_content(content: Any, *, max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> tuple[bytes, list[str]]:
+    """Validate a document and return its canonical bytes and the blob hashes it refers to."""
+    if type(content) is not dict:
+        if isinstance(content, dict):
+            content = dict(content)
+        else:
+            raise ValidationError(
+                f"a document must be a dict, not {type(content).__name__}", path="",
+                hint="wrap the value: {'value': ...}")
+    blobs: list[str] = []
+    for k in content:
+        if type(k) is str and k.startswith("_"):
+            raise _fail(k, f"top-level key {k!r} starts with '_', which is reserved for envelope fields")
+    _walk(content, "", blobs)
+    data = orjson.dumps(content, default=_default, option=_OPTS)
+    if len(data) > max_bytes:
+        raise ValidationError(
+            f"document is {len(data):,} bytes, over the limit of {max_bytes:,}", path="",
+            hint="store large payloads as blobs and keep a BlobRef in the document")
+    return data, blobs
+
+
+def decode(data: str | bytes) -> Any:
+    return orjson.loads(data)
+
+
+def checksum(data: bytes) -> str:
+    """Checksum of a canonical encoding (BLAKE2b-128, hex)."""
+    return blake2b(data, digest_size=16).hexdigest()
+
+
+def make_rev(version: int, parent_rev: str | None, content_checksum: str | None) -> str:
+    """``"{version}-{digest}"``; the digest covers the parent rev and the content (None: deleted)."""
+    h = blake2b(digest_size=16)
+    h.update((parent_rev or "").encode())
+    h.update(b"\x00")
+    h.update((content_checksum or "deleted").encode())
+    return f"{version}-{h.hexdigest()}"
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """Apply a JSON merge patch (RFC 7386): ``null`` removes a member, objects merge, the rest replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result

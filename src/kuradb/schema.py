@@ -1,0 +1,87 @@
+"""The on-disk schema: numbered, checksummed migrations applied in the transaction that records them."""
+from __future__ import annotations
+
+from hashlib import sha256
+
+APPLICATION_ID = 0x4B555241  # "KURA": marks a SQLite file as a kuradb store
+
+# Append only. Each entry is (version, sql); an applied migration is never edited,
+# and its checksum is checked on every open.
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+
+CREATE TABLE migrations(
+    version    INTEGER PRIMARY KEY,
+    checksum   TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+);
+
+CREATE TABLE collections(
+    name    TEXT PRIMARY KEY,
+    options TEXT NOT NULL DEFAULT '{}',
+    created INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The current version of every record (tombstones included), for reads and queries.
+CREATE TABLE docs(
+    collection TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    rev        TEXT NOT NULL,
+    type       TEXT,
+    created    INTEGER NOT NULL,
+    modified   INTEGER NOT NULL,
+    author     TEXT,
+    deleted    INTEGER NOT NULL DEFAULT 0,
+    position   INTEGER NOT NULL,
+    checksum   TEXT,
+    body       BLOB,
+    UNIQUE(collection, id)
+);
+
+-- The change log, the spine: one row per change with a gapless position.
+-- Record rows keep the content of that version (history); erased=1 when
+-- keep_history, purge or drop_collection removed the content.
+CREATE TABLE log(
+    position   INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    collection TEXT,
+    id         TEXT,
+    version    INTEGER,
+    rev        TEXT,
+    op         TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    author     TEXT,
+    type       TEXT,
+    created    INTEGER,
+    checksum   TEXT,
+    erased     INTEGER NOT NULL DEFAULT 0,
+    body       BLOB
+);
+CREATE INDEX log_record ON log(collection, id, version) WHERE kind = 'record';
+
+-- Blob metadata; data is inline for small blobs and NULL for blobs kept as files.
+CREATE TABLE blobs(
+    hash         TEXT PRIMARY KEY,
+    size         INTEGER NOT NULL,
+    content_type TEXT,
+    created      INTEGER NOT NULL,
+    data         BLOB
+) WITHOUT ROWID;
+
+-- Which record versions (log positions) refer to which blobs: what gc must keep.
+CREATE TABLE blob_refs(
+    hash     TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY(hash, position)
+) WITHOUT ROWID;
+CREATE INDEX blob_refs_position ON blob_refs(position);
+"""),
+]
+
+LATEST = MIGRATIONS[-1][0]
+
+
+def migration_checksum(sql: str) -> str:
+    return sha256(sql.strip().encode()).hexdigest()

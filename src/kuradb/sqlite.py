@@ -1,0 +1,298 @@
+"""The SQLite backend: connections, durability pragmas, migrations, transactions, error translation.
+
+One writer connection guarded by a lock (SQLite allows one writer at a time
+anyway); one reader connection per thread, so readers run in parallel and,
+in WAL mode, are never blocked by a writer in this or another process.
+A transaction belongs to the thread that opened it; reads on that thread go
+through the writer connection and so see the transaction's own writes.
+Nested transactions are SAVEPOINTs.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import apsw
+
+from . import errors
+from .schema import APPLICATION_ID, LATEST, MIGRATIONS, migration_checksum
+
+DURABILITY = ("full", "normal", "off")
+DB_FILE = "kura.db"
+
+
+def translate(e: BaseException, where: str = "") -> errors.KuraError:
+    """Map a driver error onto the most specific kuradb error (chain it with ``from e``)."""
+    suffix = f" ({where})" if where else ""
+    if isinstance(e, errors.KuraError):
+        return e
+    if isinstance(e, (apsw.BusyError, apsw.LockedError)):
+        return errors.Busy(f"the store is locked by another writer{suffix}",
+                           hint="raise timeout= in kuradb.open() or shorten write transactions")
+    if isinstance(e, (apsw.CorruptError, apsw.NotADBError)):
+        return errors.CorruptedData(f"the database file is damaged: {e}{suffix}",
+                                    hint="run verify and restore from a backup")
+    if isinstance(e, apsw.FullError):
+        return errors.StorageFull(f"the disk is full{suffix}", hint="free space; nothing was written")
+    if isinstance(e, apsw.ReadOnlyError):
+        return errors.ReadOnly(f"the store is read-only{suffix}")
+    if isinstance(e, (apsw.CantOpenError, apsw.PermissionsError, apsw.AuthError)):
+        return errors.PermissionDenied(f"cannot open the database: {e}{suffix}",
+                                       hint="check the directory exists and is writable")
+    if isinstance(e, (apsw.ConnectionClosedError, apsw.CursorClosedError)):
+        return errors.Closed(f"the store is closed{suffix}")
+    if isinstance(e, apsw.SQLError) and "malformed JSON" in str(e):
+        return errors.CorruptedData(f"stored content is damaged: {e}{suffix}",
+                                    hint="run verify and restore from a backup")
+    if isinstance(e, apsw.IOError) and "disk" in str(e).lower() and "full" in str(e).lower():
+        return errors.StorageFull(f"the disk is full{suffix}")
+    return errors.KuraError(f"storage error: {e}{suffix}")
+
+
+class Transaction:
+    """State of the open transaction of one thread."""
+
+    __slots__ = ("conn", "depth", "after_commit", "wrote")
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self.conn = conn
+        self.depth = 0
+        self.after_commit: list[Callable[[], Any]] = []
+        self.wrote = False
+
+
+class _TransactionScope:
+    """``with backend.transaction():`` the outermost level BEGINs, inner levels are savepoints."""
+
+    __slots__ = ("backend", "tx", "savepoint", "mark")
+
+    def __init__(self, backend: SQLiteBackend) -> None:
+        self.backend = backend
+
+    def __enter__(self) -> Transaction:
+        b = self.backend
+        tx = b._local.__dict__.get("tx")
+        if tx is None:
+            tx = b._begin()
+            self.savepoint = None
+        else:
+            tx.depth += 1
+            self.savepoint = f"kura_sp{tx.depth}"
+            self.mark = len(tx.after_commit)
+            tx.conn.execute(f"SAVEPOINT {self.savepoint}")
+        self.tx = tx
+        return tx
+
+    def __exit__(self, et: Any, e: Any, tb: Any) -> None:
+        tx, b = self.tx, self.backend
+        if self.savepoint is not None:
+            tx.depth -= 1
+            try:
+                if et is not None:
+                    tx.conn.execute(f"ROLLBACK TO {self.savepoint}")
+                    del tx.after_commit[self.mark:]
+                tx.conn.execute(f"RELEASE {self.savepoint}")
+            except apsw.Error as err:
+                if et is None:
+                    raise translate(err, "savepoint") from err
+            return
+        b._end(tx, commit=et is None)
+
+
+class SQLiteBackend:
+    """A kuradb database file in a directory."""
+
+    def __init__(self, directory: str, *, durability: str = "normal", read_only: bool = False,
+                 timeout: float = 5.0, cache_mb: int = 128) -> None:
+        if durability not in DURABILITY:
+            raise errors.ValidationError(
+                f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}",
+                path="durability")
+        self.directory = directory
+        self.path = os.path.join(directory, DB_FILE)
+        self.durability = durability
+        self.read_only = read_only
+        self.timeout = float(timeout)
+        self._cache_kb = cache_mb * 1024
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._conns: list[apsw.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        self._commit_listeners: list[Callable[[], Any]] = []
+        if not read_only:
+            os.makedirs(directory, exist_ok=True)
+        elif not os.path.exists(self.path):
+            raise errors.NotFound(f"no kuradb store at {directory!r}", hint="create it with kuradb init")
+        self._writer = None if read_only else self._connect()
+        self._migrate(self._writer or self._connect())
+
+    # -- connections ---------------------------------------------------------------
+
+    def _connect(self) -> apsw.Connection:
+        flags = apsw.SQLITE_OPEN_READONLY if self.read_only else (
+            apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
+        try:
+            conn = apsw.Connection(self.path, flags=flags)
+            conn.setbusytimeout(int(self.timeout * 1000))
+            if not self.read_only:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise errors.PermissionDenied(f"cannot use WAL mode on {self.path!r} (got {mode})")
+            sync = {"full": "FULL", "normal": "NORMAL", "off": "NORMAL"}[self.durability]
+            conn.execute(f"PRAGMA synchronous={sync}; PRAGMA cache_size=-{self._cache_kb};"
+                         " PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=OFF")
+            if self.durability == "off":
+                # Bulk loads: checkpoint (and so fsync) less often. Still WAL, still consistent.
+                conn.execute("PRAGMA wal_autocheckpoint=16384")
+        except apsw.Error as e:
+            raise translate(e, self.path) from e
+        with self._conns_lock:
+            self._conns.append(conn)
+        return conn
+
+    def reader(self) -> apsw.Connection:
+        """The connection reads on this thread should use."""
+        d = self._local.__dict__
+        tx = d.get("tx")
+        if tx is not None:
+            return tx.conn
+        conn = d.get("conn")
+        if conn is None:
+            if self._closed:
+                raise errors.Closed("the store is closed")
+            conn = d["conn"] = self._connect()
+        return conn
+
+    def in_transaction(self) -> bool:
+        return self._local.__dict__.get("tx") is not None
+
+    def current_transaction(self) -> Transaction | None:
+        return self._local.__dict__.get("tx")
+
+    # -- transactions --------------------------------------------------------------
+
+    def transaction(self) -> _TransactionScope:
+        return _TransactionScope(self)
+
+    def _begin(self) -> Transaction:
+        if self._closed:
+            raise errors.Closed("the store is closed")
+        if self._writer is None:
+            raise errors.ReadOnly(f"the store at {self.directory!r} was opened read-only")
+        if not self._write_lock.acquire(timeout=self.timeout):
+            raise errors.Busy(f"another thread held the write lock for over {self.timeout:g}s",
+                              hint="raise timeout= in kuradb.open() or shorten write transactions")
+        try:
+            if self._closed:
+                raise errors.Closed("the store is closed")
+            self._writer.execute("BEGIN IMMEDIATE")
+        except BaseException as e:
+            self._write_lock.release()
+            raise translate(e, "begin") from e
+        tx = Transaction(self._writer)
+        self._local.tx = tx
+        return tx
+
+    def _end(self, tx: Transaction, *, commit: bool) -> None:
+        committed = False
+        try:
+            if commit:
+                try:
+                    tx.conn.execute("COMMIT")
+                    committed = True
+                except apsw.Error as e:
+                    self._rollback_quietly(tx.conn)
+                    raise translate(e, "commit") from e
+            else:
+                self._rollback_quietly(tx.conn)
+        finally:
+            self._local.tx = None
+            self._write_lock.release()
+        if committed:
+            for hook in tx.after_commit:
+                hook()
+            if tx.wrote:
+                for listener in self._commit_listeners:
+                    listener()
+
+    @staticmethod
+    def _rollback_quietly(conn: apsw.Connection) -> None:
+        try:
+            if not conn.get_autocommit():
+                conn.execute("ROLLBACK")
+        except apsw.Error:
+            pass  # the connection already rolled back (e.g. after SQLITE_FULL)
+
+    def on_commit(self, listener: Callable[[], Any]) -> None:
+        """Call ``listener`` after every commit of this backend that wrote something."""
+        self._commit_listeners.append(listener)
+
+    # -- schema --------------------------------------------------------------------
+
+    def _migrate(self, conn: apsw.Connection) -> None:
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if app_id not in (0, APPLICATION_ID) or (app_id == 0 and version != 0) or (
+                    app_id == 0 and conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]):
+                raise errors.CorruptedData(f"{self.path!r} is a SQLite file but not a kuradb store")
+            if version > LATEST:
+                raise errors.UnsupportedVersion(
+                    f"{self.path!r} has schema version {version}; this kuradb knows up to {LATEST}",
+                    hint="upgrade kuradb to open it")
+            if version < LATEST:
+                if self.read_only:
+                    raise errors.ReadOnly(f"{self.path!r} needs migrating to schema version {LATEST}"
+                                          " and the store was opened read-only")
+                self._apply_migrations(conn)
+            self._check_migrations(conn)
+        except apsw.Error as e:
+            raise translate(e, self.path) from e
+
+    def _apply_migrations(self, conn: apsw.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+            for number, sql in MIGRATIONS:
+                if number <= version:
+                    continue
+                conn.execute(sql)
+                conn.execute("INSERT INTO migrations VALUES(?, ?, ?)",
+                             (number, migration_checksum(sql), time.time_ns() // 1000))
+                conn.execute(f"PRAGMA user_version={number}")
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback_quietly(conn)
+            raise
+
+    def _check_migrations(self, conn: apsw.Connection) -> None:
+        applied = dict(conn.execute("SELECT version, checksum FROM migrations").fetchall())
+        for number, sql in MIGRATIONS:
+            if applied.get(number) != migration_checksum(sql):
+                raise errors.UnsupportedVersion(
+                    f"{self.path!r} schema step {number} differs from this kuradb's",
+                    hint="it was made by an incompatible build of kuradb")
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        got = self._write_lock.acquire(timeout=self.timeout)  # let a running commit finish
+        try:
+            with self._conns_lock:
+                conns, self._conns = self._conns, []
+            for conn in conns:
+                try:
+                    conn.close(True)
+                except apsw.Error:
+                    pass
+        finally:
+            if got:
+                self._write_lock.release()

@@ -1,0 +1,283 @@
+"""Store and open(): the entry point that ties collections, blobs and the change log to a backend."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import apsw
+import orjson
+
+from . import errors
+from .blobs import BlobStore
+from .collection import Collection, now_us
+from .encoding import DEFAULT_MAX_DOCUMENT_BYTES
+from .ids import check_collection_name
+from .records import Change, from_us
+from .schemas import compile_schema
+from .sqlite import SQLiteBackend, Transaction, translate
+
+_CHANGE_COLS = "position, kind, collection, id, version, rev, op, at, author"
+
+
+def open(location: str | os.PathLike[str], *, durability: str = "normal", cache: Any = None,
+         encryption_key: Any = None, read_only: bool = False, author: str | None = None,
+         timeout: float = 5.0, max_document_size: int = DEFAULT_MAX_DOCUMENT_BYTES) -> Store:
+    """Open (creating if missing) the store at ``location``.
+
+    ``location`` is a directory, or ``":memory:"`` for a throwaway store that
+    lives in a private temporary directory (RAM-backed where the OS offers it)
+    and is deleted on close. ``timeout`` bounds how long a writer waits for
+    another writer before raising ``Busy``.
+    """
+    location = os.fspath(location)
+    if location.startswith(("postgresql://", "postgres://", "http://", "https://")):
+        raise errors.KuraError(f"{location.split(':')[0]} stores are not available in this version",
+                               hint="open a directory or ':memory:'")
+    if cache is not None:
+        raise errors.KuraError("the cache= option is not available in this version", hint="pass cache=None")
+    if encryption_key is not None:
+        raise errors.KuraError("encryption at rest is not available in this version",
+                               hint="pass encryption_key=None")
+    temporary = None
+    if location == ":memory:":
+        base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+        temporary = location = tempfile.mkdtemp(prefix="kuradb-", dir=base)
+    try:
+        return Store(location, durability=durability, read_only=read_only, author=author,
+                     timeout=timeout, max_document_size=max_document_size, temporary=temporary is not None)
+    except BaseException:
+        if temporary:
+            shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+class Store:
+    """A kuradb store: collections of versioned records, blobs and one change log.
+
+    Safe to share between threads; several processes may open the same directory.
+    Use as a context manager, or call ``close()``.
+    """
+
+    def __init__(self, directory: str, *, durability: str = "normal", read_only: bool = False,
+                 author: str | None = None, timeout: float = 5.0,
+                 max_document_size: int = DEFAULT_MAX_DOCUMENT_BYTES, temporary: bool = False) -> None:
+        self.directory = directory
+        self.author = author
+        self.max_document_size = max_document_size
+        self._temporary = temporary
+        self._backend = SQLiteBackend(directory, durability=durability, read_only=read_only,
+                                      timeout=timeout)
+        self._collections: dict[str, Collection] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._backend.on_commit(self._notify)
+        self.blobs = BlobStore(self, os.path.join(directory, "blobs"))
+
+    @property
+    def durability(self) -> str:
+        return self._backend.durability
+
+    @property
+    def read_only(self) -> bool:
+        return self._backend.read_only
+
+    def __repr__(self) -> str:
+        return f"<kuradb.Store {self.directory!r} durability={self.durability}>"
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every connection; later calls raise Closed. Idempotent."""
+        self._backend.close()
+        with self._changed:
+            self._changed.notify_all()
+        if self._temporary:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    @property
+    def closed(self) -> bool:
+        return self._backend._closed
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- collections -------------------------------------------------------------------
+
+    def collection(self, name: str, *, schema: Any = None, keep_history: int | None = None,
+                   vector: Any = None) -> Collection:
+        """The collection ``name`` (created on first write), with its options.
+
+        Options given here are saved with the collection (a pydantic model is
+        kept for this Store only; a JSON Schema dict is saved); options not
+        given are the saved ones.
+        """
+        check_collection_name(name)
+        if vector is not None:
+            raise errors.KuraError("vector collections are not available in this version")
+        if keep_history is not None and (type(keep_history) is not int or keep_history < 1):
+            raise errors.ValidationError(f"keep_history must be a positive int or None, not {keep_history!r}",
+                                         path="keep_history")
+        with self._lock:
+            existing = self._collections.get(name)
+            if existing is not None and schema is None and keep_history is None:
+                return existing
+            saved = self._saved_options(name)
+            if schema is None and keep_history is None:
+                schema, keep_history = saved.get("schema"), saved.get("keep_history")
+            else:
+                schema = schema if schema is not None else saved.get("schema")
+                keep_history = keep_history if keep_history is not None else saved.get("keep_history")
+            validator = compile_schema(schema, name)
+            if not self.read_only:
+                options = {k: v for k, v in (("schema", schema if isinstance(schema, dict) else None),
+                                             ("keep_history", keep_history)) if v is not None}
+                if options != saved:
+                    with self._backend.transaction() as tx:
+                        self._ensure_collection(tx, name)
+                        tx.conn.execute("UPDATE collections SET options=? WHERE name=?",
+                                        (orjson.dumps(options).decode(), name))
+            coll = Collection(self, name, validator=validator, keep_history=keep_history, schema=schema)
+            self._collections[name] = coll
+            return coll
+
+    __getitem__ = collection
+
+    def _saved_options(self, name: str) -> dict[str, Any]:
+        row = self._backend.reader().execute(
+            "SELECT options FROM collections WHERE name=?", (name,)).fetchone()
+        return orjson.loads(row[0]) if row else {}
+
+    def _ensure_collection(self, tx: Transaction, name: str) -> None:
+        tx.conn.execute("INSERT OR IGNORE INTO collections(name, created) VALUES(?, ?)", (name, now_us()))
+
+    def collections(self) -> list[str]:
+        rows = self._backend.reader().execute("SELECT name FROM collections ORDER BY name").fetchall()
+        return [r[0] for r in rows]
+
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection, its records and their history; NotFound if it does not exist."""
+        check_collection_name(name)
+        with self._backend.transaction() as tx:
+            conn = tx.conn
+            if conn.execute("DELETE FROM collections WHERE name=? RETURNING name", (name,)).fetchone() is None:
+                raise errors.NotFound(f"collection {name!r} does not exist")
+            positions = conn.execute(
+                "UPDATE log SET body=NULL, erased=1 WHERE kind='record' AND collection=?"
+                " RETURNING position", (name,)).fetchall()
+            conn.executemany("DELETE FROM blob_refs WHERE position=?", positions)
+            conn.execute("DELETE FROM docs WHERE collection=?", (name,))
+            self._append_log(tx, "collection", name, None, None, None, "drop", None)
+        with self._lock:
+            self._collections.pop(name, None)
+
+    def repository(self, model: type, *, collection: str | None = None) -> Any:
+        """Typed access to a collection through a pydantic model or dataclass."""
+        from .repository import Repository
+
+        return Repository(self, model, collection=collection)
+
+    # -- transactions and the change log -----------------------------------------------
+
+    def transaction(self) -> Any:
+        """``with store.transaction():`` commit everything inside together, or nothing.
+
+        Nested blocks are savepoints: an exception leaving an inner block undoes
+        only that block. Reads inside see the writes inside.
+        """
+        return self._backend.transaction()
+
+    def _append_log(self, tx: Transaction, kind: str, collection: str | None, id: str | None,
+                    version: int | None, rev: str | None, op: str, author: str | None) -> int:
+        tx.conn.execute(
+            "INSERT INTO log(kind, collection, id, version, rev, op, at, author) VALUES(?,?,?,?,?,?,?,?)",
+            (kind, collection, id, version, rev, op, now_us(), author or self.author))
+        tx.wrote = True
+        return tx.conn.last_insert_rowid()
+
+    @property
+    def position(self) -> int:
+        """The position of the last committed change (0 for an empty store)."""
+        try:
+            row = self._backend.reader().execute("SELECT max(position) FROM log").fetchone()
+        except apsw.Error as e:
+            raise translate(e, "position") from e
+        return row[0] or 0
+
+    def changes(self, since: int = 0, *, limit: int | None = None) -> Iterator[Change]:
+        """Changes after position ``since``, oldest first, read in pages."""
+        left = limit
+        while left is None or left > 0:
+            page = 1000 if left is None else min(left, 1000)
+            try:
+                rows = self._backend.reader().execute(
+                    f"SELECT {_CHANGE_COLS} FROM log WHERE position > ? ORDER BY position LIMIT ?",
+                    (since, page)).fetchall()
+            except apsw.Error as e:
+                raise translate(e, "changes") from e
+            for row in rows:
+                yield Change(row[0], row[1], row[2], row[3], row[4], row[5], row[6], from_us(row[7]), row[8])
+            if len(rows) < page:
+                return
+            since = rows[-1][0]
+            if left is not None:
+                left -= len(rows)
+
+    def watch(self, since: int | None = None, *, timeout: float | None = None,
+              poll: float = 0.05) -> Iterator[Change]:
+        """Tail the change log, across processes: block for the next change.
+
+        Starts after ``since`` (default: now). Ends after ``timeout`` seconds
+        without a change (None: never). Commits in this process wake it at
+        once; other processes' commits are seen within ``poll`` seconds.
+        """
+        position = self.position if since is None else since
+        quiet_since = time.monotonic()
+        while not self.closed:
+            seen = False
+            for change in self.changes(position, limit=1000):
+                seen = True
+                position = change.position
+                yield change
+            if seen:
+                quiet_since = time.monotonic()
+                continue
+            wait = poll
+            if timeout is not None:
+                left = timeout - (time.monotonic() - quiet_since)
+                if left <= 0:
+                    return
+                wait = min(wait, left)
+            with self._changed:
+                self._changed.wait(wait)
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    # -- introspection ---------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        conn = self._backend.reader()
+        q = lambda sql: conn.execute(sql).fetchone()  # noqa: E731
+        live, deleted = q("SELECT count(*) - total(deleted), total(deleted) FROM docs")
+        blobs, blob_bytes = q("SELECT count(*), coalesce(sum(size), 0) FROM blobs")
+        files = {}
+        for suffix in ("", "-wal"):
+            p = self._backend.path + suffix
+            files["db_bytes" if not suffix else "wal_bytes"] = os.path.getsize(p) if os.path.exists(p) else 0
+        return {
+            "directory": self.directory, "durability": self.durability, "read_only": self.read_only,
+            "position": self.position, "collections": len(self.collections()),
+            "records": int(live), "deleted": int(deleted),
+            "versions": q("SELECT count(*) FROM log WHERE kind='record' AND erased=0")[0],
+            "blobs": blobs, "blob_bytes": blob_bytes, **files,
+            "sqlite_version": apsw.sqlite_lib_version(),
+        }
