@@ -93,12 +93,13 @@ class BlobStore:
             raise errors.ValidationError(
                 f"a blob must be bytes, a binary file or a path, not {type(source).__name__}", path="data")
         try:
-            with self._backend.transaction() as tx:
-                conn = tx.conn
+            with self._backend.write() as tx:
+                conn = tx.cur
                 try:
                     row = conn.execute("SELECT size, content_type FROM blobs WHERE hash=?", (h,)).fetchone()
                     if row is not None:
                         return BlobRef(h, row[0], row[1])
+                    tx.writes += 1
                     if tmp is not None:
                         self._place(tmp, h)
                         tmp = None
@@ -168,12 +169,11 @@ class BlobStore:
             finally:
                 os.close(fd)
 
-    def _add_refs(self, conn: apsw.Connection, hashes: list[str], position: int, where: str) -> None:
+    def _check_refs(self, conn: apsw.Cursor, hashes: list[str], where: str) -> None:
         for h in set(hashes):
             if conn.execute("SELECT 1 FROM blobs WHERE hash=?", (h,)).fetchone() is None:
                 raise errors.ValidationError(f"{where} refers to blob {h}, which is not stored",
                                              path="$blob", hint="store it with store.blobs.put() first")
-            conn.execute("INSERT OR IGNORE INTO blob_refs(hash, position) VALUES(?, ?)", (h, position))
 
     # -- reading -----------------------------------------------------------------------
 
@@ -231,7 +231,7 @@ class BlobStore:
         """
         cutoff = time.time_ns() // 1000 - int(grace.total_seconds() * 1_000_000)
         with self._backend.transaction() as tx:
-            rows = tx.conn.execute(
+            rows = tx.cur.execute(
                 "DELETE FROM blobs WHERE created < ? AND NOT EXISTS"
                 " (SELECT 1 FROM blob_refs r WHERE r.hash = blobs.hash) RETURNING hash, data IS NULL",
                 (cutoff,)).fetchall()
@@ -241,12 +241,12 @@ class BlobStore:
                 tx.wrote = True
         with self._backend.transaction() as tx:
             for h, in_file in rows:
-                if in_file and tx.conn.execute("SELECT 1 FROM blobs WHERE hash=?", (h,)).fetchone() is None:
+                if in_file and tx.cur.execute("SELECT 1 FROM blobs WHERE hash=?", (h,)).fetchone() is None:
                     _unlink(self._path(h))
-            self._remove_orphans(tx.conn, cutoff / 1_000_000)
+            self._remove_orphans(tx.cur, cutoff / 1_000_000)
         return len(rows)
 
-    def _remove_orphans(self, conn: apsw.Connection, cutoff: float) -> None:
+    def _remove_orphans(self, conn: apsw.Cursor, cutoff: float) -> None:
         if not os.path.isdir(self.directory):
             return
         for entry in os.scandir(self.directory):

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import apsw
+import orjson
 
 from . import errors
 from .encoding import checksum, encode_content, make_rev, merge_patch
@@ -22,13 +23,22 @@ _MISSING: Any = object()
 _COLS = "version, rev, type, created, modified, author, deleted, checksum, json(body)"
 _GET = f"SELECT {_COLS} FROM docs WHERE collection=? AND id=?"
 _LOG_COLS = "version, rev, type, created, at, author, op='delete', checksum, json(body)"
-_GET_VERSION = (f"SELECT {_LOG_COLS} FROM log WHERE kind='record' AND collection=? AND id=?"
-                " AND version=? AND erased=0")
-_HISTORY = (f"SELECT {_LOG_COLS} FROM log WHERE kind='record' AND collection=? AND id=? AND erased=0"
-            " AND op != 'purge' ORDER BY version")
-_CURRENT = "SELECT version, rev, created, deleted FROM docs WHERE collection=? AND id=?"
+# The versions of one record, newest first, walking the prev chain from docs.position
+# down to version ? (exclusive).
+_CHAIN = ("WITH RECURSIVE chain(p) AS (SELECT position FROM docs WHERE collection=? AND id=?"
+          " UNION ALL SELECT log.prev FROM log JOIN chain ON log.position = chain.p"
+          " WHERE log.prev IS NOT NULL AND log.version > ?)")
+_GET_VERSION = (f"{_CHAIN} SELECT {_LOG_COLS} FROM log JOIN chain ON log.position = chain.p"
+                " WHERE version=? AND erased=0")
+_HISTORY = (f"{_CHAIN} SELECT {_LOG_COLS} FROM log JOIN chain ON log.position = chain.p"
+            " WHERE erased=0 AND version > ? ORDER BY version")
+_CURRENT = "SELECT version, rev, created, deleted, position FROM docs WHERE collection=? AND id=?"
 _LOG_INSERT = ("INSERT INTO log(kind, collection, id, version, rev, op, at, author, type, created,"
-               " checksum, body) VALUES('record', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?))")
+               " checksum, prev, body) VALUES('record', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?))")
+_LOG_INSERT_AT = ("INSERT INTO log(position, kind, collection, id, version, rev, op, at, author, type,"
+                  " created, checksum, prev, body) VALUES(?, 'record', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?))")
+_CURRENT_MANY = ("SELECT id, version, rev, created, deleted, position FROM docs WHERE collection=?"
+                 " AND id IN (SELECT value FROM json_each(?))")
 _DOC_UPSERT = (
     "INSERT INTO docs(collection, id, version, rev, type, created, modified, author, deleted,"
     " position, checksum, body) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?))"
@@ -79,7 +89,9 @@ class Collection:
         if version is None:
             row = self._fetch(_GET, (self.name, id))
         else:
-            row = self._fetch(_GET_VERSION, (self.name, id, version))
+            row = self._fetch(_GET_VERSION, (self.name, id, version - 1, version))
+            if row is not None and self._hidden_by_keep_history(id, version):
+                row = None
         if row is None or row[6]:
             if default is not _MISSING:
                 return default
@@ -96,6 +108,7 @@ class Collection:
         out: list[Record | None] = []
         conn = self._backend.reader()
         own = not self._backend.in_transaction()
+        # one read transaction: a consistent snapshot, and one lock for all the keys
         try:
             if own:
                 conn.execute("BEGIN")
@@ -113,13 +126,25 @@ class Collection:
     def history(self, id: str) -> list[Record]:
         """Every kept version of ``id``, oldest first, deletions included."""
         try:
-            rows = self._backend.reader().execute(_HISTORY, (self.name, id)).fetchall()
+            conn = self._backend.reader()
+            floor = 0
+            if self.keep_history is not None:
+                head = conn.execute(_CURRENT, (self.name, id)).fetchone()
+                floor = head[0] - self.keep_history if head else 0
+            rows = conn.execute(_HISTORY, (self.name, id, floor, floor)).fetchall()
         except apsw.Error as e:
             raise translate(e, f"{self.name}/{id}") from e
         if not rows:
             check_id(id)
             raise errors.NotFound(f"{self.name}/{id} has no history")
         return [self._record(id, row) for row in rows]
+
+    def _hidden_by_keep_history(self, id: str, version: int) -> bool:
+        """Versions beyond keep_history are erased in steps; until then reads hide them."""
+        if self.keep_history is None:
+            return False
+        head = self._fetch(_CURRENT, (self.name, id))
+        return head is not None and version <= head[0] - self.keep_history
 
     def __len__(self) -> int:
         row = self._backend.reader().execute(
@@ -178,7 +203,7 @@ class Collection:
         """Create or replace a record; ``if_version=N`` writes only if the current version is N."""
         id = new_id() if id is None else check_id(id)
         data, blobs = self._prepare(content)
-        with self._backend.transaction() as tx:
+        with self._backend.write() as tx:
             return self._write(tx, id, data, blobs, type=type, author=author,
                                if_version=if_version, op="put")
 
@@ -187,7 +212,7 @@ class Collection:
         """Create a record; AlreadyExists if ``id`` is live."""
         id = new_id() if id is None else check_id(id)
         data, blobs = self._prepare(content)
-        with self._backend.transaction() as tx:
+        with self._backend.write() as tx:
             return self._write(tx, id, data, blobs, type=type, author=author, op="insert",
                                must_not_exist=True)
 
@@ -198,7 +223,7 @@ class Collection:
         if not isinstance(patch, dict):
             raise errors.ValidationError(
                 f"a merge patch must be a dict, not {type(patch).__name__}", path="patch")
-        with self._backend.transaction() as tx:
+        with self._backend.write() as tx:
             current = self._current(tx, id, if_version)
             content = merge_patch(current.content, patch)
             data, blobs = self._prepare(content)
@@ -208,7 +233,7 @@ class Collection:
     def delete(self, id: str, *, if_version: int | None = None, author: str | None = None) -> Record:
         """Write a tombstone version; NotFound if ``id`` is not live."""
         check_id(id)
-        with self._backend.transaction() as tx:
+        with self._backend.write() as tx:
             current = self._current(tx, id, if_version)
             return self._write(tx, id, None, [], type=current.type, author=author,
                                if_version=current.version, op="delete")
@@ -216,9 +241,9 @@ class Collection:
     def revert(self, id: str, version: int, *, author: str | None = None) -> Record:
         """Write a new version whose content is that of ``version``."""
         check_id(id)
-        with self._backend.transaction() as tx:
+        with self._backend.write() as tx:
             old = self.get(id, version=version)
-            row = tx.conn.execute(_CURRENT, (self.name, id)).fetchone()
+            row = tx.cur.execute(_CURRENT, (self.name, id)).fetchone()
             data, blobs = self._prepare(old.content)
             return self._write(tx, id, data, blobs, type=old.type, author=author,
                                if_version=row[0], op="revert")
@@ -230,12 +255,13 @@ class Collection:
         no content, author or type of the purged versions.
         """
         check_id(id)
-        with self._backend.transaction() as tx:
-            conn = tx.conn
+        with self._backend.write() as tx:
+            conn = tx.cur
             row = conn.execute(_CURRENT, (self.name, id)).fetchone()
             if row is None:
                 raise errors.NotFound(f"{self.name}/{id} does not exist")
-            self._erase(conn, "collection=? AND id=?", (self.name, id), scrub=True)
+            tx.writes += 1
+            self._erase(conn, (self.name, id, 0), scrub=True)
             conn.execute("DELETE FROM docs WHERE collection=? AND id=?", (self.name, id))
             self._store._append_log(tx, "record", self.name, id, None, None, "purge", None)
 
@@ -255,14 +281,13 @@ class Collection:
                 prepared.append((id, *self._prepare(content)))
             except errors.ValidationError as e:
                 raise errors.ValidationError(f"items[{i}]: {e.message}", path=e.path, hint=e.hint) from e
-        with self._backend.transaction() as tx:
-            return [self._write(tx, id, data, blobs, type=type, author=author, op="put")
-                    for id, data, blobs in prepared]
+        with self._backend.transaction() as tx:  # a savepoint when nested: all or nothing
+            return self._write_many(tx, prepared, type=type, author=author)
 
     # -- the write path --------------------------------------------------------------
 
     def _current(self, tx: Transaction, id: str, if_version: int | None) -> Record:
-        row = tx.conn.execute(_GET, (self.name, id)).fetchone()
+        row = tx.cur.execute(_GET, (self.name, id)).fetchone()
         if if_version is not None and if_version != (row[0] if row else 0):
             raise self._conflict(id, if_version, row)
         if row is None or row[6]:
@@ -280,7 +305,7 @@ class Collection:
     def _write(self, tx: Transaction, id: str, data: bytes | None, blobs: list[str], *,
                type: str | None, author: str | None, op: str, if_version: int | None = None,
                must_not_exist: bool = False) -> Record:
-        conn = tx.conn
+        conn = tx.cur
         store = self._store
         name = self.name
         try:
@@ -291,7 +316,11 @@ class Collection:
             if must_not_exist and row is not None and not row[3]:
                 raise errors.AlreadyExists(f"{name}/{id} already exists at version {row[0]}",
                                            hint="use put() to replace it or update() to patch it")
-            store._ensure_collection(tx, name)
+            if blobs:
+                store.blobs._check_refs(conn, blobs, f"{name}/{id}")
+            tx.writes += 1  # checks done: from here on a failure dooms an enclosing transaction
+            if name not in store._ensured and name not in tx.ensured:
+                store._ensure_collection(tx, name)
             ck = None if data is None else checksum(data)
             rev = make_rev(version, row[1] if row else None, ck)
             now = now_us()
@@ -299,27 +328,91 @@ class Collection:
             text = None if data is None else data.decode()
             author = author or store.author
             deleted = data is None
-            conn.execute(_LOG_INSERT, (name, id, version, rev, op, now, author, type, created, ck, text))
-            position = conn.last_insert_rowid()
+            conn.execute(_LOG_INSERT, (name, id, version, rev, op, now, author, type, created, ck,
+                                       row[4] if row else None, text))
+            position = tx.conn.last_insert_rowid()
             conn.execute(_DOC_UPSERT, (name, id, version, rev, type, created, now, author, deleted,
                                        position, ck, text))
             if blobs:
-                store.blobs._add_refs(conn, blobs, position, f"{name}/{id}")
-            if self.keep_history is not None and version > self.keep_history:
-                self._erase(conn, "collection=? AND id=? AND version<=?",
-                            (name, id, version - self.keep_history))
+                conn.executemany("INSERT OR IGNORE INTO blob_refs(hash, position) VALUES(?, ?)",
+                                 [(h, position) for h in set(blobs)])
+            keep = self.keep_history
+            if keep is not None and version > keep and (version - keep) % max(1, keep // 4) == 0:
+                # Erase in steps of keep/4 versions so a write walks the chain rarely;
+                # reads already hide the versions past the limit.
+                self._erase(conn, (name, id, 0), below=version - keep + 1)
         except apsw.Error as e:
             raise translate(e, f"{name}/{id}") from e
         tx.wrote = True
         return Record(name, id, type, version, rev, ck, author, deleted, data, created, now)
 
-    def _erase(self, conn: apsw.Connection, where: str, args: tuple[Any, ...], *,
-               scrub: bool = False) -> None:
-        """Remove the content of matching log versions and release their blob references."""
+    def _write_many(self, tx: Transaction, prepared: list[tuple[str, bytes, list[str]]], *,
+                    type: str | None, author: str | None) -> list[Record]:
+        """The batch form of ``_write``: one lookup of the current versions, then ``executemany``.
+
+        Positions are assigned explicitly from the log's maximum, which is safe
+        because this transaction holds the write lock.
+        """
+        cur, store, name = tx.cur, self._store, self.name
+        current: dict[str, tuple[Any, ...]] = {}
+        unique = list(dict.fromkeys(id for id, _, _ in prepared))
+        try:
+            for i in range(0, len(unique), 500):
+                chunk = orjson.dumps(unique[i:i + 500]).decode()
+                for row in cur.execute(_CURRENT_MANY, (name, chunk)).fetchall():
+                    current[row[0]] = row[1:]
+            all_blobs = [h for _, _, blobs in prepared for h in blobs]
+            if all_blobs:
+                store.blobs._check_refs(cur, all_blobs, name)
+            tx.writes += 1
+            if name not in store._ensured and name not in tx.ensured:
+                store._ensure_collection(tx, name)
+            position = cur.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0]
+            now = now_us()
+            author = author or store.author
+            log_rows, doc_rows, refs, records = [], {}, [], []
+            first_version: dict[str, int] = {}
+            for id, data, blobs in prepared:
+                position += 1
+                row = current.get(id)
+                version = row[0] + 1 if row else 1
+                first_version.setdefault(id, version)
+                ck = checksum(data)
+                rev = make_rev(version, row[1] if row else None, ck)
+                created = row[2] if row is not None and not row[3] else now
+                text = data.decode()
+                log_rows.append((position, name, id, version, rev, "put", now, author, type, created, ck,
+                                 row[4] if row else None, text))
+                doc_rows[id] = (name, id, version, rev, type, created, now, author, False, position, ck, text)
+                current[id] = (version, rev, created, 0, position)
+                refs += [(h, position) for h in set(blobs)]
+                records.append(Record(name, id, type, version, rev, ck, author, False, data, created, now))
+            cur.executemany(_LOG_INSERT_AT, log_rows)
+            cur.executemany(_DOC_UPSERT, list(doc_rows.values()))
+            if refs:
+                cur.executemany("INSERT OR IGNORE INTO blob_refs(hash, position) VALUES(?, ?)", refs)
+            keep = self.keep_history
+            if keep is not None:
+                step = max(1, keep // 4)
+                for id, first in first_version.items():
+                    last = current[id][0]
+                    if last > keep and any((v - keep) % step == 0 for v in range(max(first, keep + 1), last + 1)):
+                        self._erase(cur, (name, id, 0), below=last - keep + 1)
+        except apsw.Error as e:
+            raise translate(e, name) from e
+        tx.wrote = True
+        return records
+
+    def _erase(self, conn: apsw.Cursor, chain_args: tuple[str, str, int], *,
+               below: int | None = None, scrub: bool = False) -> None:
+        """Remove the content of a record's versions (those under ``below``, else all)
+        and release their blob references. ``scrub`` also removes author and type."""
         extra = ", author=NULL, type=NULL, checksum=NULL" if scrub else ""
-        only_kept = "" if scrub else " AND erased=0"
+        only = "" if below is None else f" AND version < {int(below)}"
+        kept = "" if scrub else " AND erased=0"
         positions = conn.execute(
-            f"UPDATE log SET body=NULL, erased=1{extra} WHERE kind='record' AND {where}{only_kept}"
-            " RETURNING position", args).fetchall()
+            f"{_CHAIN} UPDATE log SET body=NULL, erased=1{extra}"
+            f" WHERE position IN (SELECT p FROM chain){only}{kept} RETURNING position",
+            chain_args).fetchall()
         if positions:
             conn.executemany("DELETE FROM blob_refs WHERE position=?", positions)

@@ -61,18 +61,11 @@ def _fail(path: str, message: str, hint: str | None = None) -> ValidationError:
 
 
 def _walk(value: Any, path: str, blobs: list[str]) -> None:
-    """Check that ``value`` is JSON-compatible; collect blob references into ``blobs``."""
+    """Check that ``value`` is JSON-compatible; collect blob references into ``blobs``.
+
+    The hot path is a dict of scalars, so scalars are checked inline without a call.
+    """
     t = type(value)
-    if t in _SCALARS:
-        return
-    if t is int:
-        if not INT_MIN <= value <= INT_MAX:
-            raise _fail(path, f"integer {value} is outside the 64-bit range", "store it as a string")
-        return
-    if t is float:
-        if not math.isfinite(value):
-            raise _fail(path, f"{value!r} is not a finite number", "JSON has no NaN or infinity; use null")
-        return
     if t is dict:
         if len(value) == 1 and "$blob" in value:
             if not isinstance(value["$blob"], str):
@@ -82,11 +75,29 @@ def _walk(value: Any, path: str, blobs: list[str]) -> None:
         for k, v in value.items():
             if type(k) is not str:
                 raise _fail(path, f"key {k!r} is a {type(k).__name__}, not a string")
+            tv = type(v)
+            if tv is str or tv is bool or v is None or (tv is int and INT_MIN <= v <= INT_MAX) or (
+                    tv is float and v - v == 0.0):
+                continue
             _walk(v, f"{path}.{k}" if path else k, blobs)
         return
     if t is list:
         for i, v in enumerate(value):
+            tv = type(v)
+            if tv is str or tv is bool or v is None or (tv is int and INT_MIN <= v <= INT_MAX) or (
+                    tv is float and v - v == 0.0):
+                continue
             _walk(v, f"{path}[{i}]", blobs)
+        return
+    if t in _SCALARS:
+        return
+    if t is int:
+        if not INT_MIN <= value <= INT_MAX:
+            raise _fail(path, f"integer {value} is outside the 64-bit range", "store it as a string")
+        return
+    if t is float:
+        if not math.isfinite(value):
+            raise _fail(path, f"{value!r} is not a finite number", "JSON has no NaN or infinity; use null")
         return
     if t is BlobRef:
         blobs.append(value.hash)
@@ -124,7 +135,7 @@ def encode_content(content: Any, *, max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES)
                 hint="wrap the value: {'value': ...}")
     blobs: list[str] = []
     for k in content:
-        if type(k) is str and k.startswith("_"):
+        if type(k) is str and k[:1] == "_":
             raise _fail(k, f"top-level key {k!r} starts with '_', which is reserved for envelope fields")
     _walk(content, "", blobs)
     data = orjson.dumps(content, default=_default, option=_OPTS)
@@ -146,11 +157,8 @@ def checksum(data: bytes) -> str:
 
 def make_rev(version: int, parent_rev: str | None, content_checksum: str | None) -> str:
     """``"{version}-{digest}"``; the digest covers the parent rev and the content (None: deleted)."""
-    h = blake2b(digest_size=16)
-    h.update((parent_rev or "").encode())
-    h.update(b"\x00")
-    h.update((content_checksum or "deleted").encode())
-    return f"{version}-{h.hexdigest()}"
+    material = f"{parent_rev or ''}\x00{content_checksum or 'deleted'}".encode()
+    return f"{version}-{blake2b(material, digest_size=16).hexdigest()}"
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,45 +24,41 @@ class Record:
     A deleted record (a tombstone) has ``deleted=True`` and ``content=None``.
     """
 
-    __slots__ = ("collection", "id", "type", "version", "rev", "checksum", "author", "deleted",
-                 "_text", "_content", "_created_us", "_modified_us")
+    # Read-only properties over private slots: construction is plain slot stores
+    # (a Record is made on every read and write), assignment raises AttributeError.
+    __slots__ = ("_collection", "_id", "_type", "_version", "_rev", "_checksum", "_author",
+                 "_deleted", "_text", "_content", "_created_us", "_modified_us")
 
-    collection: str
-    id: str
-    type: str | None
-    version: int
-    rev: str
-    checksum: str | None
-    author: str | None
-    deleted: bool
+    collection: str = property(attrgetter("_collection"))  # type: ignore[assignment]
+    id: str = property(attrgetter("_id"))  # type: ignore[assignment]
+    type: str | None = property(attrgetter("_type"))  # type: ignore[assignment]
+    version: int = property(attrgetter("_version"))  # type: ignore[assignment]
+    rev: str = property(attrgetter("_rev"))  # type: ignore[assignment]
+    checksum: str | None = property(attrgetter("_checksum"))  # type: ignore[assignment]
+    author: str | None = property(attrgetter("_author"))  # type: ignore[assignment]
+    deleted: bool = property(attrgetter("_deleted"))  # type: ignore[assignment]
 
     def __init__(self, collection: str, id: str, type: str | None, version: int, rev: str,
                  checksum: str | None, author: str | None, deleted: bool,
-                 text: str | bytes | None, created_us: int, modified_us: int,
-                 content: Any = None) -> None:
-        s = object.__setattr__
-        s(self, "collection", collection)
-        s(self, "id", id)
-        s(self, "type", type)
-        s(self, "version", version)
-        s(self, "rev", rev)
-        s(self, "checksum", checksum)
-        s(self, "author", author)
-        s(self, "deleted", deleted)
-        s(self, "_text", text)
-        s(self, "_content", content)
-        s(self, "_created_us", created_us)
-        s(self, "_modified_us", modified_us)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("Record is immutable; write a new version with put() or update()")
+                 text: str | bytes | None, created_us: int, modified_us: int) -> None:
+        self._collection = collection
+        self._id = id
+        self._type = type
+        self._version = version
+        self._rev = rev
+        self._checksum = checksum
+        self._author = author
+        self._deleted = deleted
+        self._text = text
+        self._content = None
+        self._created_us = created_us
+        self._modified_us = modified_us
 
     @property
     def content(self) -> dict[str, Any] | None:
         c = self._content
         if c is None and self._text is not None:
-            c = decode(self._text)
-            object.__setattr__(self, "_content", c)
+            c = self._content = decode(self._text)
         return c
 
     @property

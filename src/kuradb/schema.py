@@ -41,8 +41,11 @@ CREATE TABLE docs(
 );
 
 -- The change log, the spine: one row per change with a gapless position.
--- Record rows keep the content of that version (history); erased=1 when
--- keep_history, purge or drop_collection removed the content.
+-- Record rows keep the content of that version (history), chained to the
+-- previous version of the same record by prev (docs.position is the head);
+-- erased=1 when keep_history, purge or drop_collection removed the content.
+-- A chain, not an index on (collection, id, version): one b-tree less to
+-- update on every write (single puts 0.57x -> 0.77x raw SQLite, bench/layout.py).
 CREATE TABLE log(
     position   INTEGER PRIMARY KEY,
     kind       TEXT NOT NULL,
@@ -56,10 +59,10 @@ CREATE TABLE log(
     type       TEXT,
     created    INTEGER,
     checksum   TEXT,
+    prev       INTEGER,
     erased     INTEGER NOT NULL DEFAULT 0,
     body       BLOB
 );
-CREATE INDEX log_record ON log(collection, id, version) WHERE kind = 'record';
 
 -- Blob metadata; data is inline for small blobs and NULL for blobs kept as files.
 CREATE TABLE blobs(

@@ -55,13 +55,17 @@ def translate(e: BaseException, where: str = "") -> errors.KuraError:
 class Transaction:
     """State of the open transaction of one thread."""
 
-    __slots__ = ("conn", "depth", "after_commit", "wrote")
+    __slots__ = ("conn", "cur", "depth", "after_commit", "wrote", "writes", "doomed", "ensured")
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: apsw.Connection, cur: apsw.Cursor) -> None:
         self.conn = conn
+        self.cur = cur  # reused: a fresh cursor per statement costs twice as much
+        self.ensured: set[str] = set()
         self.depth = 0
         self.after_commit: list[Callable[[], Any]] = []
         self.wrote = False
+        self.writes = 0  # bumped by an operation just before its first statement that writes
+        self.doomed: BaseException | None = None
 
 
 class _TransactionScope:
@@ -102,6 +106,37 @@ class _TransactionScope:
         b._end(tx, commit=et is None)
 
 
+class _WriteScope:
+    """The scope of one library write operation (put, delete...).
+
+    Outside a transaction it is a transaction of its own. Inside one it adds no
+    savepoint (an operation checks everything before its first write, so a
+    check failure leaves nothing behind); if it fails after it began writing,
+    the enclosing transaction is doomed: its commit raises and rolls back.
+    """
+
+    __slots__ = ("backend", "tx", "own", "writes")
+
+    def __init__(self, backend: SQLiteBackend) -> None:
+        self.backend = backend
+
+    def __enter__(self) -> Transaction:
+        b = self.backend
+        tx = b._local.__dict__.get("tx")
+        self.own = tx is None
+        if tx is None:
+            tx = b._begin()
+        self.tx = tx
+        self.writes = tx.writes
+        return tx
+
+    def __exit__(self, et: Any, e: Any, tb: Any) -> None:
+        if self.own:
+            self.backend._end(self.tx, commit=et is None)
+        elif et is not None and self.tx.writes != self.writes:
+            self.tx.doomed = e
+
+
 class SQLiteBackend:
     """A kuradb database file in a directory."""
 
@@ -128,6 +163,7 @@ class SQLiteBackend:
         elif not os.path.exists(self.path):
             raise errors.NotFound(f"no kuradb store at {directory!r}", hint="create it with kuradb init")
         self._writer = None if read_only else self._connect()
+        self._writer_cur = None if self._writer is None else self._writer.cursor()
         self._migrate(self._writer or self._connect())
 
     # -- connections ---------------------------------------------------------------
@@ -154,18 +190,18 @@ class SQLiteBackend:
             self._conns.append(conn)
         return conn
 
-    def reader(self) -> apsw.Connection:
-        """The connection reads on this thread should use."""
+    def reader(self) -> apsw.Cursor:
+        """The cursor reads on this thread should use; fetch its results before the next read."""
         d = self._local.__dict__
         tx = d.get("tx")
         if tx is not None:
-            return tx.conn
-        conn = d.get("conn")
-        if conn is None:
+            return tx.cur
+        cur = d.get("cur")
+        if cur is None:
             if self._closed:
                 raise errors.Closed("the store is closed")
-            conn = d["conn"] = self._connect()
-        return conn
+            cur = d["cur"] = self._connect().cursor()
+        return cur
 
     def in_transaction(self) -> bool:
         return self._local.__dict__.get("tx") is not None
@@ -177,6 +213,9 @@ class SQLiteBackend:
 
     def transaction(self) -> _TransactionScope:
         return _TransactionScope(self)
+
+    def write(self) -> _WriteScope:
+        return _WriteScope(self)
 
     def _begin(self) -> Transaction:
         if self._closed:
@@ -193,13 +232,18 @@ class SQLiteBackend:
         except BaseException as e:
             self._write_lock.release()
             raise translate(e, "begin") from e
-        tx = Transaction(self._writer)
+        tx = Transaction(self._writer, self._writer_cur)
         self._local.tx = tx
         return tx
 
     def _end(self, tx: Transaction, *, commit: bool) -> None:
         committed = False
         try:
+            if commit and tx.doomed is not None:
+                self._rollback_quietly(tx.conn)
+                raise errors.KuraError(
+                    f"the transaction was rolled back: a write in it failed part-way ({tx.doomed})",
+                    hint="retry the whole transaction") from tx.doomed
             if commit:
                 try:
                     tx.conn.execute("COMMIT")

@@ -73,6 +73,7 @@ class Store:
         self._backend = SQLiteBackend(directory, durability=durability, read_only=read_only,
                                       timeout=timeout)
         self._collections: dict[str, Collection] = {}
+        self._ensured: set[str] = set()  # collections known to have their row
         self._lock = threading.Lock()
         self._changed = threading.Condition()
         self._backend.on_commit(self._notify)
@@ -142,7 +143,7 @@ class Store:
                 if options != saved:
                     with self._backend.transaction() as tx:
                         self._ensure_collection(tx, name)
-                        tx.conn.execute("UPDATE collections SET options=? WHERE name=?",
+                        tx.cur.execute("UPDATE collections SET options=? WHERE name=?",
                                         (orjson.dumps(options).decode(), name))
             coll = Collection(self, name, validator=validator, keep_history=keep_history, schema=schema)
             self._collections[name] = coll
@@ -156,27 +157,40 @@ class Store:
         return orjson.loads(row[0]) if row else {}
 
     def _ensure_collection(self, tx: Transaction, name: str) -> None:
-        tx.conn.execute("INSERT OR IGNORE INTO collections(name, created) VALUES(?, ?)", (name, now_us()))
+        tx.cur.execute("INSERT OR IGNORE INTO collections(name, created) VALUES(?, ?)", (name, now_us()))
+        tx.ensured.add(name)
+        tx.after_commit.append(lambda: self._ensured.add(name))
 
     def collections(self) -> list[str]:
-        rows = self._backend.reader().execute("SELECT name FROM collections ORDER BY name").fetchall()
+        """Names of the collections that exist (that were written to or given options)."""
+        # Records are the truth: a collection whose row another process dropped while
+        # this one still had it cached is listed as long as it has records.
+        rows = self._backend.reader().execute(
+            "WITH RECURSIVE c(n) AS (SELECT min(collection) FROM docs UNION ALL"
+            " SELECT (SELECT min(collection) FROM docs WHERE collection > n) FROM c WHERE n IS NOT NULL)"
+            " SELECT n FROM c WHERE n IS NOT NULL UNION SELECT name FROM collections ORDER BY 1").fetchall()
         return [r[0] for r in rows]
 
     def drop_collection(self, name: str) -> None:
         """Delete a collection, its records and their history; NotFound if it does not exist."""
         check_collection_name(name)
-        with self._backend.transaction() as tx:
-            conn = tx.conn
+        with self._backend.write() as tx:
+            conn = tx.cur
             if conn.execute("DELETE FROM collections WHERE name=? RETURNING name", (name,)).fetchone() is None:
                 raise errors.NotFound(f"collection {name!r} does not exist")
+            tx.writes += 1
             positions = conn.execute(
-                "UPDATE log SET body=NULL, erased=1 WHERE kind='record' AND collection=?"
+                "WITH RECURSIVE chain(p) AS (SELECT position FROM docs WHERE collection=?"
+                " UNION ALL SELECT log.prev FROM log JOIN chain ON log.position = chain.p"
+                " WHERE log.prev IS NOT NULL)"
+                " UPDATE log SET body=NULL, erased=1 WHERE position IN (SELECT p FROM chain)"
                 " RETURNING position", (name,)).fetchall()
             conn.executemany("DELETE FROM blob_refs WHERE position=?", positions)
             conn.execute("DELETE FROM docs WHERE collection=?", (name,))
             self._append_log(tx, "collection", name, None, None, None, "drop", None)
         with self._lock:
             self._collections.pop(name, None)
+            self._ensured.discard(name)
 
     def repository(self, model: type, *, collection: str | None = None) -> Any:
         """Typed access to a collection through a pydantic model or dataclass."""
@@ -196,7 +210,7 @@ class Store:
 
     def _append_log(self, tx: Transaction, kind: str, collection: str | None, id: str | None,
                     version: int | None, rev: str | None, op: str, author: str | None) -> int:
-        tx.conn.execute(
+        tx.cur.execute(
             "INSERT INTO log(kind, collection, id, version, rev, op, at, author) VALUES(?,?,?,?,?,?,?,?)",
             (kind, collection, id, version, rev, op, now_us(), author or self.author))
         tx.wrote = True
