@@ -16,7 +16,7 @@ class Repository(Generic[T]):
     """``save(obj)``, ``get(id)``, ``find(filter)``, ``delete(id)`` with model objects.
 
     The model needs a string field ``id``; the other fields are the content.
-    A pydantic model validates the content on every save.
+    Objects are validated by their model when made, and again when loaded.
     """
 
     def __init__(self, store: Store, model: type[T], *, collection: str | None = None) -> None:
@@ -29,7 +29,7 @@ class Repository(Generic[T]):
         if "id" not in fields:
             raise errors.ValidationError(f"{model.__name__} has no 'id' field", path="model.id")
         name = collection or model.__name__.lower()
-        self.collection = store.collection(name, schema=model if self._pydantic else None)
+        self.collection = store.collection(name)
 
     def _content(self, obj: T) -> tuple[str, dict[str, Any]]:
         if not isinstance(obj, self.model):

@@ -1,0 +1,351 @@
+"""Records and collections: API.md "Records and collections"."""
+from __future__ import annotations
+
+import dataclasses
+from datetime import timezone
+
+import pytest
+
+import kuradb
+from kuradb import errors
+
+
+def test_put_creates_version_1_with_envelope(notes):
+    rec = notes.put({"title": "hi", "tags": ["a"]}, id="n1", type="note")
+    assert (rec.id, rec.collection, rec.type, rec.version) == ("n1", "notes", "note", 1)
+    assert rec.content == {"title": "hi", "tags": ["a"]}
+    assert rec["title"] == "hi"
+    assert rec.rev.startswith("1-") and len(rec.rev) == 34
+    assert len(rec.checksum) == 32
+    assert rec.created.tzinfo == timezone.utc and rec.modified == rec.created
+    assert rec.deleted is False
+    assert notes.get("n1") == rec
+    assert notes.get("n1").content == rec.content
+
+
+def test_every_write_increments_version_and_keeps_created(notes):
+    first = notes.put({"v": 1}, id="a")
+    second = notes.put({"v": 2}, id="a")
+    assert second.version == 2
+    assert second.created == first.created
+    assert second.modified >= first.modified
+    assert notes.get("a")["v"] == 2
+
+
+def test_record_is_immutable(notes):
+    rec = notes.put({"v": 1}, id="a")
+    with pytest.raises(AttributeError):
+        rec.version = 5  # type: ignore[misc]
+
+
+def test_rev_depends_on_parent_so_divergent_replicas_differ(tmp_path):
+    with kuradb.open(tmp_path / "a") as a, kuradb.open(tmp_path / "b") as b:
+        ra1 = a["c"].put({"x": 1}, id="k")
+        rb1 = b["c"].put({"x": 1}, id="k")
+        assert ra1.rev == rb1.rev  # same history, same content -> same rev
+        ra2 = a["c"].put({"x": 2}, id="k")
+        rb2 = b["c"].put({"x": 3}, id="k")
+        assert ra2.version == rb2.version == 2 and ra2.rev != rb2.rev
+        assert ra2.checksum != rb2.checksum
+
+
+def test_checksum_covers_canonical_content_regardless_of_key_order(notes):
+    a = notes.put({"a": 1, "b": 2}, id="x")
+    b = notes.put({"b": 2, "a": 1}, id="y")
+    assert a.checksum == b.checksum
+
+
+def test_generated_ids_are_unique_and_time_ordered(notes):
+    recs = [notes.put({"i": i}) for i in range(200)]
+    ids = [r.id for r in recs]
+    assert len(set(ids)) == 200
+    assert ids == sorted(ids)
+    assert all(len(i) == 26 for i in ids)
+
+
+def test_insert_refuses_existing_but_revives_deleted(notes):
+    notes.insert({"v": 1}, id="a")
+    with pytest.raises(errors.AlreadyExists, match="notes/a"):
+        notes.insert({"v": 2}, id="a")
+    assert notes.get("a")["v"] == 1
+    notes.delete("a")
+    rec = notes.insert({"v": 3}, id="a")
+    assert rec.version == 3 and rec["v"] == 3
+
+
+def test_if_version_conflict_writes_nothing_and_reports_current(notes):
+    notes.put({"v": 1}, id="a")
+    notes.put({"v": 2}, id="a", if_version=1)
+    with pytest.raises(errors.ConflictError) as info:
+        notes.put({"v": 3}, id="a", if_version=1)
+    assert info.value.current.version == 2
+    assert info.value.code == "conflict_detected"
+    assert "version 2" in str(info.value)
+    assert notes.get("a")["v"] == 2
+    with pytest.raises(errors.ConflictError) as info:
+        notes.put({"v": 1}, id="new", if_version=3)
+    assert info.value.current is None
+    assert notes.put({"v": 1}, id="new", if_version=0).version == 1
+
+
+def test_update_applies_merge_patch(notes):
+    notes.put({"title": "t", "meta": {"a": 1, "b": 2}, "gone": True}, id="a")
+    rec = notes.update("a", {"meta": {"b": None, "c": 3}, "gone": None, "new": [1]})
+    assert rec.content == {"title": "t", "meta": {"a": 1, "c": 3}, "new": [1]}
+    assert rec.version == 2
+    with pytest.raises(errors.NotFound):
+        notes.update("missing", {"x": 1})
+    with pytest.raises(errors.ConflictError):
+        notes.update("a", {"x": 1}, if_version=1)
+    with pytest.raises(errors.ValidationError, match="merge patch"):
+        notes.update("a", ["not", "a", "dict"])  # type: ignore[arg-type]
+
+
+def test_update_keeps_type(notes):
+    notes.put({"a": 1}, id="a", type="note")
+    assert notes.update("a", {"b": 2}).type == "note"
+
+
+def test_get_missing_raises_or_returns_default(notes):
+    with pytest.raises(errors.NotFound, match="notes/nope"):
+        notes.get("nope")
+    assert notes.get("nope", None) is None
+    assert notes.get("nope", default="d") == "d"
+
+
+def test_delete_writes_tombstone_visible_in_history(notes):
+    notes.put({"v": 1}, id="a")
+    tomb = notes.delete("a")
+    assert tomb.deleted and tomb.version == 2 and tomb.content is None
+    with pytest.raises(errors.NotFound, match="deleted"):
+        notes.get("a")
+    assert "a" not in notes and len(notes) == 0
+    hist = notes.history("a")
+    assert [(r.version, r.deleted) for r in hist] == [(1, False), (2, True)]
+    with pytest.raises(errors.NotFound):
+        notes.delete("a")
+    with pytest.raises(errors.NotFound):
+        notes.delete("never")
+
+
+def test_get_old_version_and_history_oldest_first(notes):
+    for i in range(4):
+        notes.put({"v": i}, id="a")
+    assert [r["v"] for r in notes.history("a")] == [0, 1, 2, 3]
+    assert notes.get("a", version=2)["v"] == 1
+    with pytest.raises(errors.NotFound):
+        notes.get("a", version=9)
+    with pytest.raises(errors.NotFound):
+        notes.history("nope")
+
+
+def test_revert_writes_new_version_with_old_content(notes):
+    notes.put({"v": "first"}, id="a", type="t")
+    notes.put({"v": "second"}, id="a", type="t")
+    rec = notes.revert("a", 1)
+    assert rec.version == 3 and rec["v"] == "first" and rec.type == "t"
+    assert [r["v"] for r in notes.history("a")] == ["first", "second", "first"]
+
+
+def test_revert_brings_back_a_deleted_record(notes):
+    notes.put({"v": 1}, id="a")
+    notes.delete("a")
+    assert notes.revert("a", 1)["v"] == 1
+    assert "a" in notes
+
+
+def test_purge_erases_every_version_and_content(store, notes):
+    notes.put({"secret": "s1"}, id="a", author="alice")
+    notes.put({"secret": "s2"}, id="a")
+    notes.put({"keep": 1}, id="b")
+    notes.purge("a")
+    assert notes.get("a", None) is None
+    with pytest.raises(errors.NotFound):
+        notes.history("a")
+    raw = store._backend.reader().execute(
+        "SELECT count(*) FROM log WHERE id='a' AND (body IS NOT NULL OR author IS NOT NULL)").fetchone()[0]
+    assert raw == 0
+    assert [c.op for c in store.changes()][-1] == "purge"
+    assert notes.put({"new": 1}, id="a").version == 1
+    with pytest.raises(errors.NotFound):
+        notes.purge("nope")
+
+
+def test_put_many_is_one_transaction_and_validates_all_first(store, notes):
+    recs = notes.put_many([{"a": 1}, ("x", {"b": 2}), ("x", {"b": 3})])
+    assert [r.version for r in recs] == [1, 1, 2]
+    assert notes.get("x")["b"] == 3
+    assert [r["b"] for r in notes.history("x")] == [2, 3]
+    before = store.position
+    with pytest.raises(errors.ValidationError, match=r"items\[1\]"):
+        notes.put_many([("ok", {"a": 1}), ("bad", {"a": float("nan")})])
+    assert store.position == before and "ok" not in notes
+
+
+def test_put_many_positions_follow_the_log(store, notes):
+    notes.put({"a": 1}, id="first")
+    notes.put_many([(f"k{i}", {"i": i}) for i in range(5)])
+    notes.put({"a": 2}, id="last")
+    assert [c.position for c in store.changes()] == list(range(1, 8))
+
+
+def test_get_many_in_order_with_none_for_missing(notes):
+    notes.put({"v": 1}, id="a")
+    notes.put({"v": 2}, id="b")
+    notes.put({"v": 3}, id="c")
+    notes.delete("c")
+    got = notes.get_many(["b", "missing", "a", "c"])
+    assert [r and r["v"] for r in got] == [2, None, 1, None]
+
+
+def test_len_contains_iter_cover_live_records(notes):
+    for i in range(1500):  # more than one page of iteration
+        notes.put({"i": i}, id=f"id{i:05d}")
+    notes.delete("id00003")
+    assert len(notes) == 1499
+    assert "id00004" in notes and "id00003" not in notes and 42 not in notes
+    ids = list(notes)
+    assert len(ids) == 1499 and ids == sorted(ids) and "id00003" not in ids
+
+
+def test_collections_listed_and_dropped(store):
+    store.collection("a").put({"x": 1}, id="1")
+    store["b"].put({"x": 1}, id="1")
+    assert store.collections() == ["a", "b"]
+    store.drop_collection("a")
+    assert store.collections() == ["b"]
+    assert store["a"].get("1", None) is None
+    with pytest.raises(errors.NotFound):
+        store["a"].history("1")
+    with pytest.raises(errors.NotFound):
+        store.drop_collection("a")
+
+
+def test_keep_history_keeps_last_n_versions(store):
+    c = store.collection("c", keep_history=3)
+    for i in range(10):
+        c.put({"v": i}, id="a")
+    assert [r["v"] for r in c.history("a")] == [7, 8, 9]
+    assert c.get("a", version=8)["v"] == 7
+    with pytest.raises(errors.NotFound):
+        c.get("a", version=7)
+    alive = store._backend.reader().execute(
+        "SELECT count(*) FROM log WHERE id='a' AND erased=0").fetchone()[0]
+    assert alive <= 3 + max(1, 3 // 4)
+
+
+def test_keep_history_survives_reopen(tmp_path):
+    with kuradb.open(tmp_path) as s:
+        s.collection("c", keep_history=2)
+    with kuradb.open(tmp_path) as s:
+        c = s.collection("c")
+        assert c.keep_history == 2
+        for i in range(5):
+            c.put({"v": i}, id="a")
+        assert [r["v"] for r in c.history("a")] == [3, 4]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "3"])
+def test_keep_history_must_be_positive_int(store, bad):
+    with pytest.raises(errors.ValidationError, match="keep_history"):
+        store.collection("c", keep_history=bad)
+
+
+def test_json_schema_validates_writes(tmp_path):
+    schema = {"type": "object", "required": ["title"],
+              "properties": {"title": {"type": "string"}, "n": {"type": "integer"}}}
+    with kuradb.open(tmp_path) as s:
+        c = s.collection("docs", schema=schema)
+        c.put({"title": "ok", "n": 1}, id="a")
+        with pytest.raises(errors.ValidationError, match="schema violation at n") as info:
+            c.put({"title": "ok", "n": "one"}, id="b")
+        assert info.value.path == "n"
+        with pytest.raises(errors.ValidationError, match="title"):
+            c.update("a", {"title": None})
+        assert c.get("a")["title"] == "ok" and "b" not in c
+    with kuradb.open(tmp_path) as s:  # the schema was saved with the collection
+        with pytest.raises(errors.ValidationError):
+            s.collection("docs").put({"n": 1})
+
+
+def test_invalid_json_schema_is_rejected(store):
+    with pytest.raises(errors.ValidationError, match="not valid JSON Schema"):
+        store.collection("c", schema={"type": "nonsense-type"})
+    with pytest.raises(errors.ValidationError, match="JSON Schema dict or a pydantic"):
+        store.collection("c", schema=42)
+
+
+def test_pydantic_schema_validates_writes(store):
+    pydantic = pytest.importorskip("pydantic")
+
+    class Note(pydantic.BaseModel):
+        title: str
+        score: int = 0
+
+    c = store.collection("notes", schema=Note)
+    c.put({"title": "x", "score": 3}, id="a")
+    with pytest.raises(errors.ValidationError, match="score") as info:
+        c.put({"title": "x", "score": "many"}, id="b")
+    assert info.value.path == "score"
+
+
+def test_repository_with_pydantic(store):
+    pydantic = pytest.importorskip("pydantic")
+
+    class Canvas(pydantic.BaseModel):
+        id: str
+        name: str
+        width: int
+
+    repo = store.repository(Canvas, collection="canvases")
+    repo.save(Canvas(id="c1", name="one", width=10))
+    repo.save(Canvas(id="c2", name="two", width=20))
+    assert repo.get("c1") == Canvas(id="c1", name="one", width=10)
+    assert [c.id for c in repo.find({"width": 20})] == ["c2"]
+    repo.delete("c1")
+    with pytest.raises(errors.NotFound):
+        repo.get("c1")
+    assert store["canvases"].get("c2").type == "Canvas"
+
+
+def test_repository_with_dataclass(store):
+    @dataclasses.dataclass
+    class Session:
+        id: str
+        user: str
+        turns: list
+
+    repo = store.repository(Session)
+    repo.save(Session("s1", "ann", ["hi"]))
+    assert repo.get("s1") == Session("s1", "ann", ["hi"])
+    assert repo.collection.name == "session"
+    assert repo.find({"user": "ann"}) == [Session("s1", "ann", ["hi"])]
+    assert repo.find({"turns": "hi"}) == [Session("s1", "ann", ["hi"])]
+    assert repo.find({"user": "bob"}) == []
+
+
+def test_repository_model_needs_an_id(store):
+    @dataclasses.dataclass
+    class NoId:
+        name: str
+
+    with pytest.raises(errors.ValidationError, match="no 'id' field"):
+        store.repository(NoId)
+    with pytest.raises(errors.ValidationError, match="pydantic model or a dataclass"):
+        store.repository(dict)
+
+
+def test_find_equality_is_type_strict(notes):
+    notes.put({"v": 1}, id="int")
+    notes.put({"v": True}, id="bool")
+    notes.put({"v": "1"}, id="str")
+    notes.put({"v": None}, id="null")
+    notes.put({"v": [1, 2]}, id="arr")
+    notes.put({"w": {"v": 1}}, id="nested")
+    assert sorted(r.id for r in notes.find({"v": 1})) == ["arr", "int"]
+    assert [r.id for r in notes.find({"v": True})] == ["bool"]
+    assert [r.id for r in notes.find({"v": "1"})] == ["str"]
+    assert [r.id for r in notes.find({"v": None})] == ["null"]
+    assert [r.id for r in notes.find({"w.v": 1})] == ["nested"]
+    with pytest.raises(errors.QueryError, match=r"\$gt"):
+        notes.find({"$gt": 1})

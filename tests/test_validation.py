@@ -1,0 +1,143 @@
+"""Bad input: a typed error naming what and where, and nothing already stored lost or half-written."""
+from __future__ import annotations
+
+import datetime
+import decimal
+import enum
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import kuradb
+from kuradb import errors
+
+
+@pytest.mark.parametrize("content, path, fragment", [
+    ({"a": float("nan")}, "a", "not a finite number"),
+    ({"a": {"b": [1, float("inf")]}}, "a.b[1]", "not a finite number"),
+    ({"a": -math.inf}, "a", "not a finite number"),
+    ({"when": datetime.datetime(2020, 1, 1)}, "when", "datetime is not a JSON value"),
+    ({"n": decimal.Decimal("1.5")}, "n", "Decimal is not a JSON value"),
+    ({"t": (1, 2)}, "t", "tuple is not a JSON value"),
+    ({"s": {1, 2}}, "s", "set is not a JSON value"),
+    ({"b": b"bytes"}, "b", "bytes is not a JSON value"),
+    ({"deep": {"x": [{"y": object()}]}}, "deep.x[0].y", "object is not a JSON value"),
+    ({"k": {1: "int key"}}, "k", "not a string"),
+    ({"big": 2**64}, "big", "64-bit range"),
+    ({"_id": "x"}, "_id", "reserved for envelope"),
+    ({"$blob": 5}, "", "$blob reference"),
+])
+def test_non_json_content_is_rejected_with_path(notes, content, path, fragment):
+    with pytest.raises(errors.ValidationError) as info:
+        notes.put(content, id="x")
+    assert fragment in str(info.value)
+    assert info.value.path == path
+    assert info.value.code == "invalid_data"
+    assert "x" not in notes
+
+
+@pytest.mark.parametrize("content", [[1, 2], "text", None, 42])
+def test_document_must_be_a_dict(notes, content):
+    with pytest.raises(errors.ValidationError, match="must be a dict"):
+        notes.put(content)
+
+
+def test_subclasses_of_json_types_are_accepted(notes):
+    class Color(str, enum.Enum):
+        RED = "red"
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    rec = notes.put({"c": Color.RED, "l": Level.HIGH, "nested_underscore": {"_ok": 1}}, id="a")
+    assert notes.get("a").content == {"c": "red", "l": 3, "nested_underscore": {"_ok": 1}}
+    assert rec.version == 1
+
+
+def test_oversized_document_is_rejected(tmp_path):
+    with kuradb.open(tmp_path, max_document_size=1000) as s:
+        s["c"].put({"x": "a" * 900}, id="ok")
+        with pytest.raises(errors.ValidationError, match="over the limit of 1,000") as info:
+            s["c"].put({"x": "a" * 1000}, id="ok")
+        assert "blob" in info.value.hint
+        assert s["c"].get("ok")["x"] == "a" * 900
+
+
+def test_default_size_limit_is_16_mib(notes):
+    with pytest.raises(errors.ValidationError, match="16,777,216"):
+        notes.put({"x": "a" * (16 * 1024 * 1024)})
+
+
+@pytest.mark.parametrize("bad_id, fragment", [
+    ("", "1 to 512"), ("x" * 513, "1 to 512"), ("a\nb", "control character"),
+    ("tab\there", "control character"), (5, "must be a string"),
+])
+def test_bad_ids_are_rejected(notes, bad_id, fragment):
+    with pytest.raises(errors.ValidationError, match=fragment):
+        notes.put({"a": 1}, id=bad_id)
+
+
+def test_ids_may_contain_slashes_and_unicode(notes):
+    for id in ("a/b/c", "蔵", "x" * 512, "with space"):
+        assert notes.put({"a": 1}, id=id).id == id
+        assert notes.get(id)["a"] == 1
+
+
+@pytest.mark.parametrize("name", ["", "a" * 65, "has space", "slash/no", "ünï", None, 3])
+def test_bad_collection_names_are_rejected(store, name):
+    with pytest.raises(errors.ValidationError, match="collection name"):
+        store.collection(name)
+
+
+def test_error_codes_are_stable_and_distinct():
+    codes = [cls.code for cls in errors.ALL]
+    assert len(set(codes)) == len(codes)
+    assert errors.NotFound.code == "not_found" and errors.DuplicateKey.code == "duplicate_key"
+    assert issubclass(errors.DuplicateKey, errors.ConflictError)
+    assert all(issubclass(cls, errors.KuraError) for cls in errors.ALL)
+    assert len(set(errors.EXIT_CODES.values())) == len(codes)
+
+
+json_scalar = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(
+    allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+json_value = st.recursive(json_scalar, lambda c: st.lists(c, max_size=4) | st.dictionaries(
+    st.text(max_size=8), c, max_size=4), max_leaves=15)
+json_doc = st.dictionaries(st.text(max_size=8).filter(lambda k: not k.startswith("_")), json_value,
+                           max_size=5)
+junk = st.sampled_from([float("nan"), float("inf"), object(), (1,), b"x", {1: 2}, 2**70,
+                        datetime.date(2020, 1, 1), {"$blob": 3}])
+
+
+def _plant(doc, bad):
+    """Put ``bad`` somewhere inside a copy of ``doc``."""
+    if not doc:
+        return {"k": bad}
+    key = sorted(doc)[0]
+    return {**doc, key: [doc[key], {"inner": bad}]}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=json_doc)
+def test_any_json_document_round_trips_exactly(notes, doc):
+    rec = notes.put(doc, id="rt")
+    assert notes.get("rt").content == doc
+    assert rec.checksum == notes.get("rt").checksum
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=json_doc, bad=junk)
+def test_random_bad_input_never_changes_what_is_stored(notes, doc, bad):
+    notes.put({"stable": True}, id="keep")
+    before = notes.get("keep")
+    position = notes._store.position
+    with pytest.raises(errors.ValidationError):
+        notes.put(_plant(doc, bad), id="keep")
+    with pytest.raises(errors.ValidationError):
+        notes.put_many([("other", {"fine": 1}), ("keep", _plant(doc, bad))])
+    with pytest.raises(errors.ValidationError):
+        notes.update("keep", _plant(doc, bad))
+    assert notes.get("keep") == before and notes.get("keep").content == {"stable": True}
+    assert notes._store.position == position
+    assert "other" not in notes
