@@ -81,6 +81,8 @@ class BlobStore:
         if isinstance(source, (bytes, bytearray, memoryview)):
             data: bytes | None = bytes(source)
             h, size, tmp = hashlib.sha256(data).hexdigest(), len(data), None
+            if size > INLINE_MAX:
+                tmp, data = self._write_temp(data), None
         elif isinstance(source, (str, os.PathLike)):
             try:
                 with open(source, "rb") as f:
@@ -147,6 +149,12 @@ class BlobStore:
                 out.close()
                 os.unlink(out.name)
             raise
+
+    def _write_temp(self, data: bytes) -> str:
+        with self._temp() as out:
+            out.write(data)
+            self._sync(out)
+        return out.name
 
     def _temp(self) -> Any:
         tmpdir = os.path.join(self.directory, "tmp")
@@ -237,14 +245,18 @@ class BlobStore:
                 (cutoff,)).fetchall()
             for h, _ in rows:
                 self._store._append_log(tx, "blob", None, h, None, None, "delete", None)
-            if rows:
-                tx.wrote = True
-        with self._backend.transaction() as tx:
-            for h, in_file in rows:
-                if in_file and tx.cur.execute("SELECT 1 FROM blobs WHERE hash=?", (h,)).fetchone() is None:
-                    _unlink(self._path(h))
-            self._remove_orphans(tx.cur, cutoff / 1_000_000)
+            # Files go only once the outermost transaction has committed.
+            files = [h for h, in_file in rows if in_file]
+            tx.after_commit.append(lambda: self._delete_files(files, cutoff / 1_000_000))
         return len(rows)
+
+    def _delete_files(self, hashes: list[str], cutoff: float) -> None:
+        """Unlink collected files, under the write lock, unless a new row appeared meanwhile."""
+        with self._backend.transaction() as tx:
+            for h in hashes:
+                if tx.cur.execute("SELECT 1 FROM blobs WHERE hash=?", (h,)).fetchone() is None:
+                    _unlink(self._path(h))
+            self._remove_orphans(tx.cur, cutoff)
 
     def _remove_orphans(self, conn: apsw.Cursor, cutoff: float) -> None:
         if not os.path.isdir(self.directory):

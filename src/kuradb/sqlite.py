@@ -159,7 +159,11 @@ class SQLiteBackend:
         self._closed = False
         self._commit_listeners: list[Callable[[], Any]] = []
         if not read_only:
-            os.makedirs(directory, exist_ok=True)
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as e:
+                raise errors.PermissionDenied(f"cannot create the store directory {directory!r}: {e.strerror}",
+                                              hint="choose a writable location") from e
         elif not os.path.exists(self.path):
             raise errors.NotFound(f"no kuradb store at {directory!r}", hint="create it with kuradb init")
         self._writer = None if read_only else self._connect()
