@@ -190,6 +190,29 @@ class Collection:
             raise translate(e, self.name) from e
         return [self._record(row[0], row[1:]) for row in rows]
 
+    def scan(self, filter: dict[str, Any] | None = None, *, batch_size: int = 1000) -> Iterator[Record]:
+        """Stream live records in id order from one point-in-time snapshot, ``batch_size`` at a time.
+
+        Memory stays constant; writers are not blocked while it runs.
+        """
+        from .matching import compile_equality
+
+        where, args = compile_equality(filter or {})
+        sql = (f"SELECT id, {_COLS} FROM docs WHERE collection=? AND deleted=0 AND id > ?{where}"
+               f" ORDER BY id LIMIT {int(batch_size)}")
+        last = ""
+        with self._backend.snapshot() as cur:
+            while True:
+                try:
+                    rows = cur.execute(sql, (self.name, last, *args)).fetchall()
+                except apsw.Error as e:
+                    raise translate(e, self.name) from e
+                for row in rows:
+                    yield self._record(row[0], row[1:])
+                if len(rows) < batch_size:
+                    return
+                last = rows[-1][0]
+
     # -- writes ----------------------------------------------------------------------
 
     def _prepare(self, content: Any) -> tuple[bytes, list[str]]:

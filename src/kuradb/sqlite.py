@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import apsw
@@ -206,6 +207,21 @@ class SQLiteBackend:
                 raise errors.Closed("the store is closed")
             cur = d["cur"] = self._connect().cursor()
         return cur
+
+    @contextmanager
+    def snapshot(self) -> Iterator[apsw.Cursor]:
+        """A private connection holding one read transaction: a point-in-time view for long scans."""
+        conn = self._connect()
+        try:
+            cur = conn.cursor()
+            cur.execute("BEGIN")
+            cur.execute("SELECT 1 FROM log LIMIT 1").fetchall()  # start the snapshot now
+            yield cur
+        finally:
+            with self._conns_lock:
+                if conn in self._conns:
+                    self._conns.remove(conn)
+            conn.close(True)
 
     def in_transaction(self) -> bool:
         return self._local.__dict__.get("tx") is not None

@@ -1,0 +1,232 @@
+"""The ``kuradb`` command: a thin shell over the library.
+
+Output is JSON when stdout is not a terminal (or with --json), a readable view
+otherwise. Errors go to stderr as ``kuradb: CODE: message`` and exit with the
+error's code from ``kuradb.errors.EXIT_CODES`` (2 for usage errors).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+import orjson
+
+from . import errors
+from .progress import Progress
+from .records import Record
+from .store import Store
+from .store import open as open_store
+
+
+def _read_json(text: str, where: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        raise errors.ValidationError(f"{where} is not valid JSON: {e}", path=where) from e
+
+
+class Output:
+    def __init__(self, stream: TextIO, force_json: bool) -> None:
+        self.stream = stream
+        self.json = force_json or not stream.isatty()
+
+    def emit(self, value: Any) -> None:
+        if self.json:
+            self.stream.write(orjson.dumps(value, default=_jsonable).decode() + "\n")
+        else:
+            self.stream.write(orjson.dumps(value, default=_jsonable, option=orjson.OPT_INDENT_2).decode()
+                              + "\n")
+
+    def table(self, rows: list[dict[str, Any]], columns: list[str]) -> None:
+        if self.json:
+            self.emit(rows)
+            return
+        cells = [[_short(r.get(c)) for c in columns] for r in rows]
+        widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+        self.stream.write("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
+        for row in cells:
+            self.stream.write("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value.to_dict()
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value, default=_jsonable).decode()
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+def cmd_init(store: Store, args: argparse.Namespace, out: Output) -> None:
+    out.emit({"directory": store.directory, "position": store.position})
+
+
+def cmd_put(store: Store, args: argparse.Namespace, out: Output) -> None:
+    text = sys.stdin.read() if args.json_content in (None, "-") else args.json_content
+    content = _read_json(text, "content")
+    rec = store[args.collection].put(content, id=args.id, type=args.type, author=args.author,
+                                     if_version=args.if_version)
+    out.emit(rec)
+
+
+def cmd_get(store: Store, args: argparse.Namespace, out: Output) -> None:
+    out.emit(store[args.collection].get(args.id, version=args.version))
+
+
+def cmd_delete(store: Store, args: argparse.Namespace, out: Output) -> None:
+    out.emit(store[args.collection].delete(args.id, if_version=args.if_version, author=args.author))
+
+
+def cmd_history(store: Store, args: argparse.Namespace, out: Output) -> None:
+    records = store[args.collection].history(args.id)
+    out.table([{"version": r.version, "rev": r.rev, "modified": r.modified, "author": r.author,
+                "deleted": r.deleted, "content": r.content} for r in records],
+              ["version", "modified", "author", "deleted", "content"])
+
+
+def cmd_stats(store: Store, args: argparse.Namespace, out: Output) -> None:
+    out.emit(store.stats())
+
+
+def cmd_changes(store: Store, args: argparse.Namespace, out: Output) -> None:
+    changes = [c.to_dict() for c in store.changes(since=args.since, limit=args.limit)]
+    out.table(changes, ["position", "kind", "op", "collection", "id", "version", "at"])
+
+
+def _jsonl(stream: TextIO) -> Iterator[tuple[int, Any]]:
+    for n, line in enumerate(stream, 1):
+        if line.strip():
+            yield n, _read_json(line, f"line {n}")
+
+
+def cmd_import(store: Store, args: argparse.Namespace, out: Output) -> None:
+    """JSONL in, one transaction: every line is written, or (on any error) none is."""
+    stream = sys.stdin if args.file in (None, "-") else open(args.file, encoding="utf-8")  # noqa: SIM115
+    coll = store[args.collection]
+    count = 0
+    with stream, Progress(f"importing into {args.collection}") as progress, store.transaction():
+        batch: list[tuple[str, dict[str, Any]]] = []
+        for n, doc in _jsonl(stream):
+            if not isinstance(doc, dict):
+                raise errors.ValidationError(f"line {n}: expected a JSON object", path=f"line {n}")
+            doc_id = doc.pop("_id", None)
+            doc_type = doc.pop("_type", None)
+            content = {k: v for k, v in doc.items() if not k.startswith("_")}
+            if doc_id is None:
+                coll.put(content, type=doc_type)
+            elif doc_type is not None:
+                coll.put(content, id=doc_id, type=doc_type)
+            else:
+                batch.append((doc_id, content))
+            count += 1
+            if len(batch) >= 1000:
+                coll.put_many(batch)
+                progress.advance(len(batch))
+                batch = []
+        if batch:
+            coll.put_many(batch)
+            progress.advance(len(batch))
+    out.emit({"collection": args.collection, "imported": count, "position": store.position})
+
+
+def cmd_export(store: Store, args: argparse.Namespace, out: Output) -> None:
+    """JSONL out from one snapshot: ``{"_id", "_type", "_version", ...content}`` per line."""
+    coll = store[args.collection]
+    target = sys.stdout if args.output in (None, "-") else open(args.output, "wb")  # noqa: SIM115
+    write = target.buffer.write if hasattr(target, "buffer") else target.write
+    count = 0
+    with Progress(f"exporting {args.collection}", total=len(coll)) as progress:
+        for rec in coll.scan():
+            line = {"_id": rec.id, **({"_type": rec.type} if rec.type else {}), "_version": rec.version,
+                    **(rec.content or {})}
+            write(orjson.dumps(line) + b"\n")
+            count += 1
+            progress.advance()
+    if target is not sys.stdout:
+        target.close()
+        out.emit({"collection": args.collection, "exported": count, "file": args.output})
+
+
+def cmd_demo(store: Store, args: argparse.Namespace, out: Output) -> None:
+    from .demo import run
+
+    run(store, sys.stdout)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kuradb", description="kuradb: one store for everything an app keeps.")
+    p.add_argument("--json", action="store_true", help="JSON output even on a terminal")
+    p.add_argument("--durability", choices=["full", "normal", "off"], default="normal")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds a writer waits for the lock")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, fn: Any, help: str, *, collection: bool = False, id: bool = False) -> Any:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.add_argument("directory", metavar="DIR", help="the store's directory")
+        if collection:
+            sp.add_argument("collection", metavar="COLLECTION")
+        if id:
+            sp.add_argument("id", metavar="ID")
+        sp.set_defaults(fn=fn)
+        return sp
+
+    command("init", cmd_init, "create a store (or check an existing one opens)")
+    sp = command("put", cmd_put, "write a record from JSON (argument or stdin)", collection=True)
+    sp.add_argument("id", metavar="ID", nargs="?", help="omit to generate one")
+    sp.add_argument("json_content", metavar="JSON", nargs="?", help="content; '-' or omitted reads stdin")
+    sp.add_argument("--type")
+    sp.add_argument("--author")
+    sp.add_argument("--if-version", type=int)
+    sp = command("get", cmd_get, "print a record", collection=True, id=True)
+    sp.add_argument("--version", type=int)
+    sp = command("delete", cmd_delete, "delete a record (a tombstone version)", collection=True, id=True)
+    sp.add_argument("--author")
+    sp.add_argument("--if-version", type=int)
+    command("history", cmd_history, "every version of a record, oldest first", collection=True, id=True)
+    command("stats", cmd_stats, "counts and sizes")
+    sp = command("changes", cmd_changes, "the change log")
+    sp.add_argument("--since", type=int, default=0)
+    sp.add_argument("--limit", type=int, default=None)
+    sp = command("import", cmd_import, "import JSONL (one transaction: all lines or none)", collection=True)
+    sp.add_argument("file", metavar="FILE", nargs="?", help="JSONL file; '-' or omitted reads stdin")
+    sp = command("export", cmd_export, "export a collection as JSONL", collection=True)
+    sp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    demo = sub.add_parser("demo", help="a guided tour on a throwaway (or given) store",
+                          description="a guided tour on a throwaway (or given) store")
+    demo.add_argument("directory", metavar="DIR", nargs="?", default=":memory:")
+    demo.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out = Output(sys.stdout, args.json)
+    try:
+        read_only = args.command in ("get", "history", "stats", "changes", "export")
+        with open_store(args.directory, durability=args.durability, timeout=args.timeout,
+                        read_only=read_only) as store:
+            args.fn(store, args, out)
+    except errors.KuraError as e:
+        hint = f"\n  hint: {e.hint}" if e.hint else ""
+        sys.stderr.write(f"kuradb: {e.code}: {e.message}{hint}\n")
+        return errors.EXIT_CODES.get(e.code, 1)
+    except BrokenPipeError:
+        sys.stderr.close()  # a closed pipe (e.g. `| head`) is not an error
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
