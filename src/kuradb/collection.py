@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from hashlib import blake2b
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -72,11 +73,13 @@ class Collection:
     def _record(self, id: str, row: tuple[Any, ...]) -> Record:
         version, rev, type_, created, modified, author, deleted, ck, text = row
         if text is not None and checksum(text.encode()) != ck:
-            raise errors.CorruptedData(
-                f"{self.name}/{id} version {version}: content does not match its checksum",
-                hint="run verify and restore from a backup")
+            raise self._corrupted(id, version)
         return Record(self.name, id, type_, version, rev, ck, author, bool(deleted), text,
                       created, modified)
+
+    def _corrupted(self, id: str, version: int) -> errors.CorruptedData:
+        return errors.CorruptedData(f"{self.name}/{id} version {version}: content does not match its checksum",
+                                    hint="run verify and restore from a backup")
 
     def _fetch(self, sql: str, args: tuple[Any, ...]) -> Any:
         try:
@@ -85,22 +88,33 @@ class Collection:
             raise translate(e, f"{self.name}/{args[1]}") from e
 
     def get(self, id: str, default: Any = _MISSING, *, version: int | None = None) -> Record:
-        """The current record (or ``version=N``); NotFound, or ``default`` when given."""
-        if version is None:
-            row = self._fetch(_GET, (self.name, id))
-        else:
-            row = self._fetch(_GET_VERSION, (self.name, id, version - 1, version))
-            if row is not None and self._hidden_by_keep_history(id, version):
-                row = None
-        if row is None or row[6]:
-            if default is not _MISSING:
-                return default
-            if row is not None:
-                raise errors.NotFound(f"{self.name}/{id} was deleted at version {row[0]}")
-            check_id(id)
-            what = f"{self.name}/{id}" + ("" if version is None else f" version {version}")
-            raise errors.NotFound(f"{what} does not exist")
-        return self._record(id, row)
+        """The current record (or ``version=N``); NotFound, or ``default`` when given.
+
+        The content is checked against its checksum (CorruptedData on mismatch).
+        This is the hot path, so the common case is written out inline.
+        """
+        name = self.name
+        try:
+            if version is None:
+                row = self._backend.reader().execute(_GET, (name, id)).fetchone()
+            else:
+                row = self._backend.reader().execute(_GET_VERSION, (name, id, version - 1, version)).fetchone()
+                if row is not None and self._hidden_by_keep_history(id, version):
+                    row = None
+        except apsw.Error as e:
+            raise translate(e, f"{name}/{id}") from e
+        if row is not None and not row[6]:
+            text = row[8]
+            if blake2b(text.encode(), digest_size=16).hexdigest() != row[7]:
+                raise self._corrupted(id, row[0])
+            return Record(name, id, row[2], row[0], row[1], row[7], row[5], False, text, row[3], row[4])
+        if default is not _MISSING:
+            return default
+        if row is not None:
+            raise errors.NotFound(f"{name}/{id} was deleted at version {row[0]}")
+        check_id(id)
+        what = f"{name}/{id}" + ("" if version is None else f" version {version}")
+        raise errors.NotFound(f"{what} does not exist")
 
     def get_many(self, ids: Iterable[str]) -> list[Record | None]:
         """Records for ``ids`` in order, None where missing; read in one snapshot."""

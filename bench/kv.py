@@ -1,0 +1,309 @@
+"""Key-value benchmark: kuradb against raw SQLite (the floor), diskcache, sqlitedict and TinyDB.
+
+Run:  python bench/kv.py [--records 100000] [--open-records 1000000] [--markdown]
+
+One run, every system on the same ~200-byte JSON documents, interleaved in one
+process. Operations: batched put (1,000 per transaction) to load the records,
+single durable put (each its own commit, WAL + synchronous=NORMAL where the
+system allows), get by id (random existing), get missing. Each operation runs
+up to its count or a time budget (TinyDB rewrites its whole file per write and
+re-reads it per read, so it gets few operations). Gets follow an untimed
+warm-up pass so every system reads from a warm page cache. Prints ops/s,
+p50/p99 and ratios of kuradb to each peer.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import apsw
+import orjson
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+import kuradb  # noqa: E402
+
+WORDS = "ink canvas harbour layer brush sketch colour light shadow paper frame glaze".split()
+
+
+def make_docs(n: int, seed: int = 7) -> list[tuple[str, dict[str, Any]]]:
+    rnd = random.Random(seed)
+    docs = []
+    for i in range(n):
+        docs.append((f"doc-{rnd.getrandbits(40):010x}-{i}", {
+            "type": rnd.choice(["note", "canvas", "asset"]), "name": f"name-{i}",
+            "owner": f"user{rnd.randrange(1000)}", "score": round(rnd.random() * 100, 3),
+            "tags": rnd.sample(WORDS, 3), "nested": {"a": rnd.randrange(1000)},
+            "text": " ".join(rnd.choice(WORDS) for _ in range(10)),
+        }))
+    return docs
+
+
+class Timer:
+    """Runs an operation up to ``count`` times or ``budget`` seconds; keeps per-op latencies."""
+
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
+
+    def run(self, fn: Callable[[Any], None], items: list[Any], per_call: int = 1) -> dict[str, float]:
+        lat = []
+        started = time.perf_counter()
+        deadline = started + self.budget
+        done = 0
+        for item in items:
+            t = time.perf_counter_ns()
+            fn(item)
+            lat.append((time.perf_counter_ns() - t) / per_call)
+            done += 1
+            if done >= 20 and time.perf_counter() > deadline:
+                break
+        total = time.perf_counter() - started
+        lat.sort()
+        return {"ops_s": done * per_call / total, "p50_us": lat[len(lat) // 2] / 1000,
+                "p99_us": lat[min(len(lat) - 1, int(len(lat) * 0.99))] / 1000, "n": done * per_call}
+
+
+# -- the systems: each gives load(batch), put(item), get(key) -------------------------------
+
+
+class Kura:
+    name = "kuradb"
+
+    def __init__(self, d: str) -> None:
+        self.store = kuradb.open(d)
+        self.c = self.store.collection("bench")
+
+    def load(self, batch):
+        self.c.put_many(batch)
+
+    def put(self, item):
+        self.c.put(item[1], id=item[0])
+
+    def get(self, key):
+        r = self.c.get(key, None)
+        return r and r.content
+
+    def close(self):
+        self.store.close()
+
+
+class KuraTx(Kura):
+    """kuradb with put() called 1,000 times inside one transaction (not put_many)."""
+
+    name = "kuradb put() in tx"
+
+    def load(self, batch):
+        with self.store.transaction():
+            for k, v in batch:
+                self.c.put(v, id=k)
+
+
+class Raw:
+    name = "raw SQLite"
+
+    def __init__(self, d: str) -> None:
+        self.conn = apsw.Connection(os.path.join(d, "raw.db"))
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-131072"):
+            self.conn.execute(f"PRAGMA {pragma}").fetchall()
+        self.conn.execute("CREATE TABLE kv(key TEXT PRIMARY KEY, value BLOB)")
+        self.cur = self.conn.cursor()
+
+    def load(self, batch):
+        with self.conn:
+            self.cur.executemany("INSERT OR REPLACE INTO kv VALUES(?, ?)",
+                                 [(k, orjson.dumps(v)) for k, v in batch])
+
+    def put(self, item):
+        self.cur.execute("INSERT OR REPLACE INTO kv VALUES(?, ?)", (item[0], orjson.dumps(item[1])))
+
+    def get(self, key):
+        row = self.cur.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        return row and orjson.loads(row[0])
+
+    def close(self):
+        self.conn.close()
+
+
+class DiskCache:
+    name = "diskcache"
+
+    def __init__(self, d: str) -> None:
+        import diskcache
+
+        self.cache = diskcache.Cache(os.path.join(d, "dc"))
+
+    def load(self, batch):
+        with self.cache.transact():
+            for k, v in batch:
+                self.cache.set(k, v)
+
+    def put(self, item):
+        self.cache.set(item[0], item[1])
+
+    def get(self, key):
+        return self.cache.get(key)
+
+    def close(self):
+        self.cache.close()
+
+
+class SqliteDict:
+    name = "sqlitedict"
+
+    def __init__(self, d: str) -> None:
+        from sqlitedict import SqliteDict as SD
+
+        path = os.path.join(d, "sd.sqlite")
+        self.batch_db = SD(path, journal_mode="WAL", autocommit=False,
+                           encode=orjson.dumps, decode=orjson.loads)
+        self.db = SD(path, journal_mode="WAL", autocommit=True, encode=orjson.dumps, decode=orjson.loads)
+
+    def load(self, batch):
+        for k, v in batch:
+            self.batch_db[k] = v
+        self.batch_db.commit()
+
+    def put(self, item):
+        self.db[item[0]] = item[1]
+
+    def get(self, key):
+        return self.db.get(key)
+
+    def close(self):
+        self.batch_db.close()
+        self.db.close()
+
+
+class TinyDB:
+    name = "TinyDB"
+
+    def __init__(self, d: str) -> None:
+        import tinydb
+
+        self.db = tinydb.TinyDB(os.path.join(d, "tiny.json"))
+        self.table = self.db.table("bench")
+        self.ids: dict[str, int] = {}
+        self.Document = tinydb.table.Document
+
+    def load(self, batch):
+        doc_ids = self.table.insert_multiple({"_key": k, **v} for k, v in batch)
+        self.ids.update(zip((k for k, _ in batch), doc_ids))
+
+    def put(self, item):
+        self.ids[item[0]] = self.table.insert({"_key": item[0], **item[1]})
+
+    def get(self, key):
+        doc_id = self.ids.get(key)  # TinyDB's fastest lookup: by its own integer doc_id
+        return None if doc_id is None else self.table.get(doc_id=doc_id)
+
+    def close(self):
+        self.db.close()
+
+
+SYSTEMS = [Kura, KuraTx, Raw, DiskCache, SqliteDict, TinyDB]
+OPS = ["batched put", "single put", "get by id", "get missing"]
+
+
+def bench_system(cls, docs, extra, lookups, missing, budget):
+    d = tempfile.mkdtemp(prefix="kvbench-")
+    try:
+        system = cls(d)
+        t = Timer(budget)
+        batches = [docs[i:i + 1000] for i in range(0, len(docs), 1000)]
+        out = {"batched put": t.run(system.load, batches, per_call=1000)}
+        loaded = {k for b in batches[: out["batched put"]["n"] // 1000] for k, _ in b}
+        out["single put"] = t.run(system.put, extra)
+        keys = [k for k in lookups if k in loaded]
+        # Untimed warm-up: kuradb reads through its own reader connection, whose page cache
+        # starts cold, while the single-connection peers read the pages they just wrote.
+        Timer(budget / 4).run(system.get, keys)
+        out["get by id"] = t.run(system.get, keys)
+        out["get missing"] = t.run(system.get, missing)
+        if cls is Kura:  # check the reads returned the right documents
+            want = dict(docs)
+            assert all(system.get(k) == want[k] for k in keys[:1000])
+            assert all(system.get(k) is None for k in missing[:100])
+        system.close()
+        return out
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def bench_open(n: int) -> dict[str, float]:
+    """Median time to open an n-record store and read one record."""
+    d = os.path.join(tempfile.gettempdir(), f"kuradb-open-bench-{n}")
+    if not os.path.exists(os.path.join(d, "kura.db")):
+        shutil.rmtree(d, ignore_errors=True)
+        with kuradb.open(d, durability="off") as s:
+            c = s.collection("bench")
+            for i in range(0, n, 10_000):
+                c.put_many([(f"k{j:08d}", {"i": j, "pad": "x" * 150}) for j in range(i, min(n, i + 10_000))])
+    times = []
+    for _ in range(11):
+        t = time.perf_counter()
+        with kuradb.open(d) as s:
+            s.collection("bench").get("k00000042")
+            times.append(time.perf_counter() - t)
+    with kuradb.open(d) as s:
+        records = len(s.collection("bench"))
+    return {"records": records, "median_ms": statistics.median(times) * 1000, "max_ms": max(times) * 1000}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--open-records", type=int, default=1_000_000)
+    ap.add_argument("--budget", type=float, default=30.0, help="max seconds per operation per system")
+    ap.add_argument("--systems", default=",".join(c.name for c in SYSTEMS))
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+
+    docs = make_docs(args.records)
+    extra = make_docs(5000, seed=8)
+    rnd = random.Random(9)
+    lookups = [k for k, _ in rnd.choices(docs, k=50_000)]
+    missing = [f"missing-{i}" for i in range(50_000)]
+    size = statistics.median(len(orjson.dumps(v)) for _, v in docs[:1000])
+    wanted = set(args.systems.split(","))
+    results = {}
+    for cls in SYSTEMS:
+        if cls.name in wanted:
+            print(f"... {cls.name}", file=sys.stderr, flush=True)
+            results[cls.name] = bench_system(cls, docs, extra, lookups, missing, args.budget)
+
+    print(f"\n{args.records:,} records, median document {size:.0f} bytes; apsw {apsw.apsw_version()}, "
+          f"SQLite {apsw.sqlite_lib_version()}, Python {sys.version.split()[0]}\n")
+    names = list(results)
+    print("| operation | " + " | ".join(f"{n} ops/s (p50/p99 µs)" for n in names) + " |")
+    print("|---|" + "---|" * len(names))
+    for op in OPS:
+        cells = [f"{results[n][op]['ops_s']:,.0f} ({results[n][op]['p50_us']:.1f}/{results[n][op]['p99_us']:.0f})"
+                 for n in names]
+        print(f"| {op} | " + " | ".join(cells) + " |")
+    if "kuradb" in results:
+        peers = [n for n in names if n != "kuradb"]
+        print("\nkuradb ÷ peer (ops/s ratio; > 1 means kuradb is faster)\n")
+        print("| operation | " + " | ".join(peers) + " |")
+        print("|---|" + "---|" * len(peers))
+        for op in OPS:
+            k = results["kuradb"][op]["ops_s"]
+            print(f"| {op} | " + " | ".join(f"{k / results[p][op]['ops_s']:.2f}×" for p in peers) + " |")
+        small = {n: r for n, r in results.items() if r["batched put"]["n"] < args.records}
+        for n, r in small.items():
+            print(f"\n{n}: time budget reached after {r['batched put']['n']:,} records loaded;"
+                  f" single put measured over {r['single put']['n']} ops, gets over {r['get by id']['n']}.")
+    if args.open_records:
+        o = bench_open(args.open_records)
+        print(f"\nopen a {o['records']:,}-record store and read one record: median {o['median_ms']:.1f} ms"
+              f" (max {o['max_ms']:.1f} ms over 11 opens)")
+
+
+if __name__ == "__main__":
+    main()
