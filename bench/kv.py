@@ -1,15 +1,16 @@
 """Key-value benchmark: kuradb against raw SQLite (the floor), diskcache, sqlitedict and TinyDB.
 
-Run:  python bench/kv.py [--records 100000] [--open-records 1000000] [--markdown]
+Run:  python bench/kv.py [--records 100000] [--rounds 10] [--open-records 1000000]
 
 One run, every system on the same ~200-byte JSON documents, interleaved in one
 process. Operations: batched put (1,000 per transaction) to load the records,
 single durable put (each its own commit, WAL + synchronous=NORMAL where the
 system allows), get by id (random existing), get missing. Each operation runs
-up to its count or a time budget (TinyDB rewrites its whole file per write and
-re-reads it per read, so it gets few operations). Gets follow an untimed
-warm-up pass so every system reads from a warm page cache. Prints ops/s,
-p50/p99 and ratios of kuradb to each peer.
+in rounds, round-robin across the systems, and the table quotes the median of
+the rounds (the machines are noisy; drift hits every system alike). Gets follow
+an untimed warm-up pass so every system reads from a warm page cache. TinyDB
+rewrites its whole JSON file on every write, so it runs at a smaller size
+against kuradb at that same size. Prints ops/s, p50/p99 and kuradb's ratios.
 """
 from __future__ import annotations
 
@@ -46,28 +47,27 @@ def make_docs(n: int, seed: int = 7) -> list[tuple[str, dict[str, Any]]]:
     return docs
 
 
-class Timer:
-    """Runs an operation up to ``count`` times or ``budget`` seconds; keeps per-op latencies."""
+class Rounds:
+    """Collects per-op latencies and per-round throughput for one system and operation."""
 
-    def __init__(self, budget: float) -> None:
-        self.budget = budget
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.rates: list[float] = []
+        self.n = 0
 
-    def run(self, fn: Callable[[Any], None], items: list[Any], per_call: int = 1) -> dict[str, float]:
-        lat = []
+    def run(self, fn: Callable[[Any], None], items: list[Any], per_call: int = 1) -> None:
         started = time.perf_counter()
-        deadline = started + self.budget
-        done = 0
         for item in items:
             t = time.perf_counter_ns()
             fn(item)
-            lat.append((time.perf_counter_ns() - t) / per_call)
-            done += 1
-            if done >= 20 and time.perf_counter() > deadline:
-                break
-        total = time.perf_counter() - started
-        lat.sort()
-        return {"ops_s": done * per_call / total, "p50_us": lat[len(lat) // 2] / 1000,
-                "p99_us": lat[min(len(lat) - 1, int(len(lat) * 0.99))] / 1000, "n": done * per_call}
+            self.latencies.append((time.perf_counter_ns() - t) / per_call)
+        self.rates.append(len(items) * per_call / (time.perf_counter() - started))
+        self.n += len(items) * per_call
+
+    def summary(self) -> dict[str, float]:
+        lat = sorted(self.latencies)
+        return {"ops_s": statistics.median(self.rates), "p50_us": lat[len(lat) // 2] / 1000,
+                "p99_us": lat[min(len(lat) - 1, int(len(lat) * 0.99))] / 1000, "n": self.n}
 
 
 # -- the systems: each gives load(batch), put(item), get(key) -------------------------------
@@ -211,29 +211,34 @@ SYSTEMS = [Kura, KuraTx, Raw, DiskCache, SqliteDict, TinyDB]
 OPS = ["batched put", "single put", "get by id", "get missing"]
 
 
-def bench_system(cls, docs, extra, lookups, missing, budget):
-    d = tempfile.mkdtemp(prefix="kvbench-")
-    try:
-        system = cls(d)
-        t = Timer(budget)
-        batches = [docs[i:i + 1000] for i in range(0, len(docs), 1000)]
-        out = {"batched put": t.run(system.load, batches, per_call=1000)}
-        loaded = {k for b in batches[: out["batched put"]["n"] // 1000] for k, _ in b}
-        out["single put"] = t.run(system.put, extra)
-        keys = [k for k in lookups if k in loaded]
-        # Untimed warm-up: kuradb reads through its own reader connection, whose page cache
-        # starts cold, while the single-connection peers read the pages they just wrote.
-        Timer(budget / 4).run(system.get, keys)
-        out["get by id"] = t.run(system.get, keys)
-        out["get missing"] = t.run(system.get, missing)
-        if cls is Kura:  # check the reads returned the right documents
-            want = dict(docs)
-            assert all(system.get(k) == want[k] for k in keys[:1000])
-            assert all(system.get(k) is None for k in missing[:100])
-        system.close()
-        return out
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+def interleaved(classes, docs, extra, lookups, missing, rounds, dirs):
+    """Every operation runs in rounds, round-robin across systems, so drift hits all alike."""
+    systems = [cls(d) for cls, d in zip(classes, dirs)]
+    stats = {s.name: {op: Rounds() for op in OPS} for s in systems}
+    batches = [docs[i:i + 1000] for i in range(0, len(docs), 1000)]
+    for i, batch in enumerate(batches):  # each system loads batch i in turn
+        for s in systems:
+            stats[s.name]["batched put"].run(s.load, [batch], per_call=1000)
+    chunk = len(extra) // rounds
+    for r in range(rounds):
+        for s in systems:
+            stats[s.name]["single put"].run(s.put, extra[r * chunk:(r + 1) * chunk])
+    for s in systems:  # untimed warm-up: kuradb's reader connection starts with a cold page cache
+        for k in lookups[:20_000]:
+            s.get(k)
+    for op, keys in (("get by id", lookups), ("get missing", missing)):
+        chunk = len(keys) // rounds
+        for r in range(rounds):
+            for s in systems:
+                stats[s.name][op].run(s.get, keys[r * chunk:(r + 1) * chunk])
+    kura = next((s for s in systems if isinstance(s, Kura)), None)
+    if kura is not None:  # the reads returned the right documents
+        want = dict(docs)
+        assert all(kura.get(k) == want[k] for k in lookups[:1000])
+        assert all(kura.get(k) is None for k in missing[:100])
+    for s in systems:
+        s.close()
+    return {name: {op: r.summary() for op, r in ops.items()} for name, ops in stats.items()}
 
 
 def bench_open(n: int) -> dict[str, float]:
@@ -259,46 +264,57 @@ def bench_open(n: int) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--tinydb-records", type=int, default=5_000,
+                    help="TinyDB rewrites its whole JSON file on every write, so it gets fewer")
+    ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--open-records", type=int, default=1_000_000)
-    ap.add_argument("--budget", type=float, default=30.0, help="max seconds per operation per system")
     ap.add_argument("--systems", default=",".join(c.name for c in SYSTEMS))
-    ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
 
+    wanted = set(args.systems.split(","))
+    classes = [c for c in SYSTEMS if c.name in wanted and c is not TinyDB]
+    rnd = random.Random(9)
     docs = make_docs(args.records)
     extra = make_docs(5000, seed=8)
-    rnd = random.Random(9)
     lookups = [k for k, _ in rnd.choices(docs, k=50_000)]
     missing = [f"missing-{i}" for i in range(50_000)]
     size = statistics.median(len(orjson.dumps(v)) for _, v in docs[:1000])
-    wanted = set(args.systems.split(","))
-    results = {}
-    for cls in SYSTEMS:
-        if cls.name in wanted:
-            print(f"... {cls.name}", file=sys.stderr, flush=True)
-            results[cls.name] = bench_system(cls, docs, extra, lookups, missing, args.budget)
+    dirs = [tempfile.mkdtemp(prefix="kvbench-") for _ in classes]
+    try:
+        print(f"... {', '.join(c.name for c in classes)}: {args.records:,} records", file=sys.stderr, flush=True)
+        results = interleaved(classes, docs, extra, lookups, missing, args.rounds, dirs)
+        if TinyDB.name in wanted:
+            n = args.tinydb_records
+            print(f"... TinyDB: {n:,} records (and kuradb again at that size)", file=sys.stderr, flush=True)
+            small = [tempfile.mkdtemp(prefix="kvbench-") for _ in range(2)]
+            dirs += small
+            tiny = interleaved([Kura, TinyDB], docs[:n], extra[:200], [k for k, _ in rnd.choices(docs[:n], k=2000)],
+                               missing[:2000], 4, small)
+            results[f"TinyDB ({n:,})"] = tiny["TinyDB"]
+            results[f"kuradb ({n:,})"] = tiny["kuradb"]
+    finally:
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
 
-    print(f"\n{args.records:,} records, median document {size:.0f} bytes; apsw {apsw.apsw_version()}, "
-          f"SQLite {apsw.sqlite_lib_version()}, Python {sys.version.split()[0]}\n")
+    print(f"\n{args.records:,} records of ~{size:.0f}-byte JSON; medians of {args.rounds} interleaved rounds;"
+          f" apsw {apsw.apsw_version()}, SQLite {apsw.sqlite_lib_version()}, Python {sys.version.split()[0]}\n")
     names = list(results)
-    print("| operation | " + " | ".join(f"{n} ops/s (p50/p99 µs)" for n in names) + " |")
+    print("| operation | " + " | ".join(f"{n}" for n in names) + " |")
     print("|---|" + "---|" * len(names))
     for op in OPS:
-        cells = [f"{results[n][op]['ops_s']:,.0f} ({results[n][op]['p50_us']:.1f}/{results[n][op]['p99_us']:.0f})"
+        cells = [f"{results[n][op]['ops_s']:,.0f}/s ({results[n][op]['p50_us']:.1f} / {results[n][op]['p99_us']:.0f} µs)"
                  for n in names]
         print(f"| {op} | " + " | ".join(cells) + " |")
+    print("\nops/s, then p50 / p99 latency per operation (per record for batched put).")
     if "kuradb" in results:
-        peers = [n for n in names if n != "kuradb"]
-        print("\nkuradb ÷ peer (ops/s ratio; > 1 means kuradb is faster)\n")
-        print("| operation | " + " | ".join(peers) + " |")
+        peers = [(n, "kuradb") for n in names if n != "kuradb" and not n.startswith(("TinyDB", "kuradb ("))]
+        peers += [(n, n.replace("TinyDB", "kuradb")) for n in names if n.startswith("TinyDB")]
+        print("\nkuradb ÷ peer (ops/s; > 1 means kuradb is faster)\n")
+        print("| operation | " + " | ".join(p for p, _ in peers) + " |")
         print("|---|" + "---|" * len(peers))
         for op in OPS:
-            k = results["kuradb"][op]["ops_s"]
-            print(f"| {op} | " + " | ".join(f"{k / results[p][op]['ops_s']:.2f}×" for p in peers) + " |")
-        small = {n: r for n, r in results.items() if r["batched put"]["n"] < args.records}
-        for n, r in small.items():
-            print(f"\n{n}: time budget reached after {r['batched put']['n']:,} records loaded;"
-                  f" single put measured over {r['single put']['n']} ops, gets over {r['get by id']['n']}.")
+            print(f"| {op} | " + " | ".join(
+                f"{results[k][op]['ops_s'] / results[p][op]['ops_s']:.2f}×" for p, k in peers) + " |")
     if args.open_records:
         o = bench_open(args.open_records)
         print(f"\nopen a {o['records']:,}-record store and read one record: median {o['median_ms']:.1f} ms"
