@@ -37,7 +37,7 @@ def ensure_env() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py itself may be run by an older Python
         sys.exit(f"dev.py: kuradb needs Python 3.11 or newer, this is {sys.version.split()[0]}")
     if not argv or argv[0] not in ("demo", "test", "bench", "kuradb"):
         print(__doc__, file=sys.stderr)

@@ -83,11 +83,12 @@ def run(binding, path):
 
 def main():
     results = {"sqlite3": [], "apsw": []}
-    for r in range(ROUNDS):
+    for _ in range(ROUNDS):
         for b in ("sqlite3", "apsw"):  # interleaved, so drift hits both
             with tempfile.TemporaryDirectory() as d:
                 results[b].append(run(b, os.path.join(d, "x.db")))
-    print(f"N={N}, median of {ROUNDS} interleaved rounds; sqlite3 {sqlite3.sqlite_version}, apsw {apsw.sqlite_lib_version()}")
+    print(f"N={N}, median of {ROUNDS} interleaved rounds;"
+          f" sqlite3 {sqlite3.sqlite_version}, apsw {apsw.sqlite_lib_version()}")
     keys = results["apsw"][0].keys()
     for k in keys:
         a = statistics.median(x[k] for x in results["apsw"])

@@ -194,7 +194,7 @@ class TinyDB:
 
     def load(self, batch):
         doc_ids = self.table.insert_multiple({"_key": k, **v} for k, v in batch)
-        self.ids.update(zip((k for k, _ in batch), doc_ids))
+        self.ids.update(zip((k for k, _ in batch), doc_ids, strict=True))
 
     def put(self, item):
         self.ids[item[0]] = self.table.insert({"_key": item[0], **item[1]})
@@ -213,10 +213,10 @@ OPS = ["batched put", "single put", "get by id", "get missing"]
 
 def interleaved(classes, docs, extra, lookups, missing, rounds, dirs):
     """Every operation runs in rounds, round-robin across systems, so drift hits all alike."""
-    systems = [cls(d) for cls, d in zip(classes, dirs)]
+    systems = [cls(d) for cls, d in zip(classes, dirs, strict=True)]
     stats = {s.name: {op: Rounds() for op in OPS} for s in systems}
     batches = [docs[i:i + 1000] for i in range(0, len(docs), 1000)]
-    for i, batch in enumerate(batches):  # each system loads batch i in turn
+    for batch in batches:  # each system loads this batch in turn
         for s in systems:
             stats[s.name]["batched put"].run(s.load, [batch], per_call=1000)
     chunk = len(extra) // rounds
@@ -302,8 +302,8 @@ def main() -> None:
     print("| operation | " + " | ".join(f"{n}" for n in names) + " |")
     print("|---|" + "---|" * len(names))
     for op in OPS:
-        cells = [f"{results[n][op]['ops_s']:,.0f}/s ({results[n][op]['p50_us']:.1f} / {results[n][op]['p99_us']:.0f} µs)"
-                 for n in names]
+        cells = [f"{r['ops_s']:,.0f}/s ({r['p50_us']:.1f} / {r['p99_us']:.0f} µs)"
+                 for r in (results[n][op] for n in names)]
         print(f"| {op} | " + " | ".join(cells) + " |")
     print("\nops/s, then p50 / p99 latency per operation (per record for batched put).")
     if "kuradb" in results:

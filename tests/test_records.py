@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 
@@ -17,7 +17,7 @@ def test_put_creates_version_1_with_envelope(notes):
     assert rec["title"] == "hi"
     assert rec.rev.startswith("1-") and len(rec.rev) == 34
     assert len(rec.checksum) == 32
-    assert rec.created.tzinfo == timezone.utc and rec.modified == rec.created
+    assert rec.created.tzinfo == UTC and rec.modified == rec.created
     assert rec.deleted is False
     assert notes.get("n1") == rec
     assert notes.get("n1").content == rec.content

@@ -45,7 +45,7 @@ def test_document_must_be_a_dict(notes, content):
 
 
 def test_subclasses_of_json_types_are_accepted(notes):
-    class Color(str, enum.Enum):
+    class Color(enum.StrEnum):
         RED = "red"
 
     class Level(enum.IntEnum):

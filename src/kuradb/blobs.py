@@ -19,7 +19,7 @@ import apsw
 
 from . import errors
 from .encoding import BlobRef, blob_hash_of
-from .sqlite import translate
+from .sqlite import all_rows, scalar, translate
 
 if TYPE_CHECKING:
     from .store import Store
@@ -38,7 +38,7 @@ def _hex_hash(value: Any) -> str:
 class _VerifyingReader(io.RawIOBase):
     """Streams a blob file and raises CorruptedData at the end if its hash or size is wrong."""
 
-    def __init__(self, f: IO[bytes], hash: str, size: int) -> None:
+    def __init__(self, f: Any, hash: str, size: int) -> None:
         self._f, self._hash, self._size = f, hash, size
         self._h = hashlib.sha256()
         self._read = 0
@@ -78,11 +78,13 @@ class BlobStore:
 
     def put(self, source: Any, *, content_type: str | None = None) -> BlobRef:
         """Store bytes, a binary file object or a file path; returns its BlobRef (deduplicated)."""
+        data: bytes | None
+        tmp: str | None
         if isinstance(source, (bytes, bytearray, memoryview)):
-            data: bytes | None = bytes(source)
-            h, size, tmp = hashlib.sha256(data).hexdigest(), len(data), None
+            raw = bytes(source)
+            h, size, tmp, data = hashlib.sha256(raw).hexdigest(), len(raw), None, raw
             if size > INLINE_MAX:
-                tmp, data = self._write_temp(data), None
+                tmp, data = self._write_temp(raw), None
         elif isinstance(source, (str, os.PathLike)):
             try:
                 with open(source, "rb") as f:
@@ -187,6 +189,7 @@ class BlobStore:
 
     def _row(self, ref: Any) -> tuple[str, Any]:
         h = _hex_hash(ref)
+        row: Any
         try:
             row = self._backend.reader().execute(
                 "SELECT size, content_type, data IS NULL FROM blobs WHERE hash=?", (h,)).fetchone()
@@ -217,7 +220,7 @@ class BlobStore:
         h, row = self._row(ref)
         size, _, in_file = row
         if not in_file:
-            data = self._backend.reader().execute("SELECT data FROM blobs WHERE hash=?", (h,)).fetchone()[0]
+            data = scalar(self._backend.reader(), "SELECT data FROM blobs WHERE hash=?", (h,))
             if len(data) != size or hashlib.sha256(data).hexdigest() != h:
                 raise errors.CorruptedData(f"blob {h}: stored bytes do not match their hash")
             return io.BytesIO(data)
@@ -239,10 +242,10 @@ class BlobStore:
         """
         cutoff = time.time_ns() // 1000 - int(grace.total_seconds() * 1_000_000)
         with self._backend.transaction() as tx:
-            rows = tx.cur.execute(
-                "DELETE FROM blobs WHERE created < ? AND NOT EXISTS"
+            rows = all_rows(
+                tx.cur, "DELETE FROM blobs WHERE created < ? AND NOT EXISTS"
                 " (SELECT 1 FROM blob_refs r WHERE r.hash = blobs.hash) RETURNING hash, data IS NULL",
-                (cutoff,)).fetchall()
+                (cutoff,))
             for h, _ in rows:
                 self._store._append_log(tx, "blob", None, h, None, None, "delete", None)
             # Files go only once the outermost transaction has committed.

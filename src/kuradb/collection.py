@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import time
-from hashlib import blake2b
 from collections.abc import Iterable, Iterator
+from hashlib import blake2b
 from typing import TYPE_CHECKING, Any
 
 import apsw
@@ -12,9 +12,10 @@ import orjson
 from . import errors
 from .encoding import checksum, encode_content, make_rev, merge_patch
 from .ids import check_id, new_id
+from .matching import compile_equality
 from .records import Record
 from .schemas import Validator
-from .sqlite import Transaction, translate
+from .sqlite import Transaction, all_rows, scalar, translate
 
 if TYPE_CHECKING:
     from .store import Store
@@ -161,9 +162,8 @@ class Collection:
         return head is not None and version <= head[0] - self.keep_history
 
     def __len__(self) -> int:
-        row = self._backend.reader().execute(
-            "SELECT count(*) FROM docs WHERE collection=? AND deleted=0", (self.name,)).fetchone()
-        return int(row[0])
+        return int(scalar(self._backend.reader(), "SELECT count(*) FROM docs WHERE collection=? AND deleted=0",
+                          (self.name,)))
 
     def __contains__(self, id: object) -> bool:
         if not isinstance(id, str):
@@ -175,9 +175,10 @@ class Collection:
         """Live record ids in id order, read in pages so a long iteration holds no lock."""
         last = ""
         while True:
-            rows = self._backend.reader().execute(
+            rows = all_rows(
+                self._backend.reader(),
                 "SELECT id FROM docs WHERE collection=? AND id>? AND deleted=0 ORDER BY id LIMIT 1000",
-                (self.name, last)).fetchall()
+                (self.name, last))
             for (id,) in rows:
                 yield id
             if len(rows) < 1000:
@@ -192,14 +193,12 @@ class Collection:
 
         The full query language (operators, sort, indexes) arrives with the query engine.
         """
-        from .matching import compile_equality
-
         where, args = compile_equality(filter or {})
         sql = f"SELECT id, {_COLS} FROM docs WHERE collection=? AND deleted=0{where} ORDER BY id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         try:
-            rows = self._backend.reader().execute(sql, (self.name, *args)).fetchall()
+            rows = all_rows(self._backend.reader(), sql, (self.name, *args))
         except apsw.Error as e:
             raise translate(e, self.name) from e
         return [self._record(row[0], row[1:]) for row in rows]
@@ -209,8 +208,6 @@ class Collection:
 
         Memory stays constant; writers are not blocked while it runs.
         """
-        from .matching import compile_equality
-
         where, args = compile_equality(filter or {})
         sql = (f"SELECT id, {_COLS} FROM docs WHERE collection=? AND deleted=0 AND id > ?{where}"
                f" ORDER BY id LIMIT {int(batch_size)}")
@@ -218,7 +215,7 @@ class Collection:
         with self._backend.snapshot() as cur:
             while True:
                 try:
-                    rows = cur.execute(sql, (self.name, last, *args)).fetchall()
+                    rows = all_rows(cur, sql, (self.name, last, *args))
                 except apsw.Error as e:
                     raise translate(e, self.name) from e
                 for row in rows:
@@ -280,7 +277,7 @@ class Collection:
         check_id(id)
         with self._backend.write() as tx:
             old = self.get(id, version=version)
-            row = tx.cur.execute(_CURRENT, (self.name, id)).fetchone()
+            row: Any = tx.cur.execute(_CURRENT, (self.name, id)).fetchone()
             data, blobs = self._prepare(old.content)
             return self._write(tx, id, data, blobs, type=old.type, author=author,
                                if_version=row[0], op="revert")
@@ -391,12 +388,12 @@ class Collection:
         because this transaction holds the write lock.
         """
         cur, store, name = tx.cur, self._store, self.name
-        current: dict[str, tuple[Any, ...]] = {}
+        current: dict[str, Any] = {}
         unique = list(dict.fromkeys(id for id, _, _ in prepared))
         try:
             for i in range(0, len(unique), 500):
                 chunk = orjson.dumps(unique[i:i + 500]).decode()
-                for row in cur.execute(_CURRENT_MANY, (name, chunk)).fetchall():
+                for row in all_rows(cur, _CURRENT_MANY, (name, chunk)):
                     current[row[0]] = row[1:]
             all_blobs = [h for _, _, blobs in prepared for h in blobs]
             if all_blobs:
@@ -404,10 +401,13 @@ class Collection:
             tx.writes += 1
             if name not in store._ensured and name not in tx.ensured:
                 store._ensure_collection(tx, name)
-            position = cur.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0]
+            position: int = scalar(cur, "SELECT coalesce(max(position), 0) FROM log")
             now = now_us()
             author = author or store.author
-            log_rows, doc_rows, refs, records = [], {}, [], []
+            log_rows: list[tuple[Any, ...]] = []
+            doc_rows: dict[str, tuple[Any, ...]] = {}
+            refs: list[tuple[str, int]] = []
+            records: list[Record] = []
             first_version: dict[str, int] = {}
             for id, data, blobs in prepared:
                 position += 1

@@ -13,7 +13,7 @@ def run(store: Store, out: TextIO) -> None:
 
     say(f"kuradb demo on {store.directory}\n")
     rec = canvases.put({"title": "Harbour at dusk", "layers": ["sky", "sea"]}, id="harbour", type="canvas")
-    say(f"1. put      canvases/harbour v{rec.version}  rev {rec.rev[:14]}…  checksum {rec.checksum[:10]}…")
+    say(f"1. put      canvases/harbour v{rec.version}  rev {rec.rev[:14]}…  checksum {str(rec.checksum)[:10]}…")
 
     rec = canvases.update("harbour", {"layers": ["sky", "sea", "boats"], "zoom": 1.5})
     say(f"2. update   merge patch -> v{rec.version}: layers={rec['layers']} zoom={rec['zoom']}")
@@ -45,7 +45,7 @@ def run(store: Store, out: TextIO) -> None:
 
     say("\nchange log:")
     for c in store.changes():
-        what = f"{c.collection}/{c.id}" if c.kind == "record" else f"{c.kind} {c.id[:12]}…"
+        what = f"{c.collection}/{c.id}" if c.kind == "record" else f"{c.kind} {str(c.id)[:12]}…"
         version = f"v{c.version}" if c.version else ""
         say(f"  #{c.position:<3} {c.op:<7} {what} {version}")
 

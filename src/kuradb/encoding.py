@@ -24,6 +24,9 @@ class BlobRef:
     """A reference to a stored blob; in a document it encodes as ``{"$blob": hash}``."""
 
     __slots__ = ("hash", "size", "content_type")
+    hash: str
+    size: int | None
+    content_type: str | None
 
     def __init__(self, hash: str, size: int | None = None, content_type: str | None = None) -> None:
         object.__setattr__(self, "hash", hash)

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from operator import attrgetter
-from datetime import datetime, timezone
 from typing import Any
 
 from .encoding import decode
 
-_UTC = timezone.utc
+_UTC = UTC
 
 
 def from_us(us: int) -> datetime:

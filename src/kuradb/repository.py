@@ -25,7 +25,7 @@ class Repository(Generic[T]):
         if not self._pydantic and not dataclasses.is_dataclass(model):
             raise errors.ValidationError(
                 f"a repository model must be a pydantic model or a dataclass, not {model!r}", path="model")
-        fields = model.model_fields if self._pydantic else {f.name for f in dataclasses.fields(model)}  # type: ignore[attr-defined]
+        fields = model.model_fields if self._pydantic else {f.name for f in dataclasses.fields(model)}  # type: ignore[attr-defined, arg-type]
         if "id" not in fields:
             raise errors.ValidationError(f"{model.__name__} has no 'id' field", path="model.id")
         name = collection or model.__name__.lower()
@@ -43,7 +43,7 @@ class Repository(Generic[T]):
     def _load(self, id: str, content: dict[str, Any]) -> T:
         if self._pydantic:
             return self.model.model_validate({**content, "id": id})  # type: ignore[attr-defined, no-any-return]
-        return self.model(id=id, **content)
+        return self.model(id=id, **content)  # type: ignore[call-arg]
 
     def save(self, obj: T, *, if_version: int | None = None) -> T:
         id, content = self._content(obj)

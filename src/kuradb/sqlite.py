@@ -25,6 +25,16 @@ DURABILITY = ("full", "normal", "off")
 DB_FILE = "kura.db"
 
 
+def scalar(cur: apsw.Cursor | apsw.Connection, sql: str, args: tuple[Any, ...] = ()) -> Any:
+    """The first column of the first row (statements that always return a row)."""
+    row: Any = cur.execute(sql, args).fetchone()
+    return row[0]
+
+
+def all_rows(cur: apsw.Cursor | apsw.Connection, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+    return cur.execute(sql, args).fetchall()
+
+
 def translate(e: BaseException, where: str = "") -> errors.KuraError:
     """Map a driver error onto the most specific kuradb error (chain it with ``from e``)."""
     suffix = f" ({where})" if where else ""
@@ -167,8 +177,8 @@ class SQLiteBackend:
                                               hint="choose a writable location") from e
         elif not os.path.exists(self.path):
             raise errors.NotFound(f"no kuradb store at {directory!r}", hint="create it with kuradb init")
-        self._writer = None if read_only else self._connect()
-        self._writer_cur = None if self._writer is None else self._writer.cursor()
+        self._writer: apsw.Connection | None = None if read_only else self._connect()
+        self._writer_cur: Any = None if self._writer is None else self._writer.cursor()
         self._migrate(self._writer or self._connect())
 
     # -- connections ---------------------------------------------------------------
@@ -180,7 +190,7 @@ class SQLiteBackend:
             conn = apsw.Connection(self.path, flags=flags)
             conn.setbusytimeout(int(self.timeout * 1000))
             if not self.read_only:
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                mode = scalar(conn, "PRAGMA journal_mode=WAL")
                 if mode.lower() != "wal":
                     raise errors.PermissionDenied(f"cannot use WAL mode on {self.path!r} (got {mode})")
             sync = {"full": "FULL", "normal": "NORMAL", "off": "NORMAL"}[self.durability]
@@ -299,10 +309,10 @@ class SQLiteBackend:
 
     def _migrate(self, conn: apsw.Connection) -> None:
         try:
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if app_id not in (0, APPLICATION_ID) or (app_id == 0 and version != 0) or (
-                    app_id == 0 and conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]):
+            app_id = scalar(conn, "PRAGMA application_id")
+            version = scalar(conn, "PRAGMA user_version")
+            tables = scalar(conn, "SELECT count(*) FROM sqlite_schema")
+            if app_id != APPLICATION_ID and (app_id != 0 or version != 0 or tables):
                 raise errors.CorruptedData(f"{self.path!r} is a SQLite file but not a kuradb store")
             if version > LATEST:
                 raise errors.UnsupportedVersion(
@@ -320,7 +330,7 @@ class SQLiteBackend:
     def _apply_migrations(self, conn: apsw.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+            version = scalar(conn, "PRAGMA user_version")  # another process may have won
             for number, sql in MIGRATIONS:
                 if number <= version:
                     continue
@@ -335,7 +345,7 @@ class SQLiteBackend:
             raise
 
     def _check_migrations(self, conn: apsw.Connection) -> None:
-        applied = dict(conn.execute("SELECT version, checksum FROM migrations").fetchall())
+        applied = dict(all_rows(conn, "SELECT version, checksum FROM migrations"))
         for number, sql in MIGRATIONS:
             if applied.get(number) != migration_checksum(sql):
                 raise errors.UnsupportedVersion(

@@ -19,7 +19,7 @@ from .encoding import DEFAULT_MAX_DOCUMENT_BYTES
 from .ids import check_collection_name
 from .records import Change, from_us
 from .schemas import compile_schema
-from .sqlite import SQLiteBackend, Transaction, translate
+from .sqlite import SQLiteBackend, Transaction, all_rows, scalar, translate
 
 _CHANGE_COLS = "position, kind, collection, id, version, rev, op, at, author"
 
@@ -152,7 +152,7 @@ class Store:
     __getitem__ = collection
 
     def _saved_options(self, name: str) -> dict[str, Any]:
-        row = self._backend.reader().execute(
+        row: Any = self._backend.reader().execute(
             "SELECT options FROM collections WHERE name=?", (name,)).fetchone()
         return orjson.loads(row[0]) if row else {}
 
@@ -165,10 +165,10 @@ class Store:
         """Names of the collections that exist (that were written to or given options)."""
         # Records are the truth: a collection whose row another process dropped while
         # this one still had it cached is listed as long as it has records.
-        rows = self._backend.reader().execute(
-            "WITH RECURSIVE c(n) AS (SELECT min(collection) FROM docs UNION ALL"
+        rows = all_rows(
+            self._backend.reader(), "WITH RECURSIVE c(n) AS (SELECT min(collection) FROM docs UNION ALL"
             " SELECT (SELECT min(collection) FROM docs WHERE collection > n) FROM c WHERE n IS NOT NULL)"
-            " SELECT n FROM c WHERE n IS NOT NULL UNION SELECT name FROM collections ORDER BY 1").fetchall()
+            " SELECT n FROM c WHERE n IS NOT NULL UNION SELECT name FROM collections ORDER BY 1")
         return [r[0] for r in rows]
 
     def drop_collection(self, name: str) -> None:
@@ -220,10 +220,9 @@ class Store:
     def position(self) -> int:
         """The position of the last committed change (0 for an empty store)."""
         try:
-            row = self._backend.reader().execute("SELECT max(position) FROM log").fetchone()
+            return int(scalar(self._backend.reader(), "SELECT max(position) FROM log") or 0)
         except apsw.Error as e:
             raise translate(e, "position") from e
-        return row[0] or 0
 
     def changes(self, since: int = 0, *, limit: int | None = None) -> Iterator[Change]:
         """Changes after position ``since``, oldest first, read in pages."""
@@ -231,9 +230,9 @@ class Store:
         while left is None or left > 0:
             page = 1000 if left is None else min(left, 1000)
             try:
-                rows = self._backend.reader().execute(
-                    f"SELECT {_CHANGE_COLS} FROM log WHERE position > ? ORDER BY position LIMIT ?",
-                    (since, page)).fetchall()
+                rows = all_rows(self._backend.reader(),
+                                f"SELECT {_CHANGE_COLS} FROM log WHERE position > ? ORDER BY position LIMIT ?",
+                                (since, page))
             except apsw.Error as e:
                 raise translate(e, "changes") from e
             for row in rows:
@@ -280,7 +279,9 @@ class Store:
 
     def stats(self) -> dict[str, Any]:
         conn = self._backend.reader()
-        q = lambda sql: conn.execute(sql).fetchone()  # noqa: E731
+        def q(sql: str) -> Any:
+            return conn.execute(sql).fetchone()
+
         live, deleted = q("SELECT count(*) - total(deleted), total(deleted) FROM docs")
         blobs, blob_bytes = q("SELECT count(*), coalesce(sum(size), 0) FROM blobs")
         files = {}
