@@ -7,6 +7,7 @@ their row (habit 1 of STYLE.md, as python-diskcache does).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -26,6 +27,15 @@ if TYPE_CHECKING:
 
 INLINE_MAX = 64 * 1024  # blobs up to this size stay in the database
 _CHUNK = 1024 * 1024
+
+
+def _os_error(e: OSError, what: str) -> errors.KuraError:
+    """Translate a file-system error while writing blob files."""
+    if e.errno == errno.ENOSPC or e.errno == errno.EDQUOT:
+        return errors.StorageFull(f"the disk is full while writing {what}", hint="free space; nothing was stored")
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return errors.PermissionDenied(f"cannot write {what}: {e.strerror}")
+    return errors.KuraError(f"cannot write {what}: {e.strerror}")
 
 
 def _hex_hash(value: Any) -> str:
@@ -146,22 +156,32 @@ class BlobStore:
             self._sync(out)
             out.close()
             return None, h.hexdigest(), size, out.name
-        except BaseException:
+        except BaseException as e:
             if out is not None:
                 out.close()
-                os.unlink(out.name)
+                _unlink(out.name)
+            if isinstance(e, OSError):
+                raise _os_error(e, "a blob") from e
             raise
 
     def _write_temp(self, data: bytes) -> str:
-        with self._temp() as out:
-            out.write(data)
-            self._sync(out)
+        out = self._temp()
+        try:
+            with out:
+                out.write(data)
+                self._sync(out)
+        except OSError as e:
+            _unlink(out.name)
+            raise _os_error(e, "a blob") from e
         return out.name
 
     def _temp(self) -> Any:
         tmpdir = os.path.join(self.directory, "tmp")
-        os.makedirs(tmpdir, exist_ok=True)
-        return tempfile.NamedTemporaryFile(dir=tmpdir, delete=False, prefix="put-")
+        try:
+            os.makedirs(tmpdir, exist_ok=True)
+            return tempfile.NamedTemporaryFile(dir=tmpdir, delete=False, prefix="put-")
+        except OSError as e:
+            raise _os_error(e, "a blob") from e
 
     def _sync(self, f: Any) -> None:
         if self._backend.durability != "off":
@@ -170,14 +190,17 @@ class BlobStore:
 
     def _place(self, tmp: str, h: str) -> None:
         path = self._path(h)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        os.replace(tmp, path)
-        if self._backend.durability == "full":
-            fd = os.open(os.path.dirname(path), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.replace(tmp, path)
+            if self._backend.durability == "full":
+                fd = os.open(os.path.dirname(path), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError as e:
+            raise _os_error(e, f"blob {h}") from e
 
     def _check_refs(self, conn: apsw.Cursor, hashes: list[str], where: str) -> None:
         for h in set(hashes):

@@ -76,6 +76,7 @@ class Store:
         self._ensured: set[str] = set()  # collections known to have their row
         self._lock = threading.Lock()
         self._changed = threading.Condition()
+        self._watchers = 0  # commits wake watchers only when there are some
         self._backend.on_commit(self._notify)
         self.blobs = BlobStore(self, os.path.join(directory, "blobs"))
 
@@ -253,6 +254,15 @@ class Store:
         """
         position = self.position if since is None else since
         quiet_since = time.monotonic()
+        with self._changed:
+            self._watchers += 1
+        try:
+            yield from self._tail(position, quiet_since, timeout, poll)
+        finally:
+            with self._changed:
+                self._watchers -= 1
+
+    def _tail(self, position: int, quiet_since: float, timeout: float | None, poll: float) -> Iterator[Change]:
         while not self.closed:
             seen = False
             for change in self.changes(position, limit=1000):
@@ -272,8 +282,9 @@ class Store:
                 self._changed.wait(wait)
 
     def _notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
+        if self._watchers:
+            with self._changed:
+                self._changed.notify_all()
 
     # -- introspection ---------------------------------------------------------------
 
