@@ -207,3 +207,44 @@ def test_watch_sees_commits_from_another_process(tmp_path):
                 break
         proc.wait(10)
     assert got == [f"p{i}" for i in range(5)]
+
+
+def test_reader_connections_do_not_outlive_their_threads(store):
+    import gc
+
+    store["c"].put({"a": 1}, id="x")
+    for _ in range(30):
+        t = threading.Thread(target=lambda: store["c"].get("x"))
+        t.start()
+        t.join()
+    gc.collect()
+    assert len(store._backend._conns) <= 3  # the writer, this thread's reader, maybe one more
+
+
+def test_store_used_in_a_forked_child_raises_closed_and_parent_is_unaffected(tmp_path):
+    import os
+
+    with kuradb.open(tmp_path) as store, kuradb.open(":memory:") as scratch:
+        store["c"].put({"a": 1}, id="x")
+        store["c"].get("x")  # this thread now has a reader connection the child inherits
+        pid = os.fork()
+        if pid == 0:  # the child: every use must be refused, nothing of the parent's touched
+            code = 0
+            for use in (lambda: store["c"].get("x"), lambda: store["c"].put({"a": 9}, id="x"),
+                        lambda: store.position):
+                try:
+                    use()
+                    code |= 1
+                except errors.Closed as e:
+                    code |= 0 if "fork" in str(e) else 2
+                except BaseException:  # noqa: BLE001
+                    code |= 4
+            scratch.close()
+            store.close()
+            os._exit(10 + code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 10
+        assert os.path.isdir(scratch.directory)  # the child's close did not remove it
+        store["c"].put({"a": 2}, id="x")
+        assert store["c"].get("x")["a"] == 2
+        assert [c.position for c in store.changes()] == [1, 2]

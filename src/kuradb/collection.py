@@ -54,6 +54,19 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+def _next_version(current: Any, data: bytes | None, now: int) -> tuple[int, str | None, str, int, str | None]:
+    """Version, checksum, rev, created time and text of the version that follows ``current``.
+
+    ``current`` is the docs row (version, rev, created, deleted, position) or None;
+    ``data`` the canonical content, or None for a deletion.
+    """
+    version = current[0] + 1 if current else 1
+    ck = None if data is None else checksum(data)
+    rev = make_rev(version, current[1] if current else None, ck)
+    created = current[2] if current is not None and not current[3] else now
+    return version, ck, rev, created, None if data is None else data.decode()
+
+
 class Collection:
     """A named set of records. Get one with ``store.collection(name)`` or ``store[name]``."""
 
@@ -344,8 +357,7 @@ class Collection:
         name = self.name
         try:
             row = conn.execute(_CURRENT, (name, id)).fetchone()
-            version = row[0] + 1 if row else 1
-            if if_version is not None and if_version != version - 1:
+            if if_version is not None and if_version != (row[0] if row else 0):
                 raise self._conflict(id, if_version, conn.execute(_GET, (name, id)).fetchone())
             if must_not_exist and row is not None and not row[3]:
                 raise errors.AlreadyExists(f"{name}/{id} already exists at version {row[0]}",
@@ -355,11 +367,8 @@ class Collection:
             tx.writes += 1  # checks done: from here on a failure dooms an enclosing transaction
             if name not in store._ensured and name not in tx.ensured:
                 store._ensure_collection(tx, name)
-            ck = None if data is None else checksum(data)
-            rev = make_rev(version, row[1] if row else None, ck)
             now = now_us()
-            created = row[2] if row is not None and not row[3] else now
-            text = None if data is None else data.decode()
+            version, ck, rev, created, text = _next_version(row, data, now)
             author = author or store.author
             deleted = data is None
             conn.execute(_LOG_INSERT, (name, id, version, rev, op, now, author, type, created, ck,
@@ -412,12 +421,8 @@ class Collection:
             for id, data, blobs in prepared:
                 position += 1
                 row = current.get(id)
-                version = row[0] + 1 if row else 1
+                version, ck, rev, created, text = _next_version(row, data, now)
                 first_version.setdefault(id, version)
-                ck = checksum(data)
-                rev = make_rev(version, row[1] if row else None, ck)
-                created = row[2] if row is not None and not row[3] else now
-                text = data.decode()
                 log_rows.append((position, name, id, version, rev, "put", now, author, type, created, ck,
                                  row[4] if row else None, text))
                 doc_rows[id] = (name, id, version, rev, type, created, now, author, False, position, ck, text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +24,20 @@ from .schema import APPLICATION_ID, LATEST, MIGRATIONS, migration_checksum
 
 DURABILITY = ("full", "normal", "off")
 DB_FILE = "kura.db"
+
+# SQLite connections must not be used across fork(). In a child, every backend
+# opened by the parent is marked unusable; its connections are kept, not closed,
+# so nothing the parent holds is touched from the child.
+_live_backends: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
+_inherited: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    for backend in list(_live_backends):
+        backend._abandon_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def scalar(cur: apsw.Cursor | apsw.Connection, sql: str, args: tuple[Any, ...] = ()) -> Any:
@@ -165,9 +180,11 @@ class SQLiteBackend:
         self._cache_kb = cache_mb * 1024
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._conns: list[apsw.Connection] = []
+        # Weak: a reader connection goes away with the thread that made it.
+        self._conns: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
         self._conns_lock = threading.Lock()
         self._closed = False
+        self._closed_reason = "the store is closed"
         self._commit_listeners: list[Callable[[], Any]] = []
         if not read_only:
             try:
@@ -180,6 +197,7 @@ class SQLiteBackend:
         self._writer: apsw.Connection | None = None if read_only else self._connect()
         self._writer_cur: Any = None if self._writer is None else self._writer.cursor()
         self._migrate(self._writer or self._connect())
+        _live_backends.add(self)
 
     # -- connections ---------------------------------------------------------------
 
@@ -202,7 +220,7 @@ class SQLiteBackend:
         except apsw.Error as e:
             raise translate(e, self.path) from e
         with self._conns_lock:
-            self._conns.append(conn)
+            self._conns.add(conn)
         return conn
 
     def reader(self) -> apsw.Cursor:
@@ -214,7 +232,7 @@ class SQLiteBackend:
         cur = d.get("cur")
         if cur is None:
             if self._closed:
-                raise errors.Closed("the store is closed")
+                raise errors.Closed(self._closed_reason)
             cur = d["cur"] = self._connect().cursor()
         return cur
 
@@ -229,8 +247,7 @@ class SQLiteBackend:
             yield cur
         finally:
             with self._conns_lock:
-                if conn in self._conns:
-                    self._conns.remove(conn)
+                self._conns.discard(conn)
             conn.close(True)
 
     def in_transaction(self) -> bool:
@@ -249,7 +266,7 @@ class SQLiteBackend:
 
     def _begin(self) -> Transaction:
         if self._closed:
-            raise errors.Closed("the store is closed")
+            raise errors.Closed(self._closed_reason)
         if self._writer is None:
             raise errors.ReadOnly(f"the store at {self.directory!r} was opened read-only")
         if not self._write_lock.acquire(timeout=self.timeout):
@@ -257,7 +274,7 @@ class SQLiteBackend:
                               hint="raise timeout= in kuradb.open() or shorten write transactions")
         try:
             if self._closed:
-                raise errors.Closed("the store is closed")
+                raise errors.Closed(self._closed_reason)
             self._writer.execute("BEGIN IMMEDIATE")
         except BaseException as e:
             self._write_lock.release()
@@ -354,6 +371,16 @@ class SQLiteBackend:
 
     # -- lifecycle -----------------------------------------------------------------
 
+    def _abandon_after_fork(self) -> None:
+        """In a forked child: refuse all use, and keep (never close) the inherited connections."""
+        self._closed = True
+        self._closed_reason = "the store was opened before fork(); open it again in this process"
+        _inherited.extend([self._writer, *self._conns])
+        self._conns = weakref.WeakSet()
+        self._writer = None
+        self._local = threading.local()
+        self._write_lock = threading.Lock()  # the parent's lock may have been held at fork
+
     def close(self) -> None:
         if self._closed:
             return
@@ -361,7 +388,7 @@ class SQLiteBackend:
         got = self._write_lock.acquire(timeout=self.timeout)  # let a running commit finish
         try:
             with self._conns_lock:
-                conns, self._conns = self._conns, []
+                conns, self._conns = list(self._conns), weakref.WeakSet()
             for conn in conns:
                 try:
                     conn.close(True)

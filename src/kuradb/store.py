@@ -70,6 +70,7 @@ class Store:
         self.author = author
         self.max_document_size = max_document_size
         self._temporary = temporary
+        self._pid = os.getpid()
         self._backend = SQLiteBackend(directory, durability=durability, read_only=read_only,
                                       timeout=timeout)
         self._collections: dict[str, Collection] = {}
@@ -98,7 +99,7 @@ class Store:
         self._backend.close()
         with self._changed:
             self._changed.notify_all()
-        if self._temporary:
+        if self._temporary and os.getpid() == self._pid:  # a forked child must not remove it
             shutil.rmtree(self.directory, ignore_errors=True)
 
     @property
