@@ -97,7 +97,7 @@ class Transaction:
 class _TransactionScope:
     """``with backend.transaction():`` the outermost level BEGINs, inner levels are savepoints."""
 
-    __slots__ = ("backend", "tx", "savepoint", "mark")
+    __slots__ = ("backend", "tx", "savepoint", "mark", "doomed")
 
     def __init__(self, backend: SQLiteBackend) -> None:
         self.backend = backend
@@ -112,6 +112,7 @@ class _TransactionScope:
             tx.depth += 1
             self.savepoint = f"kura_sp{tx.depth}"
             self.mark = len(tx.after_commit)
+            self.doomed = tx.doomed
             tx.conn.execute(f"SAVEPOINT {self.savepoint}")
         self.tx = tx
         return tx
@@ -124,6 +125,7 @@ class _TransactionScope:
                 if et is not None:
                     tx.conn.execute(f"ROLLBACK TO {self.savepoint}")
                     del tx.after_commit[self.mark:]
+                    tx.doomed = self.doomed  # a write that failed part-way inside is undone too
                 tx.conn.execute(f"RELEASE {self.savepoint}")
             except apsw.Error as err:
                 if et is None:
