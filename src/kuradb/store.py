@@ -133,11 +133,8 @@ class Store:
             if existing is not None and schema is None and keep_history is None:
                 return existing
             saved = self._saved_options(name)
-            if schema is None and keep_history is None:
-                schema, keep_history = saved.get("schema"), saved.get("keep_history")
-            else:
-                schema = schema if schema is not None else saved.get("schema")
-                keep_history = keep_history if keep_history is not None else saved.get("keep_history")
+            schema = schema if schema is not None else saved.get("schema")
+            keep_history = keep_history if keep_history is not None else saved.get("keep_history")
             validator = compile_schema(schema, name)
             if not self.read_only:
                 options = {k: v for k, v in (("schema", schema if isinstance(schema, dict) else None),
