@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from hashlib import blake2b
 from typing import TYPE_CHECKING, Any
 
 import apsw
@@ -35,6 +34,7 @@ _GET_VERSION = (f"{_CHAIN} SELECT {_LOG_COLS} FROM log JOIN chain ON log.positio
 _HISTORY = (f"{_CHAIN} SELECT {_LOG_COLS} FROM log JOIN chain ON log.position = chain.p"
             " WHERE erased=0 AND version > ? ORDER BY version")
 _CURRENT = "SELECT version, rev, created, deleted, position FROM docs WHERE collection=? AND id=?"
+_GET_WITH_POSITION = f"SELECT {_COLS}, position FROM docs WHERE collection=? AND id=?"
 _LOG_INSERT = ("INSERT INTO log(kind, collection, id, version, rev, op, at, author, type, created,"
                " checksum, prev, body) VALUES('record', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?))")
 _LOG_INSERT_AT = ("INSERT INTO log(position, kind, collection, id, version, rev, op, at, author, type,"
@@ -119,7 +119,7 @@ class Collection:
             raise translate(e, f"{name}/{id}") from e
         if row is not None and not row[6]:
             text = row[8]
-            if blake2b(text.encode(), digest_size=16).hexdigest() != row[7]:
+            if checksum(text.encode()) != row[7]:
                 raise self._corrupted(id, row[0])
             return Record(name, id, row[2], row[0], row[1], row[7], row[5], False, text, row[3], row[4])
         if default is not _MISSING:
@@ -198,9 +198,6 @@ class Collection:
                 return
             last = rows[-1][0]
 
-    def ids(self) -> list[str]:
-        return list(self)
-
     def find(self, filter: dict[str, Any] | None = None, *, limit: int | None = None) -> list[Record]:
         """Records whose fields equal the given values (dotted paths; on arrays, membership).
 
@@ -271,29 +268,25 @@ class Collection:
             raise errors.ValidationError(
                 f"a merge patch must be a dict, not {type(patch).__name__}", path="patch")
         with self._backend.write() as tx:
-            current = self._current(tx, id, if_version)
+            current, head = self._current(tx, id, if_version)
             content = merge_patch(current.content, patch)
             data, blobs = self._prepare(content)
-            return self._write(tx, id, data, blobs, type=current.type, author=author,
-                               if_version=current.version, op="update")
+            return self._write(tx, id, data, blobs, type=current.type, author=author, op="update", head=head)
 
     def delete(self, id: str, *, if_version: int | None = None, author: str | None = None) -> Record:
         """Write a tombstone version; NotFound if ``id`` is not live."""
         check_id(id)
         with self._backend.write() as tx:
-            current = self._current(tx, id, if_version)
-            return self._write(tx, id, None, [], type=current.type, author=author,
-                               if_version=current.version, op="delete")
+            current, head = self._current(tx, id, if_version)
+            return self._write(tx, id, None, [], type=current.type, author=author, op="delete", head=head)
 
     def revert(self, id: str, version: int, *, author: str | None = None) -> Record:
         """Write a new version whose content is that of ``version``."""
         check_id(id)
         with self._backend.write() as tx:
             old = self.get(id, version=version)
-            row: Any = tx.cur.execute(_CURRENT, (self.name, id)).fetchone()
             data, blobs = self._prepare(old.content)
-            return self._write(tx, id, data, blobs, type=old.type, author=author,
-                               if_version=row[0], op="revert")
+            return self._write(tx, id, data, blobs, type=old.type, author=author, op="revert")
 
     def purge(self, id: str) -> None:
         """Erase every version of ``id`` and its content (right to erasure); NotFound if unknown.
@@ -333,14 +326,15 @@ class Collection:
 
     # -- the write path --------------------------------------------------------------
 
-    def _current(self, tx: Transaction, id: str, if_version: int | None) -> Record:
-        row = tx.cur.execute(_GET, (self.name, id)).fetchone()
+    def _current(self, tx: Transaction, id: str, if_version: int | None) -> tuple[Record, tuple[Any, ...]]:
+        """The live record and its docs head (version, rev, created, deleted, position), read once."""
+        row = tx.cur.execute(_GET_WITH_POSITION, (self.name, id)).fetchone()
         if if_version is not None and if_version != (row[0] if row else 0):
-            raise self._conflict(id, if_version, row)
+            raise self._conflict(id, if_version, row and row[:9])
         if row is None or row[6]:
             raise errors.NotFound(f"{self.name}/{id} does not exist" if row is None
                                   else f"{self.name}/{id} was deleted at version {row[0]}")
-        return self._record(id, row)
+        return self._record(id, row[:9]), (row[0], row[1], row[3], row[6], row[9])
 
     def _conflict(self, id: str, expected: int, row: Any) -> errors.ConflictError:
         current = None if row is None else self._record(id, row)
@@ -351,12 +345,14 @@ class Collection:
 
     def _write(self, tx: Transaction, id: str, data: bytes | None, blobs: list[str], *,
                type: str | None, author: str | None, op: str, if_version: int | None = None,
-               must_not_exist: bool = False) -> Record:
+               must_not_exist: bool = False, head: Any = _MISSING) -> Record:
+        """Write the next version of ``id``. ``head`` is the docs head when the caller
+        already read it under this transaction's lock (update, delete)."""
         conn = tx.cur
         store = self._store
         name = self.name
         try:
-            row = conn.execute(_CURRENT, (name, id)).fetchone()
+            row = conn.execute(_CURRENT, (name, id)).fetchone() if head is _MISSING else head
             if if_version is not None and if_version != (row[0] if row else 0):
                 raise self._conflict(id, if_version, conn.execute(_GET, (name, id)).fetchone())
             if must_not_exist and row is not None and not row[3]:
