@@ -20,7 +20,7 @@ import apsw
 
 from . import errors
 from .encoding import BlobRef, blob_hash_of
-from .sqlite import all_rows, scalar, translate
+from .sqlite import all_rows, translate
 
 if TYPE_CHECKING:
     from .store import Store
@@ -210,12 +210,12 @@ class BlobStore:
 
     # -- reading -----------------------------------------------------------------------
 
-    def _row(self, ref: Any) -> tuple[str, Any]:
+    def _row(self, ref: Any, columns: str = "size, content_type") -> tuple[str, Any]:
+        """The blob's hash and the given columns of its row, in one read; NotFound if absent."""
         h = _hex_hash(ref)
         row: Any
         try:
-            row = self._backend.reader().execute(
-                "SELECT size, content_type, data IS NULL FROM blobs WHERE hash=?", (h,)).fetchone()
+            row = self._backend.reader().execute(f"SELECT {columns} FROM blobs WHERE hash=?", (h,)).fetchone()
         except apsw.Error as e:
             raise translate(e, f"blob {h}") from e
         if row is None:
@@ -240,10 +240,8 @@ class BlobStore:
 
     def open(self, ref: Any) -> BinaryIO:
         """A binary stream of the blob; it raises CorruptedData when the end shows a mismatch."""
-        h, row = self._row(ref)
-        size, _, in_file = row
-        if not in_file:
-            data = scalar(self._backend.reader(), "SELECT data FROM blobs WHERE hash=?", (h,))
+        h, (size, data) = self._row(ref, "size, data")  # one read: an inline blob's bytes come with it
+        if data is not None:
             if len(data) != size or hashlib.sha256(data).hexdigest() != h:
                 raise errors.CorruptedData(f"blob {h}: stored bytes do not match their hash")
             return io.BytesIO(data)
