@@ -15,7 +15,6 @@ import orjson
 
 from . import errors
 from .progress import Progress
-from .records import Record
 from .store import Store
 from .store import open as open_store
 
@@ -51,9 +50,7 @@ class Output:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, Record):
-        return value.to_dict()
-    if hasattr(value, "to_dict"):
+    if hasattr(value, "to_dict"):  # Record, Change
         return value.to_dict()
     if hasattr(value, "isoformat"):
         return value.isoformat()

@@ -255,9 +255,6 @@ class SQLiteBackend:
     def in_transaction(self) -> bool:
         return self._local.__dict__.get("tx") is not None
 
-    def current_transaction(self) -> Transaction | None:
-        return self._local.__dict__.get("tx")
-
     # -- transactions --------------------------------------------------------------
 
     def transaction(self) -> _TransactionScope:
