@@ -113,7 +113,6 @@ class BlobStore:
                     row = conn.execute("SELECT size, content_type FROM blobs WHERE hash=?", (h,)).fetchone()
                     if row is not None:
                         return BlobRef(h, row[0], row[1])
-                    tx.writes += 1
                     if tmp is not None:
                         self._place(tmp, h)
                         tmp = None

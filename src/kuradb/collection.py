@@ -300,7 +300,6 @@ class Collection:
             row = conn.execute(_CURRENT, (self.name, id)).fetchone()
             if row is None:
                 raise errors.NotFound(f"{self.name}/{id} does not exist")
-            tx.writes += 1
             self._erase(conn, (self.name, id, 0), scrub=True)
             conn.execute("DELETE FROM docs WHERE collection=? AND id=?", (self.name, id))
             self._store._append_log(tx, "record", self.name, id, None, None, "purge", None)
@@ -360,7 +359,6 @@ class Collection:
                                            hint="use put() to replace it or update() to patch it")
             if blobs:
                 store.blobs._check_refs(conn, blobs, f"{name}/{id}")
-            tx.writes += 1  # checks done: from here on a failure dooms an enclosing transaction
             if name not in store._ensured and name not in tx.ensured:
                 store._ensure_collection(tx, name)
             now = now_us()
@@ -403,7 +401,6 @@ class Collection:
             all_blobs = [h for _, _, blobs in prepared for h in blobs]
             if all_blobs:
                 store.blobs._check_refs(cur, all_blobs, name)
-            tx.writes += 1
             if name not in store._ensured and name not in tx.ensured:
                 store._ensure_collection(tx, name)
             position: int = scalar(cur, "SELECT coalesce(max(position), 0) FROM log")

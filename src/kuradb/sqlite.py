@@ -81,7 +81,7 @@ def translate(e: BaseException, where: str = "") -> errors.KuraError:
 class Transaction:
     """State of the open transaction of one thread."""
 
-    __slots__ = ("conn", "cur", "depth", "after_commit", "wrote", "writes", "doomed", "ensured")
+    __slots__ = ("conn", "cur", "depth", "after_commit", "wrote", "doomed", "ensured")
 
     def __init__(self, conn: apsw.Connection, cur: apsw.Cursor) -> None:
         self.conn = conn
@@ -90,7 +90,6 @@ class Transaction:
         self.depth = 0
         self.after_commit: list[Callable[[], Any]] = []
         self.wrote = False
-        self.writes = 0  # bumped by an operation just before its first statement that writes
         self.doomed: BaseException | None = None
 
 
@@ -139,8 +138,9 @@ class _WriteScope:
 
     Outside a transaction it is a transaction of its own. Inside one it adds no
     savepoint (an operation checks everything before its first write, so a
-    check failure leaves nothing behind); if it fails after it began writing,
-    the enclosing transaction is doomed: its commit raises and rolls back.
+    check failure leaves nothing behind); if it fails after SQLite counted a
+    changed row (``total_changes``), the enclosing transaction is doomed: its
+    commit raises and rolls back.
     """
 
     __slots__ = ("backend", "tx", "own", "writes")
@@ -155,13 +155,13 @@ class _WriteScope:
         if tx is None:
             tx = b._begin()
         self.tx = tx
-        self.writes = tx.writes
+        self.writes = tx.conn.total_changes()
         return tx
 
     def __exit__(self, et: Any, e: Any, tb: Any) -> None:
         if self.own:
             self.backend._end(self.tx, commit=et is None)
-        elif et is not None and self.tx.writes != self.writes:
+        elif et is not None and self.tx.conn.total_changes() != self.writes:
             self.tx.doomed = e
 
 

@@ -177,7 +177,6 @@ class Store:
             conn = tx.cur
             if conn.execute("DELETE FROM collections WHERE name=? RETURNING name", (name,)).fetchone() is None:
                 raise errors.NotFound(f"collection {name!r} does not exist")
-            tx.writes += 1
             positions = conn.execute(
                 "WITH RECURSIVE chain(p) AS (SELECT position FROM docs WHERE collection=?"
                 " UNION ALL SELECT log.prev FROM log JOIN chain ON log.position = chain.p"
