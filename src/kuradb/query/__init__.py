@@ -1,0 +1,1 @@
+"""The query engine: filters, sorting, indexes, aggregation and full-text search over collections."""
