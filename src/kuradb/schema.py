@@ -1,7 +1,11 @@
 """The on-disk schema: numbered, checksummed migrations applied in the transaction that records them."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from hashlib import sha256
+from typing import Any
+
+from .query.catalog import backfill
 
 APPLICATION_ID = 0x4B555241  # "KURA": marks a SQLite file as a kuradb store
 
@@ -81,7 +85,31 @@ CREATE TABLE blob_refs(
 ) WITHOUT ROWID;
 CREATE INDEX blob_refs_position ON blob_refs(position);
 """),
+    (2, """
+-- Content paths that have held an array, per collection (kuradb/query/catalog.py).
+-- Grows only; a path is a JSON array of object keys.
+CREATE TABLE array_paths(
+    collection TEXT NOT NULL,
+    path       TEXT NOT NULL,
+    PRIMARY KEY(collection, path)
+) WITHOUT ROWID;
+
+-- Secondary and full-text indexes of collections (kuradb/query/indexes.py, fulltext.py).
+CREATE TABLE indexes(
+    collection TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    fields     TEXT NOT NULL,
+    is_unique  INTEGER NOT NULL DEFAULT 0,
+    options    TEXT NOT NULL DEFAULT '{}',
+    created    INTEGER NOT NULL,
+    PRIMARY KEY(collection, name)
+) WITHOUT ROWID;
+"""),
 ]
+
+# Python steps run right after a migration's SQL, in the same transaction (data backfills).
+AFTER_MIGRATION: dict[int, Callable[[Any], None]] = {2: backfill}
 
 LATEST = MIGRATIONS[-1][0]
 

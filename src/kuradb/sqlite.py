@@ -9,7 +9,9 @@ Nested transactions are SAVEPOINTs.
 """
 from __future__ import annotations
 
+import functools
 import os
+import re
 import threading
 import time
 import weakref
@@ -20,7 +22,7 @@ from typing import Any
 import apsw
 
 from . import errors
-from .schema import APPLICATION_ID, LATEST, MIGRATIONS, migration_checksum
+from .schema import AFTER_MIGRATION, APPLICATION_ID, LATEST, MIGRATIONS, migration_checksum
 
 DURABILITY = ("full", "normal", "off")
 DB_FILE = "kura.db"
@@ -38,6 +40,17 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(pattern: str, flags: int) -> re.Pattern[str]:
+    return re.compile(pattern, flags)
+
+
+def _regexp(*args: Any) -> int:
+    """``kura_regexp(pattern, flags, value)``: the query language's $regex (Python re.search)."""
+    pattern, flags, value = args
+    return 1 if isinstance(value, str) and _pattern(pattern, flags).search(value) else 0
 
 
 def scalar(cur: apsw.Cursor | apsw.Connection, sql: str, args: tuple[Any, ...] = ()) -> Any:
@@ -219,6 +232,7 @@ class SQLiteBackend:
             if self.durability == "off":
                 # Bulk loads: checkpoint (and so fsync) less often. Still WAL, still consistent.
                 conn.execute("PRAGMA wal_autocheckpoint=16384")
+            conn.create_scalar_function("kura_regexp", _regexp, 3, deterministic=True)
         except apsw.Error as e:
             raise translate(e, self.path) from e
         with self._conns_lock:
@@ -239,11 +253,30 @@ class SQLiteBackend:
         return cur
 
     @contextmanager
+    def read(self) -> Iterator[apsw.Cursor]:
+        """A cursor whose statements all see one snapshot (on a thread in a transaction: its own)."""
+        tx = self._local.__dict__.get("tx")
+        if tx is not None:
+            yield tx.cur
+            return
+        cur = self.reader()
+        cur.execute("BEGIN")
+        try:
+            yield cur
+        finally:
+            cur.execute("COMMIT")
+
+    @contextmanager
     def snapshot(self) -> Iterator[apsw.Cursor]:
-        """A private connection holding one read transaction: a point-in-time view for long scans."""
+        """A private connection holding one read transaction: a point-in-time view for long scans.
+
+        Sorts that do not fit the page cache spill to temporary files, so a
+        streaming scan stays within bounded memory whatever its order.
+        """
         conn = self._connect()
         try:
             cur = conn.cursor()
+            cur.execute("PRAGMA temp_store=FILE")
             cur.execute("BEGIN")
             cur.execute("SELECT 1 FROM log LIMIT 1").fetchall()  # start the snapshot now
             yield cur
@@ -351,6 +384,8 @@ class SQLiteBackend:
                 if number <= version:
                     continue
                 conn.execute(sql)
+                if number in AFTER_MIGRATION:
+                    AFTER_MIGRATION[number](conn)
                 conn.execute("INSERT INTO migrations VALUES(?, ?, ?)",
                              (number, migration_checksum(sql), time.time_ns() // 1000))
                 conn.execute(f"PRAGMA user_version={number}")
