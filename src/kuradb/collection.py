@@ -11,7 +11,12 @@ import orjson
 from . import errors
 from .encoding import checksum, encode_content, make_rev, merge_patch
 from .ids import check_id, new_id
-from .matching import compile_equality
+from .query import aggregate as aggregation
+from .query import engine, fulltext, indexes
+from .query.builder import Query
+from .query.catalog import array_paths
+from .query.engine import Spec
+from .query.indexes import IndexInfo
 from .records import Record
 from .schemas import Validator
 from .sqlite import Transaction, all_rows, scalar, translate
@@ -35,8 +40,7 @@ _HISTORY = (f"{_CHAIN} SELECT {_LOG_COLS} FROM log JOIN chain ON log.position = 
             " WHERE erased=0 AND version > ? ORDER BY version")
 _CURRENT = "SELECT version, rev, created, deleted, position FROM docs WHERE collection=? AND id=?"
 _GET_WITH_POSITION = f"SELECT {_COLS}, position FROM docs WHERE collection=? AND id=?"
-_LOG_INSERT = ("INSERT INTO log(kind, collection, id, version, rev, op, at, author, type, created,"
-               " checksum, prev, body) VALUES('record', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?))")
+_NEXT_POSITION = "SELECT coalesce(max(position), 0) + 1 FROM log"
 _LOG_INSERT_AT = ("INSERT INTO log(position, kind, collection, id, version, rev, op, at, author, type,"
                   " created, checksum, prev, body) VALUES(?, 'record', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?))")
 _CURRENT_MANY = ("SELECT id, version, rev, created, deleted, position FROM docs WHERE collection=?"
@@ -198,66 +202,121 @@ class Collection:
                 return
             last = rows[-1][0]
 
-    def find(self, filter: dict[str, Any] | None = None, *, limit: int | None = None) -> list[Record]:
-        """Records whose fields equal the given values (dotted paths; on arrays, membership).
+    # -- queries (kuradb/query; the language is described in docs/QUERIES.md) --------------
 
-        The full query language (operators, sort, indexes) arrives with the query engine.
+    def find(self, filter: dict[str, Any] | None = None, *, sort: Any = None, limit: int | None = None,
+             skip: int = 0, fields: list[str] | None = None) -> list[Record]:
+        """Live records matching ``filter``, in ``sort`` order (default: by id).
+
+        ``fields`` keeps only those content paths (the envelope always comes
+        back); such partial records are not checked against their checksum.
         """
-        where, args = compile_equality(filter or {})
-        sql = f"SELECT id, {_COLS} FROM docs WHERE collection=? AND deleted=0{where} ORDER BY id"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        try:
-            rows = all_rows(self._backend.reader(), sql, (self.name, *args))
-        except apsw.Error as e:
-            raise translate(e, self.name) from e
-        return [self._record(row[0], row[1:]) for row in rows]
+        return engine.find(self, Spec.parse(filter, sort=sort, limit=limit, skip=skip, fields=fields))
 
-    def scan(self, filter: dict[str, Any] | None = None, *, batch_size: int = 1000) -> Iterator[Record]:
-        """Stream live records in id order from one point-in-time snapshot, ``batch_size`` at a time.
+    def find_one(self, filter: dict[str, Any] | None = None, *, sort: Any = None,
+                 fields: list[str] | None = None) -> Record | None:
+        found = engine.find(self, Spec.parse(filter, sort=sort, limit=1, fields=fields))
+        return found[0] if found else None
 
-        Memory stays constant; writers are not blocked while it runs.
+    def scan(self, filter: dict[str, Any] | None = None, *, sort: Any = None, batch_size: int = 1000,
+             fields: list[str] | None = None) -> Iterator[Record]:
+        """Stream matching records from one point-in-time snapshot; memory stays bounded.
+
+        Writers are not blocked while it runs. The query is checked now; rows
+        are read as you iterate.
         """
-        where, args = compile_equality(filter or {})
-        sql = (f"SELECT id, {_COLS} FROM docs WHERE collection=? AND deleted=0 AND id > ?{where}"
-               f" ORDER BY id LIMIT {int(batch_size)}")
-        last = ""
-        with self._backend.snapshot() as cur:
-            while True:
-                try:
-                    rows = all_rows(cur, sql, (self.name, last, *args))
-                except apsw.Error as e:
-                    raise translate(e, self.name) from e
-                for row in rows:
-                    yield self._record(row[0], row[1:])
-                if len(rows) < batch_size:
-                    return
-                last = rows[-1][0]
+        spec = Spec.parse(filter, sort=sort, fields=fields)
+        if type(batch_size) is not int or batch_size < 1:
+            raise errors.QueryError(f"batch_size must be a positive integer, not {batch_size!r}")
+        return engine.scan(self, spec, batch_size)
+
+    def count(self, filter: dict[str, Any] | None = None) -> int:
+        return engine.count(self, Spec.parse(filter))
+
+    def exists(self, filter: dict[str, Any] | None = None) -> bool:
+        return engine.count(self, Spec.parse(filter), "exists") > 0
+
+    def query(self) -> Query:
+        """A query builder: ``.where().order_by().limit().select().all()``."""
+        return Query(self)
+
+    def aggregate(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Run an aggregation pipeline ($match $group $sort $skip $limit $project $unwind $count)."""
+        return aggregation.run(self, pipeline)
+
+    def search_text(self, text: str, *, filter: dict[str, Any] | None = None,
+                    limit: int = 10) -> list[fulltext.Hit]:
+        """Records matching ``text`` in the text index, best first (BM25)."""
+        return fulltext.search(self, text, filter=filter, limit=limit)
+
+    # -- indexes -------------------------------------------------------------------------
+
+    def create_index(self, fields: str | list[str], *, unique: bool = False, name: str | None = None,
+                     progress: Any = None) -> str:
+        """Index one field or several (``"-score"`` descending); returns the index name.
+
+        Creating an index that exists with the same definition returns it.
+        ``unique=True`` raises DuplicateKey if existing records share a value.
+        ``progress(fraction)`` is called while an index is built over existing data.
+        """
+        checked = indexes.check_fields(fields)
+        info = IndexInfo(indexes.check_name(name) if name is not None else indexes.default_name(checked),
+                         checked, unique=bool(unique))
+        return self._add_index(info, lambda tx: indexes.create(tx, self.name, info, progress))
+
+    def create_text_index(self, fields: str | list[str], *, name: str | None = None,
+                          tokenize: str = fulltext.DEFAULT_TOKENIZER) -> str:
+        """A full-text index (SQLite FTS5) over the strings in ``fields``; one per collection."""
+        checked = indexes.check_fields(fields)
+        info = IndexInfo(indexes.check_name(name) if name is not None else "text", checked, kind="text",
+                         options={"tokenize": fulltext.check_tokenizer(tokenize)})
+        return self._add_index(info, lambda tx: fulltext.create(tx, self.name, info))
+
+    def _add_index(self, info: IndexInfo, make: Any) -> str:
+        with self._backend.write() as tx:
+            made = make(tx)
+            if made is info:
+                if self.name not in self._store._ensured and self.name not in tx.ensured:
+                    self._store._ensure_collection(tx, self.name)
+                self._store._append_log(tx, "index", self.name, info.name, None, None, "create", None)
+        return str(made.name)
+
+    def drop_index(self, name: str) -> None:
+        """Drop an index by name; NotFound if there is none."""
+        with self._backend.write() as tx:
+            indexes.drop(tx, self.name, name)
+            self._store._append_log(tx, "index", self.name, name, None, None, "drop", None)
+
+    def indexes(self) -> list[IndexInfo]:
+        """The collection's indexes, the built-in unique ``_id`` first."""
+        with self._backend.read() as cur:
+            return [indexes.ID_INDEX, *indexes.load_meta(cur, self.name).indexes]
 
     # -- writes ----------------------------------------------------------------------
 
-    def _prepare(self, content: Any) -> tuple[bytes, list[str]]:
+    def _prepare(self, content: Any) -> tuple[bytes, list[str], set[tuple[str, ...]]]:
+        """Canonical bytes, blob references and array paths of valid content."""
         data, blobs = encode_content(content, max_bytes=self._store.max_document_size)
         if self._validate is not None:
             self._validate(content)
-        return data, blobs
+        return data, blobs, array_paths(content) if b"[" in data else set()
 
     def put(self, content: dict[str, Any], *, id: str | None = None, type: str | None = None,
             author: str | None = None, if_version: int | None = None) -> Record:
         """Create or replace a record; ``if_version=N`` writes only if the current version is N."""
         id = new_id() if id is None else check_id(id)
-        data, blobs = self._prepare(content)
+        data, blobs, arrays = self._prepare(content)
         with self._backend.write() as tx:
-            return self._write(tx, id, data, blobs, type=type, author=author,
+            return self._write(tx, id, data, blobs, arrays, type=type, author=author,
                                if_version=if_version, op="put")
 
     def insert(self, content: dict[str, Any], *, id: str | None = None, type: str | None = None,
                author: str | None = None) -> Record:
         """Create a record; AlreadyExists if ``id`` is live."""
         id = new_id() if id is None else check_id(id)
-        data, blobs = self._prepare(content)
+        data, blobs, arrays = self._prepare(content)
         with self._backend.write() as tx:
-            return self._write(tx, id, data, blobs, type=type, author=author, op="insert",
+            return self._write(tx, id, data, blobs, arrays, type=type, author=author, op="insert",
                                must_not_exist=True)
 
     def update(self, id: str, patch: dict[str, Any], *, if_version: int | None = None,
@@ -270,23 +329,24 @@ class Collection:
         with self._backend.write() as tx:
             current, head = self._current(tx, id, if_version)
             content = merge_patch(current.content, patch)
-            data, blobs = self._prepare(content)
-            return self._write(tx, id, data, blobs, type=current.type, author=author, op="update", head=head)
+            data, blobs, arrays = self._prepare(content)
+            return self._write(tx, id, data, blobs, arrays, type=current.type, author=author, op="update",
+                               head=head)
 
     def delete(self, id: str, *, if_version: int | None = None, author: str | None = None) -> Record:
         """Write a tombstone version; NotFound if ``id`` is not live."""
         check_id(id)
         with self._backend.write() as tx:
             current, head = self._current(tx, id, if_version)
-            return self._write(tx, id, None, [], type=current.type, author=author, op="delete", head=head)
+            return self._write(tx, id, None, [], set(), type=current.type, author=author, op="delete", head=head)
 
     def revert(self, id: str, version: int, *, author: str | None = None) -> Record:
         """Write a new version whose content is that of ``version``."""
         check_id(id)
         with self._backend.write() as tx:
             old = self.get(id, version=version)
-            data, blobs = self._prepare(old.content)
-            return self._write(tx, id, data, blobs, type=old.type, author=author, op="revert")
+            data, blobs, arrays = self._prepare(old.content)
+            return self._write(tx, id, data, blobs, arrays, type=old.type, author=author, op="revert")
 
     def purge(self, id: str) -> None:
         """Erase every version of ``id`` and its content (right to erasure); NotFound if unknown.
@@ -342,11 +402,15 @@ class Collection:
             f"{self.name}/{id} {found}, expected version {expected}", current=current,
             hint="read the record again and retry with its version")
 
-    def _write(self, tx: Transaction, id: str, data: bytes | None, blobs: list[str], *,
-               type: str | None, author: str | None, op: str, if_version: int | None = None,
-               must_not_exist: bool = False, head: Any = _MISSING) -> Record:
+    def _write(self, tx: Transaction, id: str, data: bytes | None, blobs: list[str],
+               arrays: set[tuple[str, ...]], *, type: str | None, author: str | None, op: str,
+               if_version: int | None = None, must_not_exist: bool = False, head: Any = _MISSING) -> Record:
         """Write the next version of ``id``. ``head`` is the docs head when the caller
-        already read it under this transaction's lock (update, delete)."""
+        already read it under this transaction's lock (update, delete).
+
+        The docs row is written first: if a unique index refuses it, SQLite undoes
+        that one statement and nothing at all has been written.
+        """
         conn = tx.cur
         store = self._store
         name = self.name
@@ -359,17 +423,22 @@ class Collection:
                                            hint="use put() to replace it or update() to patch it")
             if blobs:
                 store.blobs._check_refs(conn, blobs, f"{name}/{id}")
-            if name not in store._ensured and name not in tx.ensured:
-                store._ensure_collection(tx, name)
             now = now_us()
             version, ck, rev, created, text = _next_version(row, data, now)
             author = author or store.author
             deleted = data is None
-            conn.execute(_LOG_INSERT, (name, id, version, rev, op, now, author, type, created, ck,
-                                       row[4] if row else None, text))
-            position = tx.conn.last_insert_rowid()
-            conn.execute(_DOC_UPSERT, (name, id, version, rev, type, created, now, author, deleted,
-                                       position, ck, text))
+            position = scalar(conn, _NEXT_POSITION)
+            try:
+                conn.execute(_DOC_UPSERT, (name, id, version, rev, type, created, now, author, deleted,
+                                           position, ck, text))
+            except apsw.ConstraintError as e:
+                raise self._duplicate(conn, e, [(id, text, type, author, version, created, now)]) from e
+            conn.execute(_LOG_INSERT_AT, (position, name, id, version, rev, op, now, author, type, created, ck,
+                                          row[4] if row else None, text))
+            if name not in store._ensured and name not in tx.ensured:
+                store._ensure_collection(tx, name)
+            if arrays:
+                store._arrays.note(tx, name, arrays)
             if blobs:
                 conn.executemany("INSERT OR IGNORE INTO blob_refs(hash, position) VALUES(?, ?)",
                                  [(h, position) for h in set(blobs)])
@@ -383,8 +452,29 @@ class Collection:
         tx.wrote = True
         return Record(name, id, type, version, rev, ck, author, deleted, data, created, now)
 
-    def _write_many(self, tx: Transaction, prepared: list[tuple[str, bytes, list[str]]], *,
-                    type: str | None, author: str | None) -> list[Record]:
+    def _duplicate(self, cur: apsw.Cursor, e: apsw.ConstraintError,
+                   written: list[tuple[Any, ...]]) -> errors.KuraError:
+        """The DuplicateKey for a unique-index violation by one of ``written``
+        ((id, text, type, author, version, created, modified) each), naming who holds the value."""
+        found = indexes.find_index_by_sql_name(str(e))
+        if found is None or found[0] != self.name:
+            return translate(e, self.name)
+        info = next((i for i in indexes.load_meta(cur, self.name).indexes if i.name == found[1]), None)
+        if info is None:
+            return translate(e, self.name)
+        first = None
+        for id, text, type_, author, version, created, modified in written:
+            envelope = {"id": id, "type": type_, "author": author, "version": version, "created": created,
+                        "modified": modified}
+            held_by = indexes.holder(cur, self.name, info, id, text, envelope)
+            if held_by is not None or first is None:
+                first = indexes.duplicate_error(self.name, info, id, text, envelope, held_by)
+                if held_by is not None:
+                    break
+        return first or translate(e, self.name)
+
+    def _write_many(self, tx: Transaction, prepared: list[tuple[str, bytes, list[str], set[tuple[str, ...]]]],
+                    *, type: str | None, author: str | None) -> list[Record]:
         """The batch form of ``_write``: one lookup of the current versions, then ``executemany``.
 
         Positions are assigned explicitly from the log's maximum, which is safe
@@ -392,17 +482,15 @@ class Collection:
         """
         cur, store, name = tx.cur, self._store, self.name
         current: dict[str, Any] = {}
-        unique = list(dict.fromkeys(id for id, _, _ in prepared))
+        unique = list(dict.fromkeys(id for id, _, _, _ in prepared))
         try:
             for i in range(0, len(unique), 500):
                 chunk = orjson.dumps(unique[i:i + 500]).decode()
                 for row in all_rows(cur, _CURRENT_MANY, (name, chunk)):
                     current[row[0]] = row[1:]
-            all_blobs = [h for _, _, blobs in prepared for h in blobs]
+            all_blobs = [h for _, _, blobs, _ in prepared for h in blobs]
             if all_blobs:
                 store.blobs._check_refs(cur, all_blobs, name)
-            if name not in store._ensured and name not in tx.ensured:
-                store._ensure_collection(tx, name)
             position: int = scalar(cur, "SELECT coalesce(max(position), 0) FROM log")
             now = now_us()
             author = author or store.author
@@ -411,7 +499,8 @@ class Collection:
             refs: list[tuple[str, int]] = []
             records: list[Record] = []
             first_version: dict[str, int] = {}
-            for id, data, blobs in prepared:
+            arrays: set[tuple[str, ...]] = set()
+            for id, data, blobs, paths in prepared:
                 position += 1
                 row = current.get(id)
                 version, ck, rev, created, text = _next_version(row, data, now)
@@ -421,9 +510,18 @@ class Collection:
                 doc_rows[id] = (name, id, version, rev, type, created, now, author, False, position, ck, text)
                 current[id] = (version, rev, created, 0, position)
                 refs += [(h, position) for h in set(blobs)]
+                arrays |= paths
                 records.append(Record(name, id, type, version, rev, ck, author, False, data, created, now))
+            try:
+                cur.executemany(_DOC_UPSERT, list(doc_rows.values()))
+            except apsw.ConstraintError as e:
+                raise self._duplicate(cur, e, [(r[1], r[11], r[4], r[7], r[2], r[5], r[6])
+                                               for r in doc_rows.values()]) from e
             cur.executemany(_LOG_INSERT_AT, log_rows)
-            cur.executemany(_DOC_UPSERT, list(doc_rows.values()))
+            if name not in store._ensured and name not in tx.ensured:
+                store._ensure_collection(tx, name)
+            if arrays:
+                store._arrays.note(tx, name, arrays)
             if refs:
                 cur.executemany("INSERT OR IGNORE INTO blob_refs(hash, position) VALUES(?, ?)", refs)
             keep = self.keep_history

@@ -54,6 +54,15 @@ class Record:
         self._created_us = created_us
         self._modified_us = modified_us
 
+    @classmethod
+    def partial(cls, collection: str, id: str, type: str | None, version: int, rev: str,
+                checksum: str | None, author: str | None, content: dict[str, Any],
+                created_us: int, modified_us: int) -> Record:
+        """A record whose content holds only the fields a query selected (``checksum`` is the full one's)."""
+        rec = cls(collection, id, type, version, rev, checksum, author, False, None, created_us, modified_us)
+        rec._content = content  # type: ignore[assignment]
+        return rec
+
     @property
     def content(self) -> dict[str, Any] | None:
         c = self._content

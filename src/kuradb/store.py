@@ -17,6 +17,8 @@ from .blobs import BlobStore
 from .collection import Collection, now_us
 from .encoding import DEFAULT_MAX_DOCUMENT_BYTES
 from .ids import check_collection_name
+from .query import indexes
+from .query.catalog import ArrayCatalog
 from .records import Change, from_us
 from .schemas import compile_schema
 from .sqlite import SQLiteBackend, Transaction, all_rows, scalar, translate
@@ -75,6 +77,7 @@ class Store:
                                       timeout=timeout)
         self._collections: dict[str, Collection] = {}
         self._ensured: set[str] = set()  # collections known to have their row
+        self._arrays = ArrayCatalog()
         self._lock = threading.Lock()
         self._changed = threading.Condition()
         self._watchers = 0  # commits wake watchers only when there are some
@@ -177,6 +180,7 @@ class Store:
             conn = tx.cur
             if conn.execute("DELETE FROM collections WHERE name=? RETURNING name", (name,)).fetchone() is None:
                 raise errors.NotFound(f"collection {name!r} does not exist")
+            indexes.drop_all(tx, name)
             positions = conn.execute(
                 "WITH RECURSIVE chain(p) AS (SELECT position FROM docs WHERE collection=?"
                 " UNION ALL SELECT log.prev FROM log JOIN chain ON log.position = chain.p"
