@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 
 import kuradb
+
+sys.path.insert(0, os.path.dirname(__file__))  # tests import their helpers (reference.py) by name
 
 
 @pytest.fixture

@@ -254,26 +254,26 @@ def test_write_failing_part_way_dooms_the_transaction_unless_a_savepoint_undoes_
     import kuradb.collection as collection_module
 
     c = store["c"]
-    real_upsert = collection_module._DOC_UPSERT
-    broken = "INSERT INTO no_such_table VALUES(?)"  # fails in SQLite after the log row was written
-    monkeypatch.setattr(collection_module, "_DOC_UPSERT", broken)
+    real_insert = collection_module._LOG_INSERT_AT
+    broken = "INSERT INTO no_such_table VALUES(?)"  # fails in SQLite after the docs row was written
+    monkeypatch.setattr(collection_module, "_LOG_INSERT_AT", broken)
     with pytest.raises(errors.KuraError, match="rolled back"):
         with store.transaction():
             with pytest.raises(errors.KuraError, match="no such table"):
                 c.put({"half": True}, id="before")
             # the caller ignores the failure and commits: refused, nothing half-written lands
-    monkeypatch.setattr(collection_module, "_DOC_UPSERT", real_upsert)
+    monkeypatch.setattr(collection_module, "_LOG_INSERT_AT", real_insert)
     assert "before" not in c and store.position == 0
 
     c.put({"ok": 1}, id="a")
     with store.transaction():
         with pytest.raises(errors.KuraError, match="no such table"):
             with store.transaction():
-                monkeypatch.setattr(collection_module, "_DOC_UPSERT", broken)
+                monkeypatch.setattr(collection_module, "_LOG_INSERT_AT", broken)
                 try:
                     c.put({"half": True}, id="b")
                 finally:
-                    monkeypatch.setattr(collection_module, "_DOC_UPSERT", real_upsert)
+                    monkeypatch.setattr(collection_module, "_LOG_INSERT_AT", real_insert)
         c.put({"ok": 2}, id="a")  # the savepoint undid the half write, so this commits
     assert c.get("a")["ok"] == 2 and "b" not in c
     assert [ch.id for ch in store.changes()] == ["a", "a"]
