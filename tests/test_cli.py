@@ -125,3 +125,73 @@ def test_every_command_is_documented_in_the_readme():
     sub = next(a for a in _parser()._actions if a.dest == "command")
     for name in sub.choices:
         assert re.search(rf"kuradb {name}\b", readme), f"`kuradb {name}` is not in the README"
+
+
+def _jsonl(out):
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_query_commands(tmp_path, capsys, monkeypatch):
+    d = str(tmp_path)
+    rows = [{"_id": "a", "owner": "ann", "score": 3, "title": "hello world"},
+            {"_id": "b", "owner": "bob", "score": 5, "title": "goodbye world"},
+            {"_id": "c", "owner": "ann", "score": 1, "title": "hello again"}]
+    run(capsys, monkeypatch, "import", d, "notes", stdin="\n".join(json.dumps(r) for r in rows))
+    code, out, _ = run(capsys, monkeypatch, "find", d, "notes", '{"owner": "ann"}', "--sort=-score", "--fields=title")
+    assert code == 0 and [(r["id"], r["content"]) for r in _jsonl(out)] == [
+        ("a", {"title": "hello world"}), ("c", {"title": "hello again"})]
+    code, out, _ = run(capsys, monkeypatch, "find", d, "notes", "--sort", "owner,-score", "--limit", "2", "--skip", "1")
+    assert [r["id"] for r in _jsonl(out)] == ["c", "b"]
+    code, out, _ = run(capsys, monkeypatch, "find", d, "notes", "-", stdin='{"score": {"$gt": 4}}')
+    assert [r["id"] for r in _jsonl(out)] == ["b"]
+    assert run(capsys, monkeypatch, "count", d, "notes", '{"score": {"$gt": 2}}')[1] == "2\n"
+    assert run(capsys, monkeypatch, "count", d, "notes")[1] == "3\n"
+
+    code, out, _ = run(capsys, monkeypatch, "index", "create", d, "notes", "owner,-score")
+    assert code == 0 and json.loads(out)["index"] == "owner_score_desc"
+    code, out, _ = run(capsys, monkeypatch, "index", "create", d, "notes", "title", "--text")
+    assert code == 0
+    code, out, _ = run(capsys, monkeypatch, "index", "list", d, "notes")
+    assert [(i["name"], i["kind"]) for i in json.loads(out)] == [
+        ("_id", "btree"), ("owner_score_desc", "btree"), ("text", "text")]
+    code, out, _ = run(capsys, monkeypatch, "explain", d, "notes", '{"owner": "ann"}', "--sort=-score")
+    plan = json.loads(out)
+    assert plan["index"] == "owner_score_desc" and plan["used_for"] == ["filter", "sort"]
+
+    code, out, _ = run(capsys, monkeypatch, "aggregate", d, "notes",
+                       '[{"$group": {"_id": "$owner", "total": {"$sum": "$score"}}}, {"$sort": "-total"}]')
+    assert _jsonl(out) == [{"_id": "bob", "total": 5}, {"_id": "ann", "total": 4}]
+    code, out, _ = run(capsys, monkeypatch, "search", d, "notes", "hello", "--filter", '{"score": {"$lt": 3}}')
+    assert [h["id"] for h in _jsonl(out)] == ["c"] and _jsonl(out)[0]["score"] > 0
+
+    code, out, _ = run(capsys, monkeypatch, "index", "drop", d, "notes", "owner_score_desc")
+    assert code == 0
+    code, _, err = run(capsys, monkeypatch, "index", "drop", d, "notes", "owner_score_desc")
+    assert code == errors.EXIT_CODES["not_found"] and "no index 'owner_score_desc'" in err
+    code, _, err = run(capsys, monkeypatch, "index", "create", d, "notes", "owner", "--unique")
+    assert code == errors.EXIT_CODES["duplicate_key"] and "records a, c share a value" in err
+
+
+@pytest.mark.parametrize("argv,code,message", [
+    (["find", "D", "notes", '{"a": {"$in": 5}}'], "invalid_query", "a.$in needs a list"),
+    (["find", "D", "notes", "{bad"], "invalid_data", "FILTER is not valid JSON"),
+    (["find", "D", "notes", "--sort", "a..b"], "invalid_query", "sort[0]"),
+    (["count", "D", "notes", '{"$bogus": 1}'], "invalid_query", "$bogus"),
+    (["aggregate", "D", "notes", '[{"$nope": 1}]'], "invalid_query", "pipeline[0]: unknown stage"),
+    (["search", "D", "notes", "x"], "not_found", "no text index"),
+    (["index", "create", "D", "notes", "a..b"], "invalid_data", "empty part"),
+])
+def test_query_commands_report_bad_input(tmp_path, capsys, monkeypatch, argv, code, message):
+    d = str(tmp_path)
+    run(capsys, monkeypatch, "put", d, "notes", "x", "{}")
+    got, out, err = run(capsys, monkeypatch, *[d if a == "D" else a for a in argv])
+    assert got == errors.EXIT_CODES[code] and out == "" and message in err
+
+
+def test_find_streams_into_a_closed_pipe(tmp_path):
+    d = str(tmp_path)
+    with kuradb.open(d) as s:
+        s["c"].put_many([(f"k{i:05}", {"i": i}) for i in range(20000)])
+    cmd = f"{sys.executable} -m kuradb find {d} c | head -1"
+    out = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=60)
+    assert json.loads(out.stdout)["id"] == "k00000" and "Traceback" not in out.stderr

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 import orjson
 
 from . import errors
 from .progress import Progress
+from .records import Record
 from .store import Store
 from .store import open as open_store
 
@@ -155,6 +156,90 @@ def cmd_export(store: Store, args: argparse.Namespace, out: Output) -> None:
         out.emit({"collection": args.collection, "exported": count, "file": args.output})
 
 
+def _json_arg(text: str | None, where: str, default: Any) -> Any:
+    """A JSON argument; '-' reads it from stdin, omitted gives ``default``."""
+    if text is None:
+        return default
+    return _read_json(sys.stdin.read() if text == "-" else text, where)
+
+
+def _list_arg(text: str | None) -> list[str] | None:
+    """``--sort owner,-score`` / ``--fields a,b.c``: comma-separated paths."""
+    return None if text is None else [part.strip() for part in text.split(",")]
+
+
+def _records(out: Output, records: Iterable[Record]) -> None:
+    """JSON lines when piped (one record each, streamed); a table on a terminal."""
+    if out.json:
+        for rec in records:
+            out.emit(rec)
+        return
+    out.table([{"id": r.id, "version": r.version, "content": r.content} for r in records],
+              ["id", "version", "content"])
+
+
+def cmd_find(store: Store, args: argparse.Namespace, out: Output) -> None:
+    coll = store[args.collection]
+    filter = _json_arg(args.filter, "FILTER", None)
+    sort, fields = _list_arg(args.sort), _list_arg(args.fields)
+    if args.limit is None and not args.skip:  # stream: constant memory on any size
+        _records(out, coll.scan(filter, sort=sort, fields=fields))
+    else:
+        _records(out, coll.find(filter, sort=sort, limit=args.limit, skip=args.skip, fields=fields))
+
+
+def cmd_count(store: Store, args: argparse.Namespace, out: Output) -> None:
+    out.emit(store[args.collection].count(_json_arg(args.filter, "FILTER", None)))
+
+
+def cmd_explain(store: Store, args: argparse.Namespace, out: Output) -> None:
+    q = store[args.collection].query()
+    filter = _json_arg(args.filter, "FILTER", None)
+    q = q.where(filter) if filter else q
+    plan = (q.order_by(*_list_arg(args.sort) or []) if args.sort else q).explain()
+    if out.json:
+        out.emit(plan.to_dict())
+    else:
+        out.stream.write(str(plan) + "\n")
+
+
+def cmd_aggregate(store: Store, args: argparse.Namespace, out: Output) -> None:
+    for row in store[args.collection].aggregate(_json_arg(args.pipeline, "PIPELINE", None)):
+        out.emit(row)
+
+
+def cmd_search(store: Store, args: argparse.Namespace, out: Output) -> None:
+    hits = store[args.collection].search_text(args.text, filter=_json_arg(args.filter, "--filter", None),
+                                              limit=args.limit)
+    if out.json:
+        for hit in hits:
+            out.emit({"score": hit.score, **hit.record.to_dict()})
+        return
+    out.table([{"score": f"{h.score:.3f}", "id": h.record.id, "content": h.record.content} for h in hits],
+              ["score", "id", "content"])
+
+
+def cmd_index(store: Store, args: argparse.Namespace, out: Output) -> None:
+    coll = store[args.collection]
+    if args.action == "list":
+        out.table([i.to_dict() for i in coll.indexes()], ["name", "fields", "unique", "kind"])
+    elif args.action == "drop":
+        coll.drop_index(args.name)
+        out.emit({"collection": args.collection, "dropped": args.name})
+    else:
+        fields = [f.strip() for arg in args.fields for f in arg.split(",")]
+        steps = 1000
+        with Progress(f"indexing {args.collection}", total=steps) as bar:
+            def advance(fraction: float) -> None:
+                bar.advance(int(fraction * steps) - bar.done)
+            if args.text:
+                name = coll.create_text_index(fields, name=args.name)
+            else:
+                name = coll.create_index(fields, unique=args.unique, name=args.name, progress=advance)
+            advance(1.0)
+        out.emit({"collection": args.collection, "index": name})
+
+
 def cmd_demo(store: Store, args: argparse.Namespace, out: Output) -> None:
     from .demo import run
 
@@ -199,6 +284,43 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("file", metavar="FILE", nargs="?", help="JSONL file; '-' or omitted reads stdin")
     sp = command("export", cmd_export, "export a collection as JSONL", collection=True)
     sp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    sp = command("find", cmd_find, "records matching a filter, as JSON lines", collection=True)
+    sp.add_argument("filter", metavar="FILTER", nargs="?",
+                    help="a JSON filter like '{\"owner\": \"ann\"}'; '-' reads stdin")
+    sp.add_argument("--sort", metavar="PATHS", help="comma-separated, '-' for descending: owner,-score")
+    sp.add_argument("--limit", type=int)
+    sp.add_argument("--skip", type=int, default=0)
+    sp.add_argument("--fields", metavar="PATHS", help="comma-separated content paths to keep")
+    sp = command("count", cmd_count, "how many records match a filter", collection=True)
+    sp.add_argument("filter", metavar="FILTER", nargs="?", help="a JSON filter; '-' reads stdin")
+    sp = command("explain", cmd_explain, "how a query runs: the index used, the SQL, SQLite's plan",
+                 collection=True)
+    sp.add_argument("filter", metavar="FILTER", nargs="?", help="a JSON filter; '-' reads stdin")
+    sp.add_argument("--sort", metavar="PATHS", help="comma-separated, '-' for descending")
+    sp = command("aggregate", cmd_aggregate, "run an aggregation pipeline (JSON list of stages)",
+                 collection=True)
+    sp.add_argument("pipeline", metavar="PIPELINE", help="a JSON list like '[{\"$group\": ...}]'; '-' reads stdin")
+    sp = command("search", cmd_search, "full-text search, best first", collection=True)
+    sp.add_argument("text", metavar="TEXT", help='words, "a phrase", prefix*, -excluded')
+    sp.add_argument("--filter", metavar="FILTER", help="a JSON filter the hits must also match")
+    sp.add_argument("--limit", type=int, default=10)
+    index = sub.add_parser("index", help="create, list or drop a collection's indexes",
+                           description="create, list or drop a collection's indexes")
+    actions = index.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, help in (("create", "index fields (a progress bar shows while it builds on existing data)"),
+                         ("list", "the collection's indexes"), ("drop", "drop an index by name")):
+        sp = actions.add_parser(action, help=help, description=help)
+        sp.add_argument("directory", metavar="DIR", help="the store's directory")
+        sp.add_argument("collection", metavar="COLLECTION")
+        sp.set_defaults(fn=cmd_index)
+        if action == "create":
+            sp.add_argument("fields", metavar="FIELDS", nargs="+",
+                            help="field paths, comma-separated or as separate arguments: owner,-score")
+            sp.add_argument("--unique", action="store_true", help="refuse duplicate values")
+            sp.add_argument("--text", action="store_true", help="a full-text index over the fields")
+            sp.add_argument("--name", help="the index name (default: from the fields)")
+        elif action == "drop":
+            sp.add_argument("name", metavar="NAME")
     demo = sub.add_parser("demo", help="a guided tour on a throwaway (or given) store",
                           description="a guided tour on a throwaway (or given) store")
     demo.add_argument("directory", metavar="DIR", nargs="?", default=":memory:")
@@ -210,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = Output(sys.stdout, args.json)
     try:
-        read_only = args.command in ("get", "history", "stats", "changes", "export")
+        read_only = args.command in ("get", "history", "stats", "changes", "export", "find", "count", "explain",
+                                     "aggregate", "search") or getattr(args, "action", None) == "list"
         with open_store(args.directory, durability=args.durability, timeout=args.timeout,
                         read_only=read_only) as store:
             args.fn(store, args, out)
