@@ -112,6 +112,7 @@ def test_demo_runs(capsys, monkeypatch):
     code, out, _ = run(capsys, monkeypatch, "demo")
     assert code == 0
     assert "revert" in out and "change log" in out and "stats: position=7" in out
+    assert "['sketch-b', 'sketch-a']" in out and "sea layer (aggregate, in SQL): 1" in out
 
 
 def test_console_script_runs_as_a_module(tmp_path):

@@ -1,4 +1,4 @@
-"""The Quick start demo: store, version, read by id, revert, attach a blob, show the change log."""
+"""The Quick start demo: store, version, read by id, revert, attach a blob, query, show the change log."""
 from __future__ import annotations
 
 from typing import TextIO
@@ -38,6 +38,11 @@ def run(store: Store, out: TextIO) -> None:
         canvases.put({"title": "Sketch A"}, id="sketch-a", type="canvas")
         canvases.put({"title": "Sketch B"}, id="sketch-b", type="canvas")
     say(f"7. transaction  two sketches committed together; collection holds {len(canvases)} records")
+
+    found = canvases.find({"_type": "canvas", "title": {"$startswith": "Sketch"}}, sort="-title")
+    say(f"8. query    sketches, newest title first: {[r.id for r in found]}")
+    layered = canvases.aggregate([{"$match": {"layers": "sea"}}, {"$count": "n"}])
+    say(f"            canvases with a sea layer (aggregate, in SQL): {layered[0]['n'] if layered else 0}")
 
     say("\nhistory of canvases/harbour (oldest first):")
     for r in canvases.history("harbour"):
