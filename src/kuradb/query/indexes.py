@@ -25,7 +25,7 @@ import apsw
 import orjson
 
 from .. import errors
-from ..sqlite import Transaction, all_rows, scalar
+from ..sqlite import Transaction, scalar
 from .dialect import literal, single
 from .syntax import ENVELOPE, Path, parse_path
 
@@ -71,15 +71,29 @@ class Meta:
         return next((i for i in self.indexes if i.kind == "text"), None)
 
 
+_meta_cache: dict[tuple[Any, ...], Meta] = {}
+
+
 def load_meta(cur: apsw.Cursor, collection: str) -> Meta:
-    catalog = frozenset(tuple(orjson.loads(p)) for (p,) in all_rows(
-        cur, "SELECT path FROM array_paths WHERE collection=?", (collection,)))
-    indexes = tuple(
-        IndexInfo(name, tuple(orjson.loads(fields)), bool(unique), kind, orjson.loads(options))
-        for name, kind, fields, unique, options in all_rows(
-            cur, "SELECT name, kind, fields, is_unique, options FROM indexes WHERE collection=? ORDER BY created, name",
-            (collection,)))
-    return Meta(catalog, indexes)
+    """The collection's catalog and indexes as this cursor's snapshot sees them.
+
+    Two small reads every time (about 1 µs each); the parsed Meta is cached by
+    the rows read, so it can never be stale.
+    """
+    paths = tuple(p for (p,) in cur.execute("SELECT path FROM array_paths WHERE collection=?", (collection,)))
+    rows = tuple(cur.execute("SELECT created, name, kind, fields, is_unique, options FROM indexes"
+                             " WHERE collection=?", (collection,)))
+    key = (collection, paths, rows)
+    meta = _meta_cache.get(key)
+    if meta is None:
+        catalog = frozenset(tuple(orjson.loads(p)) for p in paths)
+        indexes = tuple(IndexInfo(name, tuple(orjson.loads(fields)), bool(unique), kind, orjson.loads(options))
+                        for _, name, kind, fields, unique, options in sorted(rows))
+        meta = Meta(catalog, indexes)
+        if len(_meta_cache) >= 1024:
+            _meta_cache.clear()
+        _meta_cache[key] = meta
+    return meta
 
 
 def sql_name(collection: str, name: str) -> str:
