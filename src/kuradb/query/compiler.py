@@ -90,6 +90,7 @@ class Compiler:
         self.params: list[Any] = [] if params is None else params
         self.python: list[str] = []  # what runs as Python per row, for explain()
         self._aliases = 0
+        self._bounded: set[int] = set()  # keyed range Conds (ids) whose type a sibling bound implies
 
     def param(self, value: Any) -> str:
         self.params.append(value)
@@ -106,12 +107,29 @@ class Compiler:
             column = self.source.columns.get(node.path.text) if node.path.column else None
             return self._column(column, node) if column else self._json(node)
         if isinstance(node, And):
-            return "(" + " AND ".join(self.where(n) for n in node.items) + ")" if node.items else "1"
+            if not node.items:
+                return "1"
+            bounded = self._bounded_pairs(node) if self.keyed else set()
+            self._bounded |= bounded
+            sql = "(" + " AND ".join(self.where(n) for n in node.items) + ")"
+            self._bounded -= bounded
+            return sql
         if isinstance(node, Or):
             return "(" + " OR ".join(self.where(n) for n in node.items) + ")" if node.items else "0"
         if isinstance(node, Not):
             return f"NOT coalesce({self.where(node.item)}, 0)"
         raise TypeError(node)  # pragma: no cover
+
+    def _bounded_pairs(self, node: And) -> set[int]:
+        """A keyed lower and upper bound of one type on one path bracket each other's type:
+        ``key >= 1 AND key < 2`` holds only for numbers, so neither needs ``key < ''``."""
+        sides: dict[tuple[tuple[str, ...], str], dict[bool, list[Cond]]] = {}
+        for c in node.items:
+            if (isinstance(c, Cond) and c.op in _SQL_OP and c.path.column is None
+                    and c.path.segments in self.keyed and c.value.kind in ("num", "str")):
+                lower = c.op in ("gt", "gte")
+                sides.setdefault((c.path.segments, c.value.kind), {}).setdefault(lower, []).append(c)
+        return {id(c) for both in sides.values() if len(both) == 2 for cs in both.values() for c in cs}
 
     # -- envelope columns --------------------------------------------------------------
 
@@ -194,7 +212,7 @@ class Compiler:
         if op == "in":
             return self._in(f, v, keyed)
         if op in _SQL_OP:
-            return self._range(f, op, v, keyed)
+            return self._range(f, op, v, keyed, bracket=id(c) not in self._bounded)
         if op == "exists":
             return f"{f.t} IS NOT NULL"
         if op == "startswith":
@@ -243,7 +261,7 @@ class Compiler:
             return f"(SELECT value FROM json_each({self.param(orjson.dumps(items).decode())}))"
         return "(" + ", ".join(self.param(x) for x in items) + ")"
 
-    def _range(self, f: Field | Element, op: str, v: Value, keyed: bool) -> str:
+    def _range(self, f: Field | Element, op: str, v: Value, keyed: bool, bracket: bool = True) -> str:
         sql_op = _SQL_OP[op]
         if v.kind == "bool":
             ok = [b for b in (False, True) if _bool_ok(op, b, v.py)]
@@ -254,6 +272,8 @@ class Compiler:
             return f"{f.t} IN ({', '.join(repr('true' if b else 'false') for b in ok)})"
         if keyed:
             key, p = f.key, self.param(v.py)
+            if not bracket:
+                return f"{key} {sql_op} {p}"
             if v.kind == "num":  # numbers sort below strings; NULL never compares true
                 return f"({key} {sql_op} {p} AND {key} < {NUM_HIGH})" if op in ("gt", "gte") else f"{key} {sql_op} {p}"
             return (f"({key} {sql_op} {p} AND {key} < {STR_HIGH})" if op in ("gt", "gte")
