@@ -62,7 +62,25 @@ def key_param(kind: str, py: Any, text: str | None) -> Any:
     return py  # null -> None, num, str
 
 
-class Field:
+class SQLValue:
+    """A JSON value in SQL: ``v`` (its SQL value), ``t`` (its JSON type), ``alen``; and its sort ``key``."""
+
+    __slots__ = ()
+
+    @property
+    def v(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def t(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def key(self) -> str:
+        return key_of_type(self.t, self.v)
+
+
+class Field(SQLValue):
     """A value at a JSON path in a document expression (``body``, ``doc``, ``e1.value``).
 
     ``path`` is SQL: a literal, or an expression choosing a path per row.
@@ -84,10 +102,6 @@ class Field:
         return f"json_type({self.doc}, {self.path})"
 
     @property
-    def key(self) -> str:
-        return key_of_type(self.t, self.v)
-
-    @property
     def alen(self) -> str:
         return f"json_array_length({self.doc}, {self.path})"
 
@@ -100,7 +114,7 @@ class Field:
         return f"json_each({self.doc}, {self.path}) AS {alias}"
 
 
-class Element:
+class Element(SQLValue):
     """A row of ``json_each``: an array element (or a member) seen as a value."""
 
     __slots__ = ("alias",)
@@ -115,10 +129,6 @@ class Element:
     @property
     def t(self) -> str:
         return f"{self.alias}.type"
-
-    @property
-    def key(self) -> str:
-        return key_of_type(self.t, self.v)
 
     @property
     def alen(self) -> str:
