@@ -88,6 +88,12 @@ def test_corrupted_record_names_the_record(pristine):
         assert info.value.code == "corrupted_data"
         assert s["notes"].get("b")["other"] == 1  # the rest of the store still reads
         assert base > 0
+        # queries verify what they return, too
+        with pytest.raises(errors.CorruptedData, match="notes/a version 2"):
+            s["notes"].find()
+        with pytest.raises(errors.CorruptedData, match="notes/a version 2"):
+            list(s["notes"].scan(batch_size=1))
+        assert [r.id for r in s["notes"].find({"other": 1})] == ["b"]
 
 
 def test_flipped_blob_file_is_caught(store):

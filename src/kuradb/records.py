@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
-from .encoding import decode
+from orjson import loads
 
 _UTC = UTC
 
@@ -67,7 +67,7 @@ class Record:
     def content(self) -> dict[str, Any] | None:
         c = self._content
         if c is None and self._text is not None:
-            c = self._content = decode(self._text)
+            c = self._content = loads(self._text)
         return c
 
     @property

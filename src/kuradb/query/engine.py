@@ -101,7 +101,7 @@ def statement(collection: str, meta: Meta, spec: Spec, what: str = "records") ->
 
 def _records(coll: Collection, rows: list[Any], fields: tuple[Path, ...] | None) -> list[Record]:
     if fields is None:
-        return [coll._record(row[0], row[1:]) for row in rows]
+        return coll._live_records(rows)
     out = []
     for row in rows:
         content: dict[str, Any] = {}
