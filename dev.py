@@ -4,6 +4,7 @@
     python3 dev.py demo          the Quick start demo on a throwaway store
     python3 dev.py test [ARGS]   the test suite (ARGS go to pytest; e.g. -m slow)
     python3 dev.py bench [ARGS]  the key-value benchmark (ARGS go to bench/kv.py)
+    python3 dev.py bench query [ARGS]  the query benchmark (bench/query.py)
     python3 dev.py kuradb ARGS   the kuradb command line
 
 Needs only Python 3.11+. The environment is rebuilt when pyproject.toml changes.
@@ -43,11 +44,14 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     task, rest = argv[0], argv[1:]
+    script = "kv.py"
+    if task == "bench" and rest and rest[0] in ("kv", "query"):
+        script, rest = rest[0] + ".py", rest[1:]
     ensure_env()
     command = {
         "demo": [PYTHON, "-m", "kuradb", "demo", *rest],
         "test": [PYTHON, "-m", "pytest", "-q", *rest],
-        "bench": [PYTHON, os.path.join(ROOT, "bench", "kv.py"), *rest],
+        "bench": [PYTHON, os.path.join(ROOT, "bench", script), *rest],
         "kuradb": [PYTHON, "-m", "kuradb", *rest],
     }[task]
     return subprocess.run(command, cwd=ROOT).returncode
