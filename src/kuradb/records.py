@@ -112,7 +112,7 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One entry of the change log. ``kind`` is "record", "blob" or "collection"."""
+    """One entry of the change log. ``kind`` is "record", "blob", "collection" or "index"."""
 
     position: int
     kind: str
