@@ -57,7 +57,7 @@ def table(collection: str) -> str:
     return f'"kura_fts:{collection}"'
 
 
-def _trigger(collection: str, event: str) -> str:
+def trigger(collection: str, event: str) -> str:
     return f'"kura_fts:{collection}:{event}"'
 
 
@@ -67,26 +67,20 @@ def _text(doc: str, path: str) -> str:
     return f"(SELECT group_concat(value, ' ') FROM json_tree({p.doc}, {p.path}) WHERE type = 'text')"
 
 
-def create(tx: Transaction, collection: str, info: IndexInfo) -> IndexInfo:
-    existing = load_meta(tx.cur, collection).text
-    if existing is not None:
-        if (existing.fields, existing.options) == (info.fields, info.options):
-            return existing
-        raise errors.AlreadyExists(f"{collection} already has a text index ({existing.name!r} on"
-                                   f" {list(existing.fields)})", hint="drop it first; one text index per collection")
+def build(cur: apsw.Cursor, collection: str, info: IndexInfo) -> None:
+    """Make the FTS5 table and its triggers for ``info`` and index the live records (create, repair)."""
     cols = [f"f{i}" for i in range(len(info.fields))]
     fts, coll = table(collection), literal(collection)
     new_text = ", ".join(_text("new.body", f) for f in info.fields)
-    cur = tx.cur
     cur.execute(f"CREATE VIRTUAL TABLE {fts} USING fts5({', '.join(cols)}, content='', contentless_delete=1,"
                 f" tokenize={literal(info.options['tokenize'])})")
-    cur.execute(f"CREATE TRIGGER {_trigger(collection, 'insert')} AFTER INSERT ON docs"
+    cur.execute(f"CREATE TRIGGER {trigger(collection, 'insert')} AFTER INSERT ON docs"
                 f" WHEN new.collection = {coll} AND new.deleted = 0 BEGIN"
                 f" INSERT INTO {fts}(rowid, {', '.join(cols)}) VALUES (new.rowid, {new_text}); END")
-    cur.execute(f"CREATE TRIGGER {_trigger(collection, 'delete')} AFTER DELETE ON docs"
+    cur.execute(f"CREATE TRIGGER {trigger(collection, 'delete')} AFTER DELETE ON docs"
                 f" WHEN old.collection = {coll} AND old.deleted = 0 BEGIN"
                 f" DELETE FROM {fts} WHERE rowid = old.rowid; END")
-    cur.execute(f"CREATE TRIGGER {_trigger(collection, 'update')} AFTER UPDATE ON docs"
+    cur.execute(f"CREATE TRIGGER {trigger(collection, 'update')} AFTER UPDATE ON docs"
                 f" WHEN new.collection = {coll} BEGIN"
                 f" DELETE FROM {fts} WHERE rowid = old.rowid AND old.deleted = 0;"
                 f" INSERT INTO {fts}(rowid, {', '.join(cols)}) SELECT new.rowid, {new_text} WHERE new.deleted = 0;"
@@ -94,6 +88,17 @@ def create(tx: Transaction, collection: str, info: IndexInfo) -> IndexInfo:
     cur.execute(f"INSERT INTO {fts}(rowid, {', '.join(cols)}) SELECT rowid,"
                 f" {', '.join(_text('body', f) for f in info.fields)} FROM docs"
                 f" WHERE collection = {coll} AND deleted = 0")
+
+
+def create(tx: Transaction, collection: str, info: IndexInfo) -> IndexInfo:
+    existing = load_meta(tx.cur, collection).text
+    if existing is not None:
+        if (existing.fields, existing.options) == (info.fields, info.options):
+            return existing
+        raise errors.AlreadyExists(f"{collection} already has a text index ({existing.name!r} on"
+                                   f" {list(existing.fields)})", hint="drop it first; one text index per collection")
+    cur = tx.cur
+    build(cur, collection, info)
     cur.execute("INSERT INTO indexes(collection, name, kind, fields, is_unique, options, created)"
                 " VALUES(?, ?, 'text', ?, 0, ?, ?)",
                 (collection, info.name, orjson.dumps(list(info.fields)).decode(), orjson.dumps(info.options).decode(),
@@ -103,7 +108,7 @@ def create(tx: Transaction, collection: str, info: IndexInfo) -> IndexInfo:
 
 def drop_objects(cur: apsw.Cursor, collection: str) -> None:
     for event in ("insert", "delete", "update"):
-        cur.execute(f"DROP TRIGGER IF EXISTS {_trigger(collection, event)}")
+        cur.execute(f"DROP TRIGGER IF EXISTS {trigger(collection, event)}")
     cur.execute(f"DROP TABLE IF EXISTS {table(collection)}")
 
 

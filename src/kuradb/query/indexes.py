@@ -148,6 +148,15 @@ def check_name(name: Any) -> str:
     return name
 
 
+def index_ddl(collection: str, info: IndexInfo) -> tuple[str, list[str]]:
+    """The CREATE INDEX statement of a btree index, and its key columns."""
+    cols = [key_sql(p) + (" DESC" if desc else "") for p, desc in info.paths()]
+    if not info.unique:
+        cols.append("id")
+    return (f"CREATE {'UNIQUE ' if info.unique else ''}INDEX {sql_name(collection, info.name)}"
+            f" ON docs({', '.join(cols)}) WHERE {live(collection)}", cols)
+
+
 def create(tx: Transaction, collection: str, info: IndexInfo,
            progress: Callable[[float], None] | None = None) -> IndexInfo:
     """Create a btree index (idempotent for the same definition); DuplicateKey if data violates it."""
@@ -160,11 +169,7 @@ def create(tx: Transaction, collection: str, info: IndexInfo,
             raise errors.AlreadyExists(
                 f"{collection}: index {ix.name!r} already exists on {list(ix.fields)} (unique={ix.unique})",
                 hint="drop it first, or choose another name")
-    cols = [key_sql(p) + (" DESC" if desc else "") for p, desc in info.paths()]
-    if not info.unique:
-        cols.append("id")
-    ddl = (f"CREATE {'UNIQUE ' if info.unique else ''}INDEX {sql_name(collection, info.name)}"
-           f" ON docs({', '.join(cols)}) WHERE {live(collection)}")
+    ddl, cols = index_ddl(collection, info)
     try:
         _run_with_progress(tx, collection, ddl, cols, progress)
     except apsw.ConstraintError as e:
