@@ -240,6 +240,25 @@ def cmd_index(store: Store, args: argparse.Namespace, out: Output) -> None:
         out.emit({"collection": args.collection, "index": name})
 
 
+def cmd_verify(store: Store, args: argparse.Namespace, out: Output) -> None:
+    """The report on stdout; with problems, exit with corrupted_data's code."""
+    steps = 1000
+    with Progress("verifying", total=steps) as bar:
+        report = store.verify(progress=lambda f: bar.advance(int(f * steps) - bar.done))
+    if out.json:
+        out.emit(report.to_dict())
+    else:
+        out.stream.write("\n".join(report.problems + [f"checked: {report.checked}"]) + "\n")
+    if not report.ok:
+        n = len(report.problems) + report.truncated
+        raise errors.CorruptedData(f"{store.directory}: {n} problem{'s' if n != 1 else ''} found",
+                                   hint="kuradb repair rebuilds derived state; records and blobs need a backup")
+
+
+def cmd_repair(store: Store, args: argparse.Namespace, out: Output) -> None:
+    out.emit(store.repair().to_dict())
+
+
 def cmd_demo(store: Store, args: argparse.Namespace, out: Output) -> None:
     from .demo import run
 
@@ -321,6 +340,8 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--name", help="the index name (default: from the fields)")
         elif action == "drop":
             sp.add_argument("name", metavar="NAME")
+    command("verify", cmd_verify, "check every record, version, blob and index; exit 0 only if all is well")
+    command("repair", cmd_repair, "rebuild derived state (indexes, catalog, blob references); never user data")
     demo = sub.add_parser("demo", help="a guided tour on a throwaway (or given) store",
                           description="a guided tour on a throwaway (or given) store")
     demo.add_argument("directory", metavar="DIR", nargs="?", default=":memory:")
@@ -333,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Output(sys.stdout, args.json)
     try:
         read_only = args.command in ("get", "history", "stats", "changes", "export", "find", "count", "explain",
-                                     "aggregate", "search") or getattr(args, "action", None) == "list"
+                                     "aggregate", "search", "verify") or getattr(args, "action", None) == "list"
         with open_store(args.directory, durability=args.durability, timeout=args.timeout,
                         read_only=read_only) as store:
             args.fn(store, args, out)

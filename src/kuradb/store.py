@@ -12,11 +12,12 @@ from typing import Any
 import apsw
 import orjson
 
-from . import errors
+from . import errors, integrity
 from .blobs import BlobStore
 from .collection import Collection, now_us
 from .encoding import DEFAULT_MAX_DOCUMENT_BYTES
 from .ids import check_collection_name
+from .integrity import Report
 from .query import indexes
 from .query.catalog import ArrayCatalog
 from .records import Change, from_us
@@ -286,6 +287,23 @@ class Store:
         if self._watchers:
             with self._changed:
                 self._changed.notify_all()
+
+    # -- integrity ------------------------------------------------------------------
+
+    def verify(self, *, progress: Any = None) -> Report:
+        """Check the whole store against its sources; a Report naming every problem.
+
+        SQLite's integrity check, every version's checksum, rev and history
+        chain, the change log's continuity, every current record against its
+        log entry, every blob's hash, and the derived state (array catalog,
+        blob references, secondary and text indexes). Reads one snapshot;
+        writers are not blocked. ``progress(fraction)`` is called as it goes.
+        """
+        return integrity.verify(self, progress)
+
+    def repair(self) -> Report:
+        """Rebuild derived state (array catalog, blob references, indexes); never changes user data."""
+        return integrity.repair(self)
 
     # -- introspection ---------------------------------------------------------------
 
