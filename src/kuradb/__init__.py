@@ -1,14 +1,16 @@
 """kuradb (蔵, "storehouse"): one store for JSON documents with history, blobs and a change log."""
 from __future__ import annotations
 
-from . import errors
+from . import backups, errors
+from .backups import BackupInfo
 from .collection import Collection
 from .encoding import BlobRef
+from .integrity import Report
 from .records import Change, Record
 from .repository import Repository
 from .store import Store, open
 
 __version__ = "0.1.0"
 
-__all__ = ["BlobRef", "Change", "Collection", "Record", "Repository", "Store", "errors", "open",
-           "__version__"]
+__all__ = ["BackupInfo", "BlobRef", "Change", "Collection", "Record", "Report", "Repository", "Store", "backups",
+           "errors", "open", "__version__"]

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from . import errors
+from . import backups, errors
 from .progress import Progress
 from .records import Record
 from .store import Store
@@ -259,6 +259,33 @@ def cmd_repair(store: Store, args: argparse.Namespace, out: Output) -> None:
     out.emit(store.repair().to_dict())
 
 
+def cmd_backup(store: Store, args: argparse.Namespace, out: Output) -> None:
+    steps = 1000
+    with Progress(f"backing up to {args.dest}", total=steps) as bar:
+        info = store.backup(args.dest, kind=args.kind, progress=lambda f: bar.advance(int(f * steps) - bar.done))
+    out.emit(info.to_dict())
+
+
+def cmd_backups(_: None, args: argparse.Namespace, out: Output) -> None:
+    if args.action == "list":
+        out.table([b.to_dict() for b in backups.list_backups(args.dest)],
+                  ["id", "kind", "parent", "position", "created", "size"])
+    elif args.action == "verify":
+        report = backups.verify(args.dest, args.id)
+        out.emit(report.to_dict())
+        if not report.ok:
+            raise errors.CorruptedData(f"{args.dest}: {len(report.problems)} problem(s) found",
+                                       hint="restore from a backup that verifies")
+    else:
+        removed = backups.prune(args.dest, keep_last=args.keep_last, keep_daily=args.keep_daily,
+                                keep_weekly=args.keep_weekly)
+        out.emit({"removed": removed})
+
+
+def cmd_restore(_: None, args: argparse.Namespace, out: Output) -> None:
+    out.emit(backups.restore(args.dest, args.target, id=args.id).to_dict())
+
+
 def cmd_demo(store: Store, args: argparse.Namespace, out: Output) -> None:
     from .demo import run
 
@@ -342,6 +369,29 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("name", metavar="NAME")
     command("verify", cmd_verify, "check every record, version, blob and index; exit 0 only if all is well")
     command("repair", cmd_repair, "rebuild derived state (indexes, catalog, blob references); never user data")
+    sp = command("backup", cmd_backup, "back up a store while it is in use (consistent at one position)")
+    sp.add_argument("dest", metavar="DEST", help="the backup directory (one folder per backup)")
+    sp.add_argument("--kind", default="full", choices=["full"])
+    group = sub.add_parser("backups", help="list, verify or prune the backups in a directory",
+                           description="list, verify or prune the backups in a directory")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, help in (("list", "the complete backups, oldest first"),
+                         ("verify", "check every file and restore each backup into a temporary store"),
+                         ("prune", "delete the backups no --keep rule keeps")):
+        sp = actions.add_parser(action, help=help, description=help)
+        sp.add_argument("dest", metavar="DEST")
+        sp.set_defaults(fn=cmd_backups, store=False)
+        if action == "verify":
+            sp.add_argument("--id", help="only this backup")
+        if action == "prune":
+            for rule in ("last", "daily", "weekly"):
+                sp.add_argument(f"--keep-{rule}", type=int, metavar="N")
+    sp = sub.add_parser("restore", help="restore a backup as a new store (verified before it appears)",
+                        description="restore a backup as a new store (verified before it appears)")
+    sp.add_argument("dest", metavar="DEST", help="the backup directory")
+    sp.add_argument("target", metavar="TARGET", help="a new (or empty) directory for the store")
+    sp.add_argument("--id", help="the backup to restore (default: the newest)")
+    sp.set_defaults(fn=cmd_restore, store=False)
     demo = sub.add_parser("demo", help="a guided tour on a throwaway (or given) store",
                           description="a guided tour on a throwaway (or given) store")
     demo.add_argument("directory", metavar="DIR", nargs="?", default=":memory:")
@@ -349,12 +399,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+_READ_ONLY = ("get", "history", "stats", "changes", "export", "find", "count", "explain", "aggregate", "search",
+              "verify", "backup")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = Output(sys.stdout, args.json)
     try:
-        read_only = args.command in ("get", "history", "stats", "changes", "export", "find", "count", "explain",
-                                     "aggregate", "search", "verify") or getattr(args, "action", None) == "list"
+        if not getattr(args, "store", True):
+            args.fn(None, args, out)
+            return 0
+        read_only = args.command in _READ_ONLY or getattr(args, "action", None) == "list"
         with open_store(args.directory, durability=args.durability, timeout=args.timeout,
                         read_only=read_only) as store:
             args.fn(store, args, out)

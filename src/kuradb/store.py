@@ -12,7 +12,8 @@ from typing import Any
 import apsw
 import orjson
 
-from . import errors, integrity
+from . import backups, errors, integrity
+from .backups import BackupInfo
 from .blobs import BlobStore
 from .collection import Collection, now_us
 from .encoding import DEFAULT_MAX_DOCUMENT_BYTES
@@ -288,7 +289,12 @@ class Store:
             with self._changed:
                 self._changed.notify_all()
 
-    # -- integrity ------------------------------------------------------------------
+    # -- backups and integrity -------------------------------------------------------
+
+    def backup(self, dest: str | os.PathLike[str], *, kind: str = "full", encryption_key: Any = None,
+               progress: Any = None) -> BackupInfo:
+        """A backup into the directory ``dest``, taken while writers keep writing (see kuradb.backups)."""
+        return backups.backup(self, dest, kind=kind, encryption_key=encryption_key, progress=progress)
 
     def verify(self, *, progress: Any = None) -> Report:
         """Check the whole store against its sources; a Report naming every problem.

@@ -1,0 +1,240 @@
+"""Full backups: consistent under writes, verified, restored only when intact, pruned by rules."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import kuradb
+from kuradb import backups, errors
+from kuradb.backups import BackupInfo
+from kuradb.cli import main
+
+
+@pytest.fixture
+def source(tmp_path):
+    path = tmp_path / "store"
+    with kuradb.open(path) as s:
+        n = s.collection("notes")
+        n.put_many([(f"k{i:03}", {"i": i, "tags": ["a", "b"][: i % 3]}) for i in range(300)])
+        n.update("k001", {"i": -1})
+        n.delete("k002")
+        n.create_index("i", unique=True)
+        n.create_text_index(["tags"])
+        n.put({"img": s.blobs.put(os.urandom(150_000)), "thumb": s.blobs.put(b"small")}, id="pic")
+    return path
+
+
+def state(path):
+    with kuradb.open(path) as s:
+        return s.position, {c: [(r.id, r.version, r.rev, r.content) for r in s[c].find()] for c in s.collections()}
+
+
+def test_backup_restore_round_trip(source, tmp_path):
+    with kuradb.open(source) as s:
+        info = s.backup(tmp_path / "bk")
+        assert info.kind == "full" and info.parent is None and info.position == s.position and info.size > 150_000
+    assert backups.list(tmp_path / "bk") == [info]
+    assert backups.verify(tmp_path / "bk").ok
+    restored = backups.restore(tmp_path / "bk", tmp_path / "copy")
+    assert restored == info
+    assert state(tmp_path / "copy") == state(source)
+    with kuradb.open(tmp_path / "copy") as s:
+        assert s.verify().ok
+        assert len(s.blobs.get(s["notes"].get("pic")["img"])) == 150_000
+        assert s["notes"].search_text("b")
+        with pytest.raises(errors.DuplicateKey):
+            s["notes"].put({"i": 5}, id="dup")  # the unique index came back too
+
+
+def test_backup_while_writing_is_consistent_at_its_position(tmp_path):
+    path = tmp_path / "store"
+    with kuradb.open(path) as s:
+        c = s.collection("c")
+        stop = threading.Event()
+
+        def write():
+            i = 0
+            while not stop.is_set() or i < 50:
+                c.put({"i": i, "pad": "x" * 200}, id=f"w{i:06}")
+                i += 1
+
+        t = threading.Thread(target=write)
+        t.start()
+        try:
+            infos = [s.backup(tmp_path / "bk") for _ in range(3)]
+        finally:
+            stop.set()
+            t.join()
+    for n, info in enumerate(infos):
+        target = tmp_path / f"copy{n}"
+        backups.restore(tmp_path / "bk", target, id=info.id)
+        with kuradb.open(target) as r:
+            assert r.position == info.position
+            ids = [x.id for x in r["c"].find()]
+            assert ids == [f"w{i:06}" for i in range(len(ids))]  # a prefix of the writes, no hole
+            assert r.verify().ok
+
+
+def _only_backup(dest):
+    (info,) = backups.list(dest)
+    return dest / info.id
+
+
+def _flip(path, offset):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage,named", [
+    (lambda d: _flip(d / "kura.db.zst", 100), "kura.db.zst does not match its hash"),
+    (lambda d: (d / "kura.db.zst").write_bytes((d / "kura.db.zst").read_bytes()[:-10]),
+     "kura.db.zst does not match its hash"),
+    (lambda d: _flip(d / "blobs" / next(p for p in os.listdir(d / "blobs")), 10), "does not match its hash"),
+    (lambda d: (d / "blobs" / next(p for p in os.listdir(d / "blobs"))).unlink(), "is missing"),
+])
+def test_damaged_backups_are_named_and_never_restored(source, tmp_path, damage, named):
+    with kuradb.open(source) as s:
+        s.backup(tmp_path / "bk")
+    damage(_only_backup(tmp_path / "bk"))
+    report = backups.verify(tmp_path / "bk")
+    assert not report.ok and any(named in p for p in report.problems), report.problems
+    with pytest.raises(errors.RestoreError, match="does not match|missing"):
+        backups.restore(tmp_path / "bk", tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".kuradb-restore")] == []
+
+
+def test_a_manifest_that_lies_is_caught_by_the_restored_store(source, tmp_path):
+    """Files consistent with a manifest are still restored into a scratch store and verified."""
+    import hashlib
+
+    import apsw
+    import zstandard
+
+    with kuradb.open(source) as s:
+        s.backup(tmp_path / "bk")
+    d = _only_backup(tmp_path / "bk")
+    raw = zstandard.ZstdDecompressor().decompress((d / "kura.db.zst").read_bytes(), max_output_size=1 << 30)
+    db = tmp_path / "tampered.db"
+    db.write_bytes(raw)
+    conn = apsw.Connection(str(db))
+    conn.execute("UPDATE log SET rev = 'x' WHERE position = 1")
+    conn.close()
+    raw = db.read_bytes()
+    packed = zstandard.ZstdCompressor().compress(raw)
+    (d / "kura.db.zst").write_bytes(packed)
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["files"][0].update(size=len(packed), sha256=hashlib.sha256(packed).hexdigest(),
+                                content={"size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()})
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    report = backups.verify(tmp_path / "bk")
+    assert any("restored store: notes/k000 version 1" in p for p in report.problems), report.problems
+    with pytest.raises(errors.RestoreError, match="fails verification"):
+        backups.restore(tmp_path / "bk", tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+
+
+def test_a_garbage_manifest_is_reported_and_not_listed(source, tmp_path):
+    with kuradb.open(source) as s:
+        s.backup(tmp_path / "bk")
+    d = _only_backup(tmp_path / "bk")
+    (d / "manifest.json").write_text("{not json")
+    assert backups.list(tmp_path / "bk") == []
+    report = backups.verify(tmp_path / "bk")
+    assert any("manifest.json cannot be read" in p for p in report.problems)
+    with pytest.raises(errors.NotFound):
+        backups.restore(tmp_path / "bk", tmp_path / "copy")
+
+
+def test_a_failed_backup_leaves_nothing(source, tmp_path):
+    with kuradb.open(source) as s:
+        (path,) = [os.path.join(d, f) for d, _, files in os.walk(os.path.join(s.directory, "blobs"))
+                   for f in files if len(f) == 64]
+        name = os.path.basename(path)
+        os.unlink(path)  # a referenced blob file is gone
+        with pytest.raises(errors.BackupError, match=f"blob {name}: its file .* is missing"):
+            s.backup(tmp_path / "bk")
+    assert os.listdir(tmp_path / "bk") == []
+    assert backups.list(tmp_path / "bk") == []
+
+
+def test_garbage_blobs_gone_from_disk_are_left_out(tmp_path):
+    with kuradb.open(tmp_path / "s") as s:
+        s["c"].put({"x": 1}, id="a")
+        ref = s.blobs.put(os.urandom(100_000))  # referenced by nothing: garbage gc may remove at any time
+        os.unlink(os.path.join(s.directory, "blobs", ref.hash[:2], ref.hash))
+        s.backup(tmp_path / "bk")
+    backups.restore(tmp_path / "bk", tmp_path / "copy")
+    with kuradb.open(tmp_path / "copy") as r:
+        assert r.verify().ok and not r.blobs.exists(ref)
+
+
+def test_restore_refuses_to_overwrite_and_pitr_is_not_pretended(source, tmp_path):
+    with kuradb.open(source) as s:
+        info = s.backup(tmp_path / "bk")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("mine")
+    with pytest.raises(errors.RestoreError, match="not empty"):
+        backups.restore(tmp_path / "bk", tmp_path / "busy")
+    assert (tmp_path / "busy" / "file").read_text() == "mine"
+    with pytest.raises(errors.RestoreError, match="point-in-time"):
+        backups.restore(tmp_path / "bk", tmp_path / "copy", until=info.position - 1)
+    (tmp_path / "empty").mkdir()
+    backups.restore(tmp_path / "bk", tmp_path / "empty", until=info.position)
+    assert state(tmp_path / "empty") == state(source)
+    with pytest.raises(errors.NotFound):
+        backups.restore(tmp_path / "bk", tmp_path / "x", id="nope")
+    with pytest.raises(errors.BackupError, match="incremental"):
+        kuradb.open(source).backup(tmp_path / "bk", kind="incremental")
+
+
+def test_prune_rules():
+    now = datetime(2026, 11, 22, 12, tzinfo=UTC)
+
+    def b(id, hours, parent=None):
+        return BackupInfo(id, "full" if parent is None else "incremental", parent, 0, now - timedelta(hours=hours), 1)
+
+    history = [b("a", 24 * 20), b("b", 24 * 8), b("c", 24 * 2), b("d", 30), b("e", 5), b("f", 1, parent="c")]
+    assert backups._keep(history, 2, None, None) == {"e", "f", "c"}  # f needs its parent c
+    assert backups._keep(history, None, 2, None) == {"f", "d", "c"}  # newest of today, of yesterday; f needs c
+    assert backups._keep(history, None, None, 3) == {"f", "c", "b", "a"}
+
+
+def test_prune_deletes_what_no_rule_keeps(source, tmp_path):
+    with kuradb.open(source) as s:
+        infos = [s.backup(tmp_path / "bk") for _ in range(3)]
+    with pytest.raises(errors.ValidationError, match="would delete everything"):
+        backups.prune(tmp_path / "bk")
+    with pytest.raises(errors.ValidationError, match="keep_last"):
+        backups.prune(tmp_path / "bk", keep_last=-1)
+    assert backups.prune(tmp_path / "bk", keep_last=1) == [infos[0].id, infos[1].id]
+    assert backups.list(tmp_path / "bk") == [infos[2]]
+
+
+def test_without_zstandard_a_backup_says_what_to_install(source, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "zstandard", None)
+    with kuradb.open(source) as s, pytest.raises(errors.BackupError, match=r"kuradb\[backup\]"):
+        s.backup(tmp_path / "bk")
+
+
+def test_cli(source, tmp_path, capsys):
+    assert main(["backup", str(source), str(tmp_path / "bk")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert main(["backups", "list", str(tmp_path / "bk")]) == 0
+    assert [b["id"] for b in json.loads(capsys.readouterr().out)] == [info["id"]]
+    assert main(["backups", "verify", str(tmp_path / "bk")]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert main(["restore", str(tmp_path / "bk"), str(tmp_path / "copy")]) == 0
+    assert json.loads(capsys.readouterr().out)["position"] == info["position"]
+    assert main(["restore", str(tmp_path / "bk"), str(tmp_path / "copy")]) == errors.EXIT_CODES["restore_failed"]
+    assert "not empty" in capsys.readouterr().err
+    _flip(_only_backup(tmp_path / "bk") / "kura.db.zst", 50)
+    assert main(["backups", "verify", str(tmp_path / "bk")]) == errors.EXIT_CODES["corrupted_data"]
+    assert "kura.db.zst does not match its hash" in capsys.readouterr().out
+    assert main(["backups", "prune", str(tmp_path / "bk"), "--keep-last", "1"]) == 0
