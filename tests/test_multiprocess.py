@@ -108,3 +108,20 @@ def test_another_process_making_a_field_an_array_changes_the_plan_not_the_answer
         subprocess.run([sys.executable, "-c", writer, str(tmp_path)], check=True, timeout=60)
         assert [r.id for r in c.find({"tags": "x"})] == ["a", "b"]  # membership, seen through the catalog
         assert c.query().where("tags", "==", "x").explain().index != "tags"
+
+
+def test_a_write_after_a_refused_one_waits_normally_for_other_processes(tmp_path):
+    """Regression: the DuplicateKey lookup left a half-read SELECT on the writer connection, holding an old
+    snapshot; after another process committed, the next write failed at once with Busy (SQLITE_BUSY_SNAPSHOT)."""
+    with kuradb.open(tmp_path, timeout=10) as store:
+        users = store["users"]
+        users.create_index("email", unique=True)
+        users.put({"email": "a@x"}, id="a")
+        try:
+            users.put({"email": "a@x"}, id="b")
+        except kuradb.errors.DuplicateKey:
+            pass
+        other = "import sys, kuradb\nwith kuradb.open(sys.argv[1]) as s: s['users'].put({'email': 'o@x'}, id='o')"
+        subprocess.run([sys.executable, "-c", other, str(tmp_path)], check=True, timeout=60)
+        users.put({"email": "c@x"}, id="c")
+        assert sorted(users) == ["a", "c", "o"]

@@ -318,20 +318,24 @@ class SQLiteBackend:
     def _end(self, tx: Transaction, *, commit: bool) -> None:
         committed = False
         try:
+            # COMMIT and ROLLBACK go through the transaction's own cursor, which resets the
+            # statement it last ran: a half-read SELECT (a fetchone) would otherwise keep a read
+            # snapshot open on the writer connection, and the next BEGIN IMMEDIATE would fail at
+            # once with SQLITE_BUSY_SNAPSHOT (no busy wait) after another process committed.
             if commit and tx.doomed is not None:
-                self._rollback_quietly(tx.conn)
+                self._rollback_quietly(tx.cur)
                 raise errors.KuraError(
                     f"the transaction was rolled back: a write in it failed part-way ({tx.doomed})",
                     hint="retry the whole transaction") from tx.doomed
             if commit:
                 try:
-                    tx.conn.execute("COMMIT")
+                    tx.cur.execute("COMMIT")
                     committed = True
                 except apsw.Error as e:
-                    self._rollback_quietly(tx.conn)
+                    self._rollback_quietly(tx.cur)
                     raise translate(e, "commit") from e
             else:
-                self._rollback_quietly(tx.conn)
+                self._rollback_quietly(tx.cur)
         finally:
             self._local.tx = None
             self._write_lock.release()
@@ -343,9 +347,9 @@ class SQLiteBackend:
                     listener()
 
     @staticmethod
-    def _rollback_quietly(conn: apsw.Connection) -> None:
+    def _rollback_quietly(conn: apsw.Connection | apsw.Cursor) -> None:
         try:
-            if not conn.get_autocommit():
+            if not (conn.connection if isinstance(conn, apsw.Cursor) else conn).get_autocommit():
                 conn.execute("ROLLBACK")
         except apsw.Error:
             pass  # the connection already rolled back (e.g. after SQLITE_FULL)
