@@ -190,6 +190,10 @@ def test_restore_refuses_to_overwrite_and_pitr_is_not_pretended(source, tmp_path
     assert state(tmp_path / "empty") == state(source)
     with pytest.raises(errors.NotFound):
         backups.restore(tmp_path / "bk", tmp_path / "x", id="nope")
+    for call in (backups.list, backups.verify, lambda d: backups.restore(d, tmp_path / "y"),
+                 lambda d: backups.prune(d, keep_last=1)):
+        with pytest.raises(errors.NotFound, match="no backup directory"):
+            call(tmp_path / "nowhere")
     with pytest.raises(errors.BackupError, match="incremental"):
         kuradb.open(source).backup(tmp_path / "bk", kind="incremental")
 

@@ -282,6 +282,8 @@ def _check_files(dest: str, m: dict[str, Any], report: Report) -> None:
 def verify(dest: str | os.PathLike[str], id: str | None = None) -> Report:
     """Check every file's hash, then restore into a temporary directory and run the store's verify."""
     dest = os.fspath(dest)
+    if not os.path.isdir(dest):
+        raise errors.NotFound(f"no backup directory {dest!r}")
     report = Report()
     ids = [id] if id is not None else [b for b in sorted(os.listdir(dest)) if not b.startswith(".")
                                          and os.path.isdir(os.path.join(dest, b))]
