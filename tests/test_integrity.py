@@ -160,10 +160,12 @@ def test_cli_verify_and_repair(full, capsys):
     code = main(["verify", str(full)])
     out, err = capsys.readouterr()
     report = json.loads(out)
-    # two catalog paths (tags, big); b's rev, and the rev of b's next version, which no longer follows from it
-    assert code == EXIT_CODES["corrupted_data"] and not report["ok"] and len(report["problems"]) == 4
-    assert "4 problems found" in err and "kuradb repair" in err
+    # two catalog paths (tags, big); b's rev, the rev of b's next version, which no longer follows from it,
+    # and the audit chain at the edited entry
+    assert code == EXIT_CODES["corrupted_data"] and not report["ok"] and len(report["problems"]) == 5
+    assert any("audit: change log position 2" in p for p in report["problems"])
+    assert "5 problems found" in err and "kuradb repair" in err
     assert main(["repair", str(full)]) == 0
     assert json.loads(capsys.readouterr().out)["repaired"]
     assert main(["verify", str(full)]) == EXIT_CODES["corrupted_data"]  # the rev is user data: still reported
-    assert len(json.loads(capsys.readouterr().out)["problems"]) == 2
+    assert len(json.loads(capsys.readouterr().out)["problems"]) == 3

@@ -259,6 +259,11 @@ def cmd_repair(store: Store, args: argparse.Namespace, out: Output) -> None:
     out.emit(store.repair().to_dict())
 
 
+def cmd_audit(store: Store, args: argparse.Namespace, out: Output) -> None:
+    entries = store.audit(since=args.since, actor=args.actor, limit=args.limit)
+    out.table([e.to_dict() for e in entries], ["position", "at", "actor", "action", "collection", "id", "version"])
+
+
 def cmd_backup(store: Store, args: argparse.Namespace, out: Output) -> None:
     steps = 1000
     with Progress(f"backing up to {args.dest}", total=steps) as bar:
@@ -369,6 +374,10 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("name", metavar="NAME")
     command("verify", cmd_verify, "check every record, version, blob and index; exit 0 only if all is well")
     command("repair", cmd_repair, "rebuild derived state (indexes, catalog, blob references); never user data")
+    sp = command("audit", cmd_audit, "the audit trail: who changed what, when (hash-chained; kuradb verify checks it)")
+    sp.add_argument("--since", type=int, metavar="POSITION", help="entries after this change-log position")
+    sp.add_argument("--actor", help="only this author's entries")
+    sp.add_argument("--limit", type=int)
     sp = command("backup", cmd_backup, "back up a store while it is in use (consistent at one position)")
     sp.add_argument("dest", metavar="DEST", help="the backup directory (one folder per backup)")
     sp.add_argument("--kind", default="full", choices=["full"])
@@ -400,7 +409,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _READ_ONLY = ("get", "history", "stats", "changes", "export", "find", "count", "explain", "aggregate", "search",
-              "verify", "backup")
+              "verify", "backup", "audit")
 
 
 def main(argv: list[str] | None = None) -> int:

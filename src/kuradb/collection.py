@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import apsw
 import orjson
 
-from . import errors
+from . import audit, errors
 from .encoding import checksum, encode_content, make_rev, merge_patch
 from .ids import check_id, new_id
 from .query import aggregate as aggregation
@@ -40,9 +40,9 @@ _HISTORY = (f"{_CHAIN} SELECT {_LOG_COLS} FROM log JOIN chain ON log.position = 
             " WHERE erased=0 AND version > ? ORDER BY version")
 _CURRENT = "SELECT version, rev, created, deleted, position FROM docs WHERE collection=? AND id=?"
 _GET_WITH_POSITION = f"SELECT {_COLS}, position FROM docs WHERE collection=? AND id=?"
-_NEXT_POSITION = "SELECT coalesce(max(position), 0) + 1 FROM log"
 _LOG_INSERT_AT = ("INSERT INTO log(position, kind, collection, id, version, rev, op, at, author, type,"
-                  " created, checksum, prev, body) VALUES(?, 'record', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?))")
+                  " created, checksum, prev, body, actor_hash, hash)"
+                  " VALUES(?, 'record', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?), ?, ?)")
 _CURRENT_MANY = ("SELECT id, version, rev, created, deleted, position FROM docs WHERE collection=?"
                  " AND id IN (SELECT value FROM json_each(?))")
 _DOC_UPSERT = (
@@ -436,14 +436,18 @@ class Collection:
             version, ck, rev, created, text = _next_version(row, data, now)
             author = author or store.author
             deleted = data is None
-            position = scalar(conn, _NEXT_POSITION)
+            last, prev_hash = audit.head(conn)
+            position = last + 1
+            actor = audit.actor_digest(author)
             try:
                 conn.execute(_DOC_UPSERT, (name, id, version, rev, type, created, now, author, deleted,
                                            position, ck, text))
             except apsw.ConstraintError as e:
                 raise self._duplicate(conn, e, [(id, text, type, author, version, created, now)]) from e
             conn.execute(_LOG_INSERT_AT, (position, name, id, version, rev, op, now, author, type, created, ck,
-                                          row[4] if row else None, text))
+                                          row[4] if row else None, text, actor,
+                                          audit.entry_hash(prev_hash, position, now, "record", op, name, id,
+                                                           version, rev, actor)))
             if name not in store._ensured and name not in tx.ensured:
                 store._ensure_collection(tx, name)
             if arrays:
@@ -500,9 +504,10 @@ class Collection:
             all_blobs = [h for _, _, blobs, _ in prepared for h in blobs]
             if all_blobs:
                 store.blobs._check_refs(cur, all_blobs, name)
-            position: int = scalar(cur, "SELECT coalesce(max(position), 0) FROM log")
+            position, prev_hash = audit.head(cur)
             now = now_us()
             author = author or store.author
+            actor = audit.actor_digest(author)
             log_rows: list[tuple[Any, ...]] = []
             doc_rows: dict[str, tuple[Any, ...]] = {}
             refs: list[tuple[str, int]] = []
@@ -514,8 +519,9 @@ class Collection:
                 row = current.get(id)
                 version, ck, rev, created, text = _next_version(row, data, now)
                 first_version.setdefault(id, version)
+                prev_hash = audit.entry_hash(prev_hash, position, now, "record", "put", name, id, version, rev, actor)
                 log_rows.append((position, name, id, version, rev, "put", now, author, type, created, ck,
-                                 row[4] if row else None, text))
+                                 row[4] if row else None, text, actor, prev_hash))
                 doc_rows[id] = (name, id, version, rev, type, created, now, author, False, position, ck, text)
                 current[id] = (version, rev, created, 0, position)
                 refs += [(h, position) for h in set(blobs)]

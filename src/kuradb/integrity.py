@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import apsw
 import orjson
 
-from . import errors
+from . import audit, errors
 from .encoding import blob_hash_of, checksum, make_rev
 from .query import fulltext
 from .query.catalog import array_paths, backfill
@@ -84,6 +84,7 @@ def _blob_refs(value: Any, out: set[str]) -> None:
 
 
 def verify(store: Store, progress: Callable[[float], None] | None = None) -> Report:
+    """See Store.verify."""
     report = Report()
     try:
         with store._backend.snapshot() as cur:
@@ -92,6 +93,7 @@ def verify(store: Store, progress: Callable[[float], None] | None = None) -> Rep
             bar = _Progress(progress, total)
             _sqlite(cur, report)
             _log(cur, report, bar)
+            audit.check(cur, report)
             _docs(cur, report, bar)
             _blobs(cur, store.blobs._path, report, bar)
             _indexes(cur, report)

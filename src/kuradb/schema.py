@@ -5,6 +5,7 @@ from collections.abc import Callable
 from hashlib import sha256
 from typing import Any
 
+from .audit import backfill as audit_backfill
 from .query.catalog import backfill
 
 APPLICATION_ID = 0x4B555241  # "KURA": marks a SQLite file as a kuradb store
@@ -106,10 +107,15 @@ CREATE TABLE indexes(
     PRIMARY KEY(collection, name)
 ) WITHOUT ROWID;
 """),
+    (3, """
+-- The audit trail: each change-log entry hash-chained to the one before (kuradb/audit.py).
+ALTER TABLE log ADD COLUMN actor_hash BLOB;
+ALTER TABLE log ADD COLUMN hash BLOB;
+"""),
 ]
 
 # Python steps run right after a migration's SQL, in the same transaction (data backfills).
-AFTER_MIGRATION: dict[int, Callable[[Any], None]] = {2: backfill}
+AFTER_MIGRATION: dict[int, Callable[[Any], None]] = {2: backfill, 3: audit_backfill}
 
 LATEST = MIGRATIONS[-1][0]
 

@@ -7,12 +7,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import apsw
 import orjson
 
-from . import backups, errors, integrity
+from . import audit, backups, errors, integrity
+from .audit import AuditEntry
 from .backups import BackupInfo
 from .blobs import BlobStore
 from .collection import Collection, now_us
@@ -214,11 +216,16 @@ class Store:
 
     def _append_log(self, tx: Transaction, kind: str, collection: str | None, id: str | None,
                     version: int | None, rev: str | None, op: str, author: str | None) -> int:
+        last, prev_hash = audit.head(tx.cur)
+        position, at, author = last + 1, now_us(), author or self.author
+        actor = audit.actor_digest(author)
         tx.cur.execute(
-            "INSERT INTO log(kind, collection, id, version, rev, op, at, author) VALUES(?,?,?,?,?,?,?,?)",
-            (kind, collection, id, version, rev, op, now_us(), author or self.author))
+            "INSERT INTO log(position, kind, collection, id, version, rev, op, at, author, actor_hash, hash)"
+            " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+            (position, kind, collection, id, version, rev, op, at, author, actor,
+             audit.entry_hash(prev_hash, position, at, kind, op, collection, id, version, rev, actor)))
         tx.wrote = True
-        return tx.conn.last_insert_rowid()
+        return position
 
     @property
     def position(self) -> int:
@@ -306,6 +313,33 @@ class Store:
         writers are not blocked. ``progress(fraction)`` is called as it goes.
         """
         return integrity.verify(self, progress)
+
+    def audit(self, *, since: int | datetime | None = None, actor: str | None = None,
+              limit: int | None = None) -> list[AuditEntry]:
+        """The audit trail, oldest first: entries after position ``since`` (or at/after a datetime),
+        by ``actor`` only if given. Each carries its hash and the previous one's (see kuradb.audit)."""
+        after, at_least = 0, -(2**63)
+        if isinstance(since, datetime):
+            if since.tzinfo is None:
+                raise errors.ValidationError("since must be an aware datetime", path="since",
+                                             hint="e.g. datetime.now(timezone.utc) - timedelta(days=1)")
+            delta = since - datetime(1970, 1, 1, tzinfo=UTC)
+            at_least = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        elif since is not None:
+            if type(since) is not int or since < 0:
+                raise errors.ValidationError(f"since must be a position (int >= 0) or a datetime, not {since!r}",
+                                             path="since")
+            after = since
+        if limit is not None and (type(limit) is not int or limit < 0):
+            raise errors.ValidationError(f"limit must be a non-negative integer, not {limit!r}", path="limit")
+        if actor is not None and not isinstance(actor, str):
+            raise errors.ValidationError(f"actor must be a string, not {type(actor).__name__}", path="actor")
+        try:
+            with self._backend.read() as cur:
+                return audit.entries(cur, after=after, at_least=at_least, actor=actor,
+                                     limit=-1 if limit is None else limit)
+        except apsw.Error as e:
+            raise translate(e, "audit") from e
 
     def repair(self) -> Report:
         """Rebuild derived state (array catalog, blob references, indexes); never changes user data."""

@@ -1,0 +1,117 @@
+"""The audit trail: the change log, hash-chained.
+
+Every change-log entry already says when, who (``author``), what (kind and
+op), on which record and version, with the record's ``rev`` (which covers its
+content checksum and its parent rev). Each entry also stores
+
+    actor_hash = BLAKE2b-128(author)                    (NULL without an author)
+    hash       = BLAKE2b-128(previous entry's hash + canonical JSON of
+                 [position, at, kind, op, collection, id, version, rev, actor_hash])
+
+written in the same statement as the entry, so an entry exists exactly when
+its hash does. ``verify`` recomputes the chain: an edited entry, or one
+removed or inserted before others, breaks it. The hash covers the actor's
+digest rather than the name, so erasing a record (``purge``), which removes
+the author's name from its entries, keeps the chain valid. A chain cannot by
+itself show that its newest entries were cut off; compare ``store.position``
+with one kept elsewhere (a backup manifest records it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from hashlib import blake2b
+from typing import Any
+
+import orjson
+
+from .records import from_us
+
+GENESIS = bytes(16)  # the "previous hash" of the first entry
+HEAD = "SELECT position, hash FROM log ORDER BY position DESC LIMIT 1"
+
+
+def actor_digest(author: str | None) -> bytes | None:
+    return None if author is None else blake2b(author.encode(), digest_size=16).digest()
+
+
+def entry_hash(prev: bytes, position: int, at: int, kind: str, op: str, collection: str | None, id: str | None,
+               version: int | None, rev: str | None, actor_hash: bytes | None) -> bytes:
+    material = orjson.dumps([position, at, kind, op, collection, id, version, rev,
+                             None if actor_hash is None else actor_hash.hex()])
+    return blake2b(prev + material, digest_size=16).digest()
+
+
+def head(cur: Any) -> tuple[int, bytes]:
+    """The newest entry's position and hash (0 and GENESIS for an empty log); call under the write lock."""
+    row = cur.execute(HEAD).fetchone()
+    return (0, GENESIS) if row is None else (row[0], row[1])
+
+
+def backfill(conn: Any) -> None:
+    """Hash every existing entry, oldest first (migration 3, for stores made before the audit trail)."""
+    prev = GENESIS
+    rows = conn.execute("SELECT position, at, kind, op, collection, id, version, rev, author FROM log"
+                        " ORDER BY position").fetchall()
+    updates = []
+    for position, at, kind, op, collection, id, version, rev, author in rows:
+        actor = actor_digest(author)
+        prev = entry_hash(prev, position, at, kind, op, collection, id, version, rev, actor)
+        updates.append((actor, prev, position))
+    conn.executemany("UPDATE log SET actor_hash=?, hash=? WHERE position=?", updates)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One change: ``action`` is ``"<kind>.<op>"`` (``record.put``, ``blob.delete``, ``index.create``...).
+
+    ``actor`` is None when no author was given, or after ``purge`` erased it
+    (``actor_hash`` still proves who it was to someone who knows the name).
+    """
+
+    position: int
+    at: datetime
+    actor: str | None
+    action: str
+    collection: str | None
+    id: str | None
+    version: int | None
+    rev: str | None
+    actor_hash: str | None
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "at": self.at.isoformat()}
+
+
+_ENTRIES = ("SELECT l.position, l.at, l.author, l.kind, l.op, l.collection, l.id, l.version, l.rev, l.actor_hash,"
+            " coalesce((SELECT p.hash FROM log AS p WHERE p.position = l.position - 1), ?1), l.hash"
+            " FROM log AS l WHERE l.position > ?2 AND l.at >= ?3 AND (?4 IS NULL OR l.author = ?4)"
+            " ORDER BY l.position LIMIT ?5")
+
+
+def entries(cur: Any, *, after: int, at_least: int, actor: str | None, limit: int) -> list[AuditEntry]:
+    out = []
+    for (position, at, author, kind, op, collection, id, version, rev, actor_hash, prev,
+         h) in cur.execute(_ENTRIES, (GENESIS, after, at_least, actor, limit)).fetchall():
+        out.append(AuditEntry(position, from_us(at), author, f"{kind}.{op}", collection, id, version, rev,
+                              None if actor_hash is None else actor_hash.hex(), prev.hex(), h.hex()))
+    return out
+
+
+def check(cur: Any, report: Any) -> None:
+    """Recompute the chain; each broken link is one problem (the walk goes on from the stored hash)."""
+    prev = GENESIS
+    n = 0
+    for position, at, kind, op, collection, id, version, rev, author, actor, stored in cur.execute(
+            "SELECT position, at, kind, op, collection, id, version, rev, author, actor_hash, hash FROM log"
+            " ORDER BY position"):
+        n += 1
+        if author is not None and actor != actor_digest(author):
+            report.add(f"audit: change log position {position}: its actor was edited")
+        if stored != entry_hash(prev, position, at, kind, op, collection, id, version, rev, actor):
+            report.add(f"audit: change log position {position}: the hash chain breaks here (this entry was"
+                       " edited, or one before it removed or inserted)")
+        prev = stored if isinstance(stored, bytes) else GENESIS
+    report.checked["audit entries"] = n
