@@ -242,3 +242,19 @@ def test_cli(source, tmp_path, capsys):
     assert main(["backups", "verify", str(tmp_path / "bk")]) == errors.EXIT_CODES["corrupted_data"]
     assert "kura.db.zst does not match its hash" in capsys.readouterr().out
     assert main(["backups", "prune", str(tmp_path / "bk"), "--keep-last", "1"]) == 0
+
+
+def test_the_manifest_anchors_the_audit_chain(source, tmp_path):
+    """A backup whose log was cut short (or the manifest edited) does not end where the manifest says."""
+    with kuradb.open(source) as s:
+        info = s.backup(tmp_path / "bk")
+        head = s.audit(since=s.position - 1)[0].hash
+    d = _only_backup(tmp_path / "bk")
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert (manifest["position"], manifest["audit_head"]) == (info.position, head)
+    manifest["audit_head"] = "0" * 32
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    assert any("not where the manifest recorded" in p for p in backups.verify(tmp_path / "bk").problems)
+    with pytest.raises(errors.RestoreError, match="not where the manifest recorded"):
+        backups.restore(tmp_path / "bk", tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()

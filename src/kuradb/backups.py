@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import apsw
 import orjson
 
-from . import errors
+from . import audit, errors
 from .ids import new_id
 from .integrity import Report
 
@@ -111,7 +111,7 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full",
         _copy_database(store, raw)
         conn = apsw.Connection(raw)
         try:
-            position = conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0]  # type: ignore[index]
+            position, head = audit.head(conn)
             files = _copy_blobs(store, conn, work, progress)
             conn.execute("PRAGMA journal_mode=DELETE").fetchall()
         finally:
@@ -123,6 +123,7 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full",
                          "content": {"size": db_size, "sha256": db_hash}})
         created = datetime.now(UTC)
         manifest = {"format": FORMAT, "id": bid, "kind": kind, "parent": None, "position": position,
+                    "audit_head": head.hex(),
                     "created": created.isoformat(), "store": os.path.abspath(store.directory), "files": files}
         with open(os.path.join(work, MANIFEST), "wb") as f:
             f.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
@@ -302,7 +303,7 @@ def verify(dest: str | os.PathLike[str], id: str | None = None) -> Report:
                     from .store import open as open_store
 
                     with open_store(os.path.join(tmp, "store"), read_only=True) as s:
-                        for p in s.verify().problems:
+                        for p in _check_restored(s, m):
                             report.add(f"backup {bid}: restored store: {p}")
                 except errors.KuraError as e:
                     report.add(f"backup {bid}: {e.message}")
@@ -311,6 +312,16 @@ def verify(dest: str | os.PathLike[str], id: str | None = None) -> Report:
 
 
 # -- restoring ---------------------------------------------------------------------------
+
+def _check_restored(store: Store, m: dict[str, Any]) -> list[str]:
+    """The restored store's own verify, and its audit chain ending where the manifest says."""
+    problems = store.verify().problems
+    position, head = audit.head(store._backend.reader())
+    if (position, head.hex()) != (m["position"], m.get("audit_head")):
+        problems.append(f"its change log ends at position {position} with hash {head.hex()[:12]}…, not where the"
+                        f" manifest recorded ({m['position']}, {str(m.get('audit_head'))[:12]}…)")
+    return problems
+
 
 def _restore_files(dest: str, m: dict[str, Any], target: str) -> None:
     """Write the backup's files as a store at ``target`` (which must not exist), checking every hash."""
@@ -366,7 +377,7 @@ def restore(dest: str | os.PathLike[str], target: str | os.PathLike[str], *, unt
         from .store import open as open_store
 
         with open_store(store_dir) as s:
-            problems = s.verify().problems
+            problems = _check_restored(s, m)
         if problems:
             raise errors.RestoreError(f"backup {m['id']}: the restored store fails verification: {problems[0]}",
                                       hint="try an older backup (kuradb backups list)")
