@@ -259,6 +259,18 @@ def cmd_repair(store: Store, args: argparse.Namespace, out: Output) -> None:
     out.emit(store.repair().to_dict())
 
 
+def cmd_health(store: Store, args: argparse.Namespace, out: Output) -> int:
+    """Exit 0 ok, 1 degraded, 2 failing (the convention of monitoring checks)."""
+    report = store.health()
+    if out.json:
+        out.emit(report.to_dict())
+    else:
+        out.table([{"check": k, "status": c.status, "detail": c.detail} for k, c in report.checks.items()],
+                  ["check", "status", "detail"])
+        out.stream.write(f"status: {report.status}\n")
+    return {"ok": 0, "degraded": 1, "failing": 2}[report.status]
+
+
 def cmd_audit(store: Store, args: argparse.Namespace, out: Output) -> None:
     entries = store.audit(since=args.since, actor=args.actor, limit=args.limit)
     out.table([e.to_dict() for e in entries], ["position", "at", "actor", "action", "collection", "id", "version"])
@@ -374,6 +386,7 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("name", metavar="NAME")
     command("verify", cmd_verify, "check every record, version, blob and index; exit 0 only if all is well")
     command("repair", cmd_repair, "rebuild derived state (indexes, catalog, blob references); never user data")
+    command("health", cmd_health, "ok / degraded / failing, with named checks; exit 0 / 1 / 2")
     sp = command("audit", cmd_audit, "the audit trail: who changed what, when (hash-chained; kuradb verify checks it)")
     sp.add_argument("--since", type=int, metavar="POSITION", help="entries after this change-log position")
     sp.add_argument("--actor", help="only this author's entries")
@@ -409,7 +422,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _READ_ONLY = ("get", "history", "stats", "changes", "export", "find", "count", "explain", "aggregate", "search",
-              "verify", "backup", "audit")
+              "audit")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -422,7 +435,9 @@ def main(argv: list[str] | None = None) -> int:
         read_only = args.command in _READ_ONLY or getattr(args, "action", None) == "list"
         with open_store(args.directory, durability=args.durability, timeout=args.timeout,
                         read_only=read_only) as store:
-            args.fn(store, args, out)
+            code = args.fn(store, args, out)
+            if code:
+                return int(code)
     except errors.KuraError as e:
         hint = f"\n  hint: {e.hint}" if e.hint else ""
         sys.stderr.write(f"kuradb: {e.code}: {e.message}{hint}\n")

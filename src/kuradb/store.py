@@ -13,12 +13,13 @@ from typing import Any
 import apsw
 import orjson
 
-from . import audit, backups, errors, integrity
+from . import audit, backups, errors, health, integrity
 from .audit import AuditEntry
 from .backups import BackupInfo
 from .blobs import BlobStore
 from .collection import Collection, now_us
 from .encoding import DEFAULT_MAX_DOCUMENT_BYTES
+from .health import Health
 from .ids import check_collection_name
 from .integrity import Report
 from .query import indexes
@@ -301,7 +302,10 @@ class Store:
     def backup(self, dest: str | os.PathLike[str], *, kind: str = "full", encryption_key: Any = None,
                progress: Any = None) -> BackupInfo:
         """A backup into the directory ``dest``, taken while writers keep writing (see kuradb.backups)."""
-        return backups.backup(self, dest, kind=kind, encryption_key=encryption_key, progress=progress)
+        info = backups.backup(self, dest, kind=kind, encryption_key=encryption_key, progress=progress)
+        health.record(self, "last_backup", {"at": info.created.timestamp(), "id": info.id,
+                                            "dest": os.path.abspath(os.fspath(dest)), "position": info.position})
+        return info
 
     def verify(self, *, progress: Any = None) -> Report:
         """Check the whole store against its sources; a Report naming every problem.
@@ -312,7 +316,9 @@ class Store:
         blob references, secondary and text indexes). Reads one snapshot;
         writers are not blocked. ``progress(fraction)`` is called as it goes.
         """
-        return integrity.verify(self, progress)
+        report = integrity.verify(self, progress)
+        health.record(self, "last_verify", {"at": time.time(), "problems": len(report.problems) + report.truncated})
+        return report
 
     def audit(self, *, since: int | datetime | None = None, actor: str | None = None,
               limit: int | None = None) -> list[AuditEntry]:
@@ -340,6 +346,11 @@ class Store:
                                      limit=-1 if limit is None else limit)
         except apsw.Error as e:
             raise translate(e, "audit") from e
+
+    def health(self, *, thresholds: dict[str, Any] | None = None) -> Health:
+        """Named checks (disk_free, wal_size, last_backup, last_verify), each ok / degraded / failing;
+        ``status`` is the worst. See kuradb.health for the default thresholds."""
+        return health.health(self, thresholds)
 
     def repair(self) -> Report:
         """Rebuild derived state (array catalog, blob references, indexes); never changes user data."""

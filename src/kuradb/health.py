@@ -1,0 +1,134 @@
+"""``store.health()``: named checks, each ok / degraded / failing, and the worst of them.
+
+Checks and their default thresholds (``store.health(thresholds={...})``
+overrides any of them; ``None`` turns a check off):
+
+    disk_free      free space on the store's filesystem   degraded < 1 GiB, failing < 100 MiB
+    wal_size       the write-ahead log's size             degraded > 256 MiB, failing > 1 GiB
+    last_backup    age of the last successful backup      degraded > 1 day or none recorded
+    last_verify    the last ``verify()`` result           failing if it found problems
+
+``backup()`` and ``verify()`` record their outcome in the store (``meta``)
+when it is writable, so any process can see them.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from . import errors
+
+if TYPE_CHECKING:
+    from .store import Store
+
+GiB, MiB = 1 << 30, 1 << 20
+DEFAULTS: dict[str, Any] = {
+    "disk_free": {"degraded": 1 * GiB, "failing": 100 * MiB},
+    "wal_size": {"degraded": 256 * MiB, "failing": 1 * GiB},
+    "last_backup": {"degraded": 86_400},  # seconds
+    "last_verify": {},
+}
+ORDER = {"ok": 0, "degraded": 1, "failing": 2}
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str
+    detail: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Health:
+    """``status`` is the worst check's; ``checks`` maps each check's name to its Check."""
+
+    status: str
+    checks: dict[str, Check] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        checks = {k: {"status": c.status, "detail": c.detail, "value": c.value} for k, c in self.checks.items()}
+        return {"status": self.status, "checks": checks}
+
+
+def record(store: Store, key: str, value: dict[str, Any]) -> None:
+    """Remember an outcome (last backup, last verify) in the store, if it is writable."""
+    if store.read_only:
+        return
+    with store._backend.write() as tx:
+        tx.cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, orjson.dumps(value).decode()))
+
+
+def _recorded(store: Store, key: str) -> dict[str, Any] | None:
+    row: Any = store._backend.reader().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchall()
+    return orjson.loads(row[0][0]) if row else None
+
+
+def _thresholds(given: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {k: dict(v) for k, v in DEFAULTS.items()}
+    for name, value in (given or {}).items():
+        if name not in DEFAULTS:
+            raise errors.ValidationError(f"unknown health check {name!r}", path=f"thresholds.{name}",
+                                         hint=f"checks are {', '.join(DEFAULTS)}")
+        if value is None:
+            out[name] = None
+            continue
+        if not isinstance(value, dict) or not set(value) <= {"degraded", "failing"} or not all(
+                type(v) in (int, float) and v >= 0 for v in value.values()):
+            raise errors.ValidationError(f"thresholds.{name} must be None or a dict of 'degraded'/'failing'"
+                                         f" numbers, not {value!r}", path=f"thresholds.{name}")
+        out[name].update(value)
+    return out
+
+
+def _below(value: float, limits: dict[str, Any]) -> str:
+    if "failing" in limits and value < limits["failing"]:
+        return "failing"
+    return "degraded" if "degraded" in limits and value < limits["degraded"] else "ok"
+
+
+def _above(value: float, limits: dict[str, Any]) -> str:
+    if "failing" in limits and value > limits["failing"]:
+        return "failing"
+    return "degraded" if "degraded" in limits and value > limits["degraded"] else "ok"
+
+
+def health(store: Store, thresholds: dict[str, Any] | None = None) -> Health:
+    limits = _thresholds(thresholds)
+    checks: dict[str, Check] = {}
+    if limits["disk_free"] is not None:
+        free = shutil.disk_usage(store.directory).free
+        checks["disk_free"] = Check(_below(free, limits["disk_free"]), f"{free / GiB:,.1f} GiB free", free)
+    if limits["wal_size"] is not None:
+        wal = store._backend.path + "-wal"
+        size = os.path.getsize(wal) if os.path.exists(wal) else 0
+        checks["wal_size"] = Check(_above(size, limits["wal_size"]), f"write-ahead log {size / MiB:,.1f} MiB", size)
+    if limits["last_backup"] is not None:
+        last = _recorded(store, "last_backup")
+        if last is None:
+            status = "degraded" if "degraded" in limits["last_backup"] else "ok"
+            checks["last_backup"] = Check(status, "no backup recorded")
+        else:
+            age = time.time() - last["at"]
+            checks["last_backup"] = Check(_above(age, limits["last_backup"]),
+                                          f"backup {last['id']} to {last['dest']!r}, {age / 3600:,.1f} h ago", age)
+    if limits["last_verify"] is not None:
+        last = _recorded(store, "last_verify")
+        if last is None:
+            checks["last_verify"] = Check("ok", "never verified")
+        else:
+            age = time.time() - last["at"]
+            status = "failing" if last["problems"] else _above(age, limits["last_verify"])
+            detail = (f"{last['problems']} problem(s) found" if last["problems"] else "no problem found") + \
+                f" {age / 3600:,.1f} h ago"
+            checks["last_verify"] = Check(status, detail, last["problems"])
+    worst = max((c.status for c in checks.values()), key=ORDER.__getitem__, default="ok")
+    return Health(worst, checks)

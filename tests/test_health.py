@@ -1,0 +1,74 @@
+"""store.health(): named checks with thresholds; backup and verify outcomes are remembered by the store."""
+from __future__ import annotations
+
+import json
+import time
+
+import apsw
+import pytest
+
+import kuradb
+from kuradb import errors
+from kuradb.cli import main
+
+
+def test_checks_follow_backups_and_verifies(tmp_path):
+    with kuradb.open(tmp_path / "s") as s:
+        s["n"].put({"a": 1}, id="x")
+        h = s.health()
+        assert set(h.checks) == {"disk_free", "wal_size", "last_backup", "last_verify"}
+        assert h.status == "degraded" and h.checks["last_backup"].detail == "no backup recorded"
+        assert h.checks["last_verify"].detail == "never verified" and h.checks["disk_free"].status == "ok"
+        info = s.backup(tmp_path / "bk")
+        assert s.verify().ok
+        h = s.health()
+        assert h.ok and info.id in h.checks["last_backup"].detail and h.checks["last_verify"].value == 0
+    conn = apsw.Connection(str(tmp_path / "s" / "kura.db"))
+    conn.execute("UPDATE log SET rev = 'x' WHERE position = 1")
+    conn.execute("UPDATE meta SET value = json_set(value, '$.at', ?) WHERE key = 'last_backup'",
+                 (time.time() - 3 * 86_400,))
+    conn.close()
+    with kuradb.open(tmp_path / "s") as s:
+        assert not s.verify().ok
+        h = s.health()
+        assert h.status == "failing" and h.checks["last_verify"].status == "failing"
+        assert h.checks["last_backup"].status == "degraded" and "72.0 h ago" in h.checks["last_backup"].detail
+
+
+def test_thresholds(tmp_path):
+    with kuradb.open(tmp_path / "s") as s:
+        s["n"].put({"a": 1}, id="x")
+        h = s.health(thresholds={"disk_free": {"failing": 1 << 60}, "wal_size": {"degraded": 0},
+                                 "last_backup": None})
+        assert "last_backup" not in h.checks
+        assert h.checks["disk_free"].status == "failing" and h.checks["wal_size"].status == "degraded"
+        assert h.status == "failing"
+        for bad in ({"nope": None}, {"disk_free": 5}, {"wal_size": {"degraded": -1}}, {"wal_size": {"bad": 1}}):
+            with pytest.raises(errors.ValidationError, match="health check|thresholds"):
+                s.health(thresholds=bad)
+
+
+def test_a_read_only_store_reports_without_recording(tmp_path):
+    with kuradb.open(tmp_path / "s") as s:
+        s["n"].put({"a": 1}, id="x")
+    with kuradb.open(tmp_path / "s", read_only=True) as s:
+        s.backup(tmp_path / "bk")
+        assert s.verify().ok
+        assert s.health().checks["last_backup"].detail == "no backup recorded"
+
+
+def test_cli_exit_code_reflects_status(tmp_path, capsys):
+    d = str(tmp_path / "s")
+    main(["put", d, "n", "x", "{}"])
+    capsys.readouterr()
+    assert main(["health", d]) == 1
+    assert json.loads(capsys.readouterr().out)["status"] == "degraded"
+    assert main(["backup", d, str(tmp_path / "bk")]) == 0
+    assert main(["health", d]) == 0
+    conn = apsw.Connection(str(tmp_path / "s" / "kura.db"))
+    conn.execute("UPDATE log SET rev = 'x' WHERE position = 1")
+    conn.close()
+    assert main(["verify", d]) == errors.EXIT_CODES["corrupted_data"]
+    capsys.readouterr()
+    assert main(["health", d]) == 2
+    assert json.loads(capsys.readouterr().out)["checks"]["last_verify"]["status"] == "failing"
