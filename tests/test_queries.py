@@ -271,3 +271,31 @@ def test_random_input_gives_query_error_or_an_answer(people, filter, sort, pipel
         except errors.QueryError as e:
             assert str(e)
     assert people.count() == before
+
+
+def test_scan_memory_stays_bounded(store):
+    import tracemalloc
+
+    c = store.collection("big")
+    pad = "x" * 400
+    for start in range(0, 30_000, 5_000):
+        c.put_many([(f"k{i:06}", {"i": i, "pad": pad}) for i in range(start, start + 5_000)])
+
+    def peak(run):
+        tracemalloc.start()
+        try:
+            run()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    def stream():
+        n = 0
+        for rec in c.scan(sort="-i", batch_size=200):
+            n += rec["i"] >= 0
+        assert n == 30_000
+
+    streamed = peak(stream)
+    everything = peak(lambda: [r.content for r in c.find(sort="-i")])
+    assert streamed < 4 << 20, streamed           # a few batches, whatever the collection's size
+    assert everything > 5 * streamed, (everything, streamed)
