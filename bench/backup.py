@@ -23,7 +23,7 @@ import zstandard
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 sys.path.insert(0, os.path.dirname(__file__))
-from query import make_docs  # noqa: E402
+from query import fill, make_docs  # noqa: E402
 
 import kuradb  # noqa: E402
 
@@ -39,8 +39,7 @@ def main() -> None:
         store_dir = os.path.join(d, "s")
         with kuradb.open(store_dir, durability="off") as s:
             c = s.collection("docs")
-            for i in range(0, len(docs), 10_000):
-                c.put_many(docs[i:i + 10_000])
+            fill(c, docs)
             c.create_index("owner")
             s._backend._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
         db = os.path.join(store_dir, "kura.db")

@@ -53,6 +53,12 @@ def make_docs(n: int, seed: int = 11) -> list[tuple[str, dict[str, Any]]]:
     }) for i in range(n)]
 
 
+def fill(collection: Any, docs: list[tuple[str, dict[str, Any]]], batch: int = 10_000) -> None:
+    """Load ``docs`` into a kuradb collection with put_many, ``batch`` per transaction."""
+    for i in range(0, len(docs), batch):
+        collection.put_many(docs[i:i + batch])
+
+
 # -- the systems: each answers the same questions -------------------------------------------
 
 class Kura:
@@ -61,8 +67,7 @@ class Kura:
     def __init__(self, d: str, docs: list[tuple[str, dict[str, Any]]]) -> None:
         self.store = kuradb.open(os.path.join(d, "kura"), durability="off")
         self.c = self.store.collection("docs")
-        for i in range(0, len(docs), 10_000):
-            self.c.put_many(docs[i:i + 10_000])
+        fill(self.c, docs)
 
     def index(self) -> None:
         self.c.create_index("owner")

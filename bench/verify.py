@@ -20,7 +20,7 @@ import apsw
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 sys.path.insert(0, os.path.dirname(__file__))
-from query import make_docs  # noqa: E402
+from query import fill, make_docs  # noqa: E402
 
 import kuradb  # noqa: E402
 
@@ -35,11 +35,9 @@ def main() -> None:
         docs = make_docs(args.records)
         with kuradb.open(os.path.join(d, "s"), durability="off") as s:
             c = s.collection("docs")
-            for i in range(0, len(docs), 10_000):
-                c.put_many(docs[i:i + 10_000])
+            fill(c, docs)
             half = [(k, {**v, "score": -1.0}) for k, v in docs[::2]]
-            for i in range(0, len(half), 10_000):
-                c.put_many(half[i:i + 10_000])
+            fill(c, half)
             c.create_index("owner")
             c.create_text_index(["text"])
             times: dict[str, list[float]] = {"verify()": [], "PRAGMA integrity_check": [], "repair()": []}
