@@ -20,6 +20,7 @@ import apsw
 
 from . import errors
 from .encoding import BlobRef, blob_hash_of
+from .opstats import instrumented
 from .sqlite import all_rows, translate
 
 if TYPE_CHECKING:
@@ -73,12 +74,14 @@ class _VerifyingReader(io.RawIOBase):
         super().close()
 
 
+
 class BlobStore:
     """``store.blobs``: put, get, open, stat, exists, gc."""
 
     def __init__(self, store: Store, directory: str) -> None:
         self._store = store
         self._backend = store._backend
+        self._ops = store._ops
         self.directory = directory
 
     def _path(self, h: str) -> str:
@@ -86,6 +89,7 @@ class BlobStore:
 
     # -- writing -----------------------------------------------------------------------
 
+    @instrumented("blobs.put")
     def put(self, source: Any, *, content_type: str | None = None) -> BlobRef:
         """Store bytes, a binary file object or a file path; returns its BlobRef (deduplicated)."""
         data: bytes | None
@@ -232,11 +236,13 @@ class BlobStore:
             return False
         return True
 
+    @instrumented("blobs.get")
     def get(self, ref: Any) -> bytes:
         """The blob's bytes, verified against its hash (CorruptedData on mismatch)."""
         with self.open(ref) as f:
             return f.read()
 
+    @instrumented("blobs.open")
     def open(self, ref: Any) -> BinaryIO:
         """A binary stream of the blob; it raises CorruptedData when the end shows a mismatch."""
         h, (size, data) = self._row(ref, "size, data")  # one read: an inline blob's bytes come with it
@@ -253,6 +259,7 @@ class BlobStore:
 
     # -- garbage collection ------------------------------------------------------------
 
+    @instrumented("blobs.gc")
     def gc(self, *, grace: timedelta = timedelta(hours=1)) -> int:
         """Remove blobs no record version refers to, older than ``grace``; returns how many.
 

@@ -11,6 +11,7 @@ import orjson
 from . import audit, errors
 from .encoding import checksum, encode_content, make_rev, merge_patch
 from .ids import check_id, new_id
+from .opstats import instrumented
 from .query import aggregate as aggregation
 from .query import engine, fulltext, indexes
 from .query.builder import Query
@@ -54,6 +55,7 @@ _DOC_UPSERT = (
     " checksum=excluded.checksum, body=excluded.body")
 
 
+
 def now_us() -> int:
     return time.time_ns() // 1000
 
@@ -78,6 +80,7 @@ class Collection:
                  keep_history: int | None, schema: Any = None) -> None:
         self._store = store
         self._backend = store._backend
+        self._ops = store._ops
         self.name = name
         self.schema = schema
         self.keep_history = keep_history
@@ -164,6 +167,7 @@ class Collection:
             raise translate(e, self.name) from e
         return out
 
+    @instrumented("history")
     def history(self, id: str) -> list[Record]:
         """Every kept version of ``id``, oldest first, deletions included."""
         try:
@@ -213,6 +217,7 @@ class Collection:
 
     # -- queries (kuradb/query; the language is described in docs/QUERIES.md) --------------
 
+    @instrumented("find")
     def find(self, filter: dict[str, Any] | None = None, *, sort: Any = None, limit: int | None = None,
              skip: int = 0, fields: list[str] | None = None) -> list[Record]:
         """Live records matching ``filter``, in ``sort`` order (default: by id).
@@ -222,11 +227,13 @@ class Collection:
         """
         return engine.find(self, Spec.parse(filter, sort=sort, limit=limit, skip=skip, fields=fields))
 
+    @instrumented("find_one")
     def find_one(self, filter: dict[str, Any] | None = None, *, sort: Any = None,
                  fields: list[str] | None = None) -> Record | None:
         found = engine.find(self, Spec.parse(filter, sort=sort, limit=1, fields=fields))
         return found[0] if found else None
 
+    @instrumented("scan")
     def scan(self, filter: dict[str, Any] | None = None, *, sort: Any = None, batch_size: int = 1000,
              fields: list[str] | None = None) -> Iterator[Record]:
         """Stream matching records from one point-in-time snapshot; memory stays bounded.
@@ -239,9 +246,11 @@ class Collection:
             raise errors.QueryError(f"batch_size must be a positive integer, not {batch_size!r}")
         return engine.scan(self, spec, batch_size)
 
+    @instrumented("count")
     def count(self, filter: dict[str, Any] | None = None) -> int:
         return engine.count(self, Spec.parse(filter))
 
+    @instrumented("exists")
     def exists(self, filter: dict[str, Any] | None = None) -> bool:
         return engine.count(self, Spec.parse(filter), "exists") > 0
 
@@ -249,10 +258,12 @@ class Collection:
         """A query builder: ``.where().order_by().limit().select().all()``."""
         return Query(self)
 
+    @instrumented("aggregate")
     def aggregate(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Run an aggregation pipeline ($match $group $sort $skip $limit $project $unwind $count)."""
         return aggregation.run(self, pipeline)
 
+    @instrumented("search_text")
     def search_text(self, text: str, *, filter: dict[str, Any] | None = None,
                     limit: int = 10) -> list[fulltext.Hit]:
         """Records matching ``text`` in the text index, best first (BM25)."""
@@ -310,6 +321,7 @@ class Collection:
             self._validate(content)
         return data, blobs, array_paths(content) if b"[" in data else set()
 
+    @instrumented("put")
     def put(self, content: dict[str, Any], *, id: str | None = None, type: str | None = None,
             author: str | None = None, if_version: int | None = None) -> Record:
         """Create or replace a record; ``if_version=N`` writes only if the current version is N."""
@@ -319,6 +331,7 @@ class Collection:
             return self._write(tx, id, data, blobs, arrays, type=type, author=author,
                                if_version=if_version, op="put")
 
+    @instrumented("insert")
     def insert(self, content: dict[str, Any], *, id: str | None = None, type: str | None = None,
                author: str | None = None) -> Record:
         """Create a record; AlreadyExists if ``id`` is live."""
@@ -328,6 +341,7 @@ class Collection:
             return self._write(tx, id, data, blobs, arrays, type=type, author=author, op="insert",
                                must_not_exist=True)
 
+    @instrumented("update")
     def update(self, id: str, patch: dict[str, Any], *, if_version: int | None = None,
                author: str | None = None) -> Record:
         """Apply a JSON merge patch (RFC 7386) to the current content, as a new version."""
@@ -342,6 +356,7 @@ class Collection:
             return self._write(tx, id, data, blobs, arrays, type=current.type, author=author, op="update",
                                head=head)
 
+    @instrumented("delete")
     def delete(self, id: str, *, if_version: int | None = None, author: str | None = None) -> Record:
         """Write a tombstone version; NotFound if ``id`` is not live."""
         check_id(id)
@@ -349,6 +364,7 @@ class Collection:
             current, head = self._current(tx, id, if_version)
             return self._write(tx, id, None, [], set(), type=current.type, author=author, op="delete", head=head)
 
+    @instrumented("revert")
     def revert(self, id: str, version: int, *, author: str | None = None) -> Record:
         """Write a new version whose content is that of ``version``."""
         check_id(id)
@@ -357,6 +373,7 @@ class Collection:
             data, blobs, arrays = self._prepare(old.content)
             return self._write(tx, id, data, blobs, arrays, type=old.type, author=author, op="revert")
 
+    @instrumented("purge")
     def purge(self, id: str) -> None:
         """Erase every version of ``id`` and its content (right to erasure); NotFound if unknown.
 
@@ -373,6 +390,7 @@ class Collection:
             conn.execute("DELETE FROM docs WHERE collection=? AND id=?", (self.name, id))
             self._store._append_log(tx, "record", self.name, id, None, None, "purge", None)
 
+    @instrumented("put_many")
     def put_many(self, items: Iterable[Any], *, type: str | None = None,
                  author: str | None = None) -> list[Record]:
         """Write many records in one transaction; items are content dicts or (id, content) pairs.

@@ -22,6 +22,7 @@ from .encoding import DEFAULT_MAX_DOCUMENT_BYTES
 from .health import Health
 from .ids import check_collection_name
 from .integrity import Report
+from .opstats import OpStats
 from .query import indexes
 from .query.catalog import ArrayCatalog
 from .records import Change, from_us
@@ -84,6 +85,7 @@ class Store:
         self._ensured: set[str] = set()  # collections known to have their row
         self._arrays = ArrayCatalog()
         self._lock = threading.Lock()
+        self._ops = OpStats()
         self._changed = threading.Condition()
         self._watchers = 0  # commits wake watchers only when there are some
         self._backend.on_commit(self._notify)
@@ -376,4 +378,5 @@ class Store:
             "versions": q("SELECT count(*) FROM log WHERE kind='record' AND erased=0")[0],
             "blobs": blobs, "blob_bytes": blob_bytes, **files,
             "sqlite_version": apsw.sqlite_lib_version(),
+            "operations": self._ops.snapshot(),
         }
