@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -258,3 +259,54 @@ def test_the_manifest_anchors_the_audit_chain(source, tmp_path):
     with pytest.raises(errors.RestoreError, match="not where the manifest recorded"):
         backups.restore(tmp_path / "bk", tmp_path / "copy")
     assert not (tmp_path / "copy").exists()
+
+
+def test_a_schedule_backs_up_and_prunes_until_stopped(source, tmp_path):
+    from kuradb.schedule import parse_duration
+
+    assert [parse_duration(x) for x in ("90s", "15m", "1h", "1d", "1w", 2, timedelta(minutes=1))] == [
+        90, 900, 3600, 86_400, 604_800, 2, 60]
+    for bad in ("5x", "", "-1h", 0, "0s"):
+        with pytest.raises(errors.ValidationError):
+            parse_duration(bad)
+    seen = []
+    with kuradb.open(source) as s:
+        with pytest.raises(errors.ValidationError, match="keep_last"):
+            s.backup_every(tmp_path / "bk", every="1h", keep_last=0)
+        schedule = s.backup_every(tmp_path / "bk", every=0.1, keep_last=2, on_backup=seen.append)
+        deadline = time.monotonic() + 30
+        while schedule.runs < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        schedule.stop(timeout=30)
+        assert not schedule.is_alive() and schedule.last_error is None
+        assert len(seen) >= 4 and schedule.last == seen[-1]
+        assert backups.list(tmp_path / "bk") == seen[-2:]
+        assert s.health().checks["last_backup"].status == "ok"
+
+
+def test_a_failing_schedule_keeps_going_and_closing_the_store_stops_it(source, tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    s = kuradb.open(source)
+    schedule = s.backup_every(tmp_path / "file" / "bk", every=0.05)
+    deadline = time.monotonic() + 30
+    while schedule.runs < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert schedule.runs >= 3 and isinstance(schedule.last_error, errors.BackupError) and schedule.is_alive()
+    s.close()
+    assert not schedule.is_alive()
+
+
+def test_cli_backup_every_runs_until_terminated(source, tmp_path):
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "kuradb", "backup", str(source), str(tmp_path / "bk"),
+                             "--every", "0.2s", "--keep-last", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = [proc.stdout.readline() for _ in range(3)]  # three backups, each printed as it happens
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    ids = [json.loads(line)["id"] for line in lines + out.splitlines()]
+    assert len(ids) >= 3
+    assert [b.id for b in backups.list(tmp_path / "bk")] == ids[-2:]

@@ -7,7 +7,9 @@ error's code from ``kuradb.errors.EXIT_CODES`` (2 for usage errors).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
@@ -276,11 +278,35 @@ def cmd_audit(store: Store, args: argparse.Namespace, out: Output) -> None:
     out.table([e.to_dict() for e in entries], ["position", "at", "actor", "action", "collection", "id", "version"])
 
 
-def cmd_backup(store: Store, args: argparse.Namespace, out: Output) -> None:
+def cmd_backup(store: Store, args: argparse.Namespace, out: Output) -> int:
+    """One backup; with --every, one now and then one per interval until SIGINT/SIGTERM (exit 0)."""
+    if args.every is not None:
+        def report(info: Any) -> None:
+            out.emit(info.to_dict())
+            out.stream.flush()  # a long-running command: each line as it happens
+
+        schedule = store.backup_every(args.dest, every=args.every, keep_last=args.keep_last,
+                                      keep_daily=args.keep_daily, keep_weekly=args.keep_weekly, on_backup=report)
+        stopping = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+        try:
+            while schedule.is_alive() and not stopping.wait(0.2):
+                if schedule.last_error is not None:
+                    sys.stderr.write(f"kuradb: backup failed: {schedule.last_error}\n")
+                    schedule.last_error = None
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            schedule.stop()
+        return 0
     steps = 1000
     with Progress(f"backing up to {args.dest}", total=steps) as bar:
         info = store.backup(args.dest, kind=args.kind, progress=lambda f: bar.advance(int(f * steps) - bar.done))
     out.emit(info.to_dict())
+    if any(v is not None for v in (args.keep_last, args.keep_daily, args.keep_weekly)):
+        backups.prune(args.dest, keep_last=args.keep_last, keep_daily=args.keep_daily, keep_weekly=args.keep_weekly)
+    return 0
 
 
 def cmd_backups(_: None, args: argparse.Namespace, out: Output) -> None:
@@ -394,6 +420,9 @@ def _parser() -> argparse.ArgumentParser:
     sp = command("backup", cmd_backup, "back up a store while it is in use (consistent at one position)")
     sp.add_argument("dest", metavar="DEST", help="the backup directory (one folder per backup)")
     sp.add_argument("--kind", default="full", choices=["full"])
+    sp.add_argument("--every", metavar="INTERVAL", help="keep running: a backup now and every INTERVAL (30m, 1h, 1d)")
+    for rule in ("last", "daily", "weekly"):
+        sp.add_argument(f"--keep-{rule}", type=int, metavar="N", help=f"prune after each backup: keep {rule} N")
     group = sub.add_parser("backups", help="list, verify or prune the backups in a directory",
                            description="list, verify or prune the backups in a directory")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")

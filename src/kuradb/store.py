@@ -26,6 +26,7 @@ from .opstats import OpStats
 from .query import indexes
 from .query.catalog import ArrayCatalog
 from .records import Change, from_us
+from .schedule import BackupSchedule
 from .schemas import compile_schema
 from .sqlite import SQLiteBackend, Transaction, all_rows, scalar, translate
 
@@ -86,6 +87,7 @@ class Store:
         self._arrays = ArrayCatalog()
         self._lock = threading.Lock()
         self._ops = OpStats()
+        self._schedules: list[BackupSchedule] = []
         self._changed = threading.Condition()
         self._watchers = 0  # commits wake watchers only when there are some
         self._backend.on_commit(self._notify)
@@ -105,7 +107,9 @@ class Store:
     # -- lifecycle ---------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every connection; later calls raise Closed. Idempotent."""
+        """Close every connection (after stopping backup schedules); later calls raise Closed. Idempotent."""
+        for schedule in self._schedules:
+            schedule.stop(timeout=60)
         self._backend.close()
         with self._changed:
             self._changed.notify_all()
@@ -308,6 +312,19 @@ class Store:
         health.record(self, "last_backup", {"at": info.created.timestamp(), "id": info.id,
                                             "dest": os.path.abspath(os.fspath(dest)), "position": info.position})
         return info
+
+    def backup_every(self, dest: str | os.PathLike[str], *, every: Any, keep_last: int | None = None,
+                     keep_daily: int | None = None, keep_weekly: int | None = None,
+                     on_backup: Any = None) -> BackupSchedule:
+        """Back up into ``dest`` now and then every ``every`` ("1h", 3600, a timedelta) in a background
+        thread, pruning by the keep rules after each; ``.stop()`` or closing the store ends it."""
+        for name, value in (("keep_last", keep_last), ("keep_daily", keep_daily), ("keep_weekly", keep_weekly)):
+            if value is not None and (type(value) is not int or value < 1):
+                raise errors.ValidationError(f"{name} must be a positive integer, not {value!r}", path=name)
+        schedule = BackupSchedule(self, os.fspath(dest), every, keep_last=keep_last, keep_daily=keep_daily,
+                                  keep_weekly=keep_weekly, on_backup=on_backup)
+        self._schedules.append(schedule)
+        return schedule.start()
 
     def verify(self, *, progress: Any = None) -> Report:
         """Check the whole store against its sources; a Report naming every problem.

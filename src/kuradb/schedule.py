@@ -1,0 +1,91 @@
+"""Backups on a schedule: ``store.backup_every(dest, every=...)`` and ``kuradb backup --every``.
+
+A daemon thread takes a backup right away and then every ``every`` seconds,
+and after each one prunes ``dest`` by the keep rules. A failed run is kept in
+``last_error`` (and shows in ``store.health()`` as an ageing last backup); the
+schedule goes on. ``stop()``, or closing the store, ends it after the run in
+progress.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from . import backups, errors
+
+if TYPE_CHECKING:
+    from .backups import BackupInfo
+    from .store import Store
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+
+
+def parse_duration(text: Any) -> float:
+    """``"90s"``, ``"15m"``, ``"1h"``, ``"1d"``, ``"1w"`` (or a number of seconds) -> seconds."""
+    if isinstance(text, timedelta):
+        seconds = text.total_seconds()
+    elif type(text) in (int, float):
+        seconds = float(text)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", str(text))
+        if m is None:
+            raise errors.ValidationError(f"{text!r} is not a duration", path="every",
+                                         hint="write it like 30s, 15m, 1h, 1d or 1w")
+        seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    if not seconds > 0:
+        raise errors.ValidationError(f"a backup interval must be positive, not {text!r}", path="every")
+    return seconds
+
+
+class BackupSchedule:
+    def __init__(self, store: Store, dest: str, every: Any, *, keep_last: int | None = None,
+                 keep_daily: int | None = None, keep_weekly: int | None = None,
+                 on_backup: Callable[[BackupInfo], Any] | None = None) -> None:
+        self.store, self.dest, self.every = store, dest, parse_duration(every)
+        self.keep = {"keep_last": keep_last, "keep_daily": keep_daily, "keep_weekly": keep_weekly}
+        self.on_backup = on_backup
+        self.runs = 0
+        self.last: BackupInfo | None = None
+        self.last_error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"kuradb-backup-{dest}", daemon=True)
+
+    def start(self) -> BackupSchedule:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.run_once()
+            self._stop.wait(self.every)
+
+    def run_once(self) -> None:
+        try:
+            info = self.store.backup(self.dest)
+            if any(v is not None for v in self.keep.values()):
+                backups.prune(self.dest, **self.keep)
+        except (errors.KuraError, OSError) as e:
+            if isinstance(e, errors.Closed):
+                self._stop.set()
+            self.last_error = e
+            return
+        finally:
+            self.runs += 1
+        self.last, self.last_error = info, None
+        if self.on_backup is not None:
+            self.on_backup(info)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """End the schedule after the run in progress; waits up to ``timeout`` seconds for it."""
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
