@@ -196,3 +196,16 @@ def test_find_streams_into_a_closed_pipe(tmp_path):
     cmd = f"{sys.executable} -m kuradb find {d} c | head -1"
     out = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=60)
     assert json.loads(out.stdout)["id"] == "k00000" and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("argv", [["health"], ["verify"], ["repair"], ["audit"], ["stats"], ["find", "n"],
+                                  ["count", "n"], ["index", "list", "n"], ["delete", "n", "x"]])
+def test_commands_do_not_create_a_store_where_there_is_none(tmp_path, capsys, argv):
+    where = str(tmp_path / "none")
+    if argv[0] == "index":
+        argv = ["index", argv[1], where, *argv[2:]]
+    else:
+        argv = [argv[0], where, *argv[1:]]
+    assert main(argv) == errors.EXIT_CODES["not_found"]
+    assert "no kuradb store at" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()

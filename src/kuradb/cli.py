@@ -7,6 +7,7 @@ error's code from ``kuradb.errors.EXIT_CODES`` (2 for usage errors).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -18,6 +19,7 @@ import orjson
 from . import backups, errors
 from .progress import Progress
 from .records import Record
+from .sqlite import DB_FILE
 from .store import Store
 from .store import open as open_store
 
@@ -454,6 +456,9 @@ _READ_ONLY = ("get", "history", "stats", "changes", "export", "find", "count", "
               "audit")
 
 
+_CREATES = ("init", "put", "import", "demo")  # the commands that make a store where there is none
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = Output(sys.stdout, args.json)
@@ -462,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
             args.fn(None, args, out)
             return 0
         read_only = args.command in _READ_ONLY or getattr(args, "action", None) == "list"
+        if args.command not in _CREATES and not os.path.exists(os.path.join(args.directory, DB_FILE)):
+            raise errors.NotFound(f"no kuradb store at {args.directory!r}", hint="create it with kuradb init")
         with open_store(args.directory, durability=args.durability, timeout=args.timeout,
                         read_only=read_only) as store:
             code = args.fn(store, args, out)
