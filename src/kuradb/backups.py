@@ -33,6 +33,7 @@ import apsw
 import orjson
 
 from . import audit, errors
+from .encoding import sha256_file
 from .ids import new_id
 from .integrity import Report
 
@@ -77,15 +78,6 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _hash_file(path: str) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 # -- taking a backup ------------------------------------------------------------------
@@ -209,7 +201,7 @@ def _copy_blobs(store: Store, conn: apsw.Connection, work: str,
                 continue
             raise errors.BackupError(f"blob {h}: its file {src!r} is missing from the store",
                                      hint="run kuradb verify on the store") from None
-        digest, length = _hash_file(target)
+        digest, length = sha256_file(target)
         if digest != h or length != size:
             raise errors.BackupError(f"blob {h}: the store's file {src!r} does not match its hash",
                                      hint="run kuradb verify on the store")
@@ -272,7 +264,7 @@ def _check_files(dest: str, m: dict[str, Any], report: Report) -> None:
     for f in m["files"]:
         path = os.path.join(dest, m["id"], f["path"])
         try:
-            digest, size = _hash_file(path)
+            digest, size = sha256_file(path)
         except FileNotFoundError:
             report.add(f"backup {m['id']}: {f['path']} is missing")
             continue

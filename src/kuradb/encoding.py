@@ -8,7 +8,7 @@ read can verify the checksum without re-encoding.
 from __future__ import annotations
 
 import math
-from hashlib import blake2b
+from hashlib import blake2b, sha256
 from typing import Any
 
 import orjson
@@ -156,6 +156,16 @@ def decode(data: str | bytes) -> Any:
 def checksum(data: bytes) -> str:
     """Checksum of a canonical encoding (BLAKE2b-128, hex)."""
     return blake2b(data, digest_size=16).hexdigest()
+
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> tuple[str, int]:
+    """The SHA-256 (hex) and size of a file, read in chunks."""
+    digest, size = sha256(), 0
+    with open(path, "rb") as f:
+        while data := f.read(chunk):
+            digest.update(data)
+            size += len(data)
+    return digest.hexdigest(), size
 
 
 def make_rev(version: int, parent_rev: str | None, content_checksum: str | None) -> str:

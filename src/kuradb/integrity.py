@@ -18,7 +18,7 @@ import apsw
 import orjson
 
 from . import audit, errors
-from .encoding import blob_hash_of, checksum, make_rev
+from .encoding import blob_hash_of, checksum, make_rev, sha256_file
 from .query import fulltext
 from .query.catalog import array_paths, backfill
 from .query.indexes import index_ddl, load_meta
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from .store import Store
 
 _MAX_PROBLEMS = 1000  # a report names at most this many; `truncated` says how many more there were
-_CHUNK = 1 << 20
 
 
 @dataclass
@@ -199,18 +198,14 @@ def _blobs(cur: apsw.Cursor, path_of: Callable[[str], str], report: Report, bar:
             continue
         path = path_of(h)
         try:
-            digest, length = hashlib.sha256(), 0
-            with open(path, "rb") as f:
-                while chunk := f.read(_CHUNK):
-                    digest.update(chunk)
-                    length += len(chunk)
+            digest, length = sha256_file(path)
         except FileNotFoundError:
             report.add(f"blob {h}: its file {path!r} is missing")
             continue
         except OSError as e:
             report.add(f"blob {h}: its file {path!r} cannot be read ({e.strerror})")
             continue
-        if length != size or digest.hexdigest() != h:
+        if length != size or digest != h:
             report.add(f"blob {h}: file {path!r} does not match its hash ({length:,} bytes, {size:,} expected)")
     for (h,) in cur.execute("SELECT DISTINCT hash FROM blob_refs WHERE hash NOT IN (SELECT hash FROM blobs)"):
         report.add(f"blob {h}: referred to by a record version but not stored")

@@ -11,6 +11,15 @@ from orjson import loads
 _UTC = UTC
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+
+
+def to_us(value: datetime) -> int:
+    """A timezone-aware datetime -> microseconds since the epoch, exactly (no float timestamp)."""
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 def from_us(us: int) -> datetime:
     """Microseconds since the epoch -> timezone-aware UTC datetime."""
     return datetime.fromtimestamp(us / 1_000_000, tz=_UTC)

@@ -7,7 +7,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import apsw
@@ -25,7 +25,7 @@ from .integrity import Report
 from .opstats import OpStats
 from .query import indexes
 from .query.catalog import ArrayCatalog
-from .records import Change, from_us
+from .records import Change, from_us, to_us
 from .schedule import BackupSchedule
 from .schemas import compile_schema
 from .sqlite import SQLiteBackend, Transaction, all_rows, scalar, translate
@@ -348,8 +348,7 @@ class Store:
             if since.tzinfo is None:
                 raise errors.ValidationError("since must be an aware datetime", path="since",
                                              hint="e.g. datetime.now(timezone.utc) - timedelta(days=1)")
-            delta = since - datetime(1970, 1, 1, tzinfo=UTC)
-            at_least = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+            at_least = to_us(since)
         elif since is not None:
             if type(since) is not int or since < 0:
                 raise errors.ValidationError(f"since must be a position (int >= 0) or a datetime, not {since!r}",

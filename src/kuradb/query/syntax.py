@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from ..encoding import INT_MAX, INT_MIN, BlobRef
 from ..errors import QueryError
+from ..records import to_us as exact_us
 
 # Envelope fields: path -> docs column.
 ENVELOPE = {"_id": "id", "_type": "type", "_version": "version", "_created": "created",
@@ -23,7 +24,6 @@ ENVELOPE = {"_id": "id", "_type": "type", "_version": "version", "_created": "cr
 MAX_PATH_SEGMENTS = 32
 _BAD_SEGMENT = re.compile(r'["\x00-\x1f\x7f]')
 _INDEX_SEGMENT = re.compile(r"0|[1-9][0-9]{0,8}")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +129,7 @@ def to_us(value: datetime | str, where: str) -> int:
     if value.tzinfo is None:
         raise QueryError(f"{where}: the date-time {value.isoformat()} has no timezone",
                          hint="use an aware datetime, e.g. datetime.now(timezone.utc)")
-    delta = value - _EPOCH  # exact: no float timestamp
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return exact_us(value)
 
 
 def parse_value(value: Any, where: str, *, time: bool = False) -> Value:
