@@ -100,18 +100,20 @@ def entries(cur: Any, *, after: int, at_least: int, actor: str | None, limit: in
     return out
 
 
-def check(cur: Any, report: Any) -> None:
-    """Recompute the chain; each broken link is one problem (the walk goes on from the stored hash)."""
-    prev = GENESIS
-    n = 0
-    for position, at, kind, op, collection, id, version, rev, author, actor, stored in cur.execute(
-            "SELECT position, at, kind, op, collection, id, version, rev, author, actor_hash, hash FROM log"
-            " ORDER BY position"):
-        n += 1
+class ChainCheck:
+    """Recomputes the chain one entry at a time, oldest first (verify feeds it during its one log pass).
+
+    Each broken link is one problem; the walk goes on from the stored hash.
+    """
+
+    def __init__(self, report: Any) -> None:
+        self.report, self.prev = report, GENESIS
+
+    def step(self, position: int, at: int, kind: str, op: str, collection: str | None, id: str | None,
+             version: int | None, rev: str | None, author: str | None, actor: bytes | None, stored: Any) -> None:
         if author is not None and actor != actor_digest(author):
-            report.add(f"audit: change log position {position}: its actor was edited")
-        if stored != entry_hash(prev, position, at, kind, op, collection, id, version, rev, actor):
-            report.add(f"audit: change log position {position}: the hash chain breaks here (this entry was"
-                       " edited, or one before it removed or inserted)")
-        prev = stored if isinstance(stored, bytes) else GENESIS
-    report.checked["audit entries"] = n
+            self.report.add(f"audit: change log position {position}: its actor was edited")
+        if stored != entry_hash(self.prev, position, at, kind, op, collection, id, version, rev, actor):
+            self.report.add(f"audit: change log position {position}: the hash chain breaks here (this entry"
+                            " was edited, or one before it removed or inserted)")
+        self.prev = stored if isinstance(stored, bytes) else GENESIS

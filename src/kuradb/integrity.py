@@ -92,7 +92,6 @@ def verify(store: Store, progress: Callable[[float], None] | None = None) -> Rep
             bar = _Progress(progress, total)
             _sqlite(cur, report)
             _log(cur, report, bar)
-            audit.check(cur, report)
             _docs(cur, report, bar)
             _blobs(cur, store.blobs._path, report, bar)
             _indexes(cur, report)
@@ -110,7 +109,8 @@ def _sqlite(cur: apsw.Cursor, report: Report) -> None:
 
 
 def _log(cur: apsw.Cursor, report: Report, bar: _Progress) -> None:
-    """The change log: gapless positions; every version's checksum, rev and place in its history chain."""
+    """The change log in one pass: gapless positions, the audit chain of every entry, and every
+    version's checksum, rev and place in its history chain."""
     row: Any = cur.execute("SELECT count(*), min(position), max(position) FROM log").fetchone()
     count, low, high = row
     if count and (low != 1 or high != count):
@@ -120,13 +120,16 @@ def _log(cur: apsw.Cursor, report: Report, bar: _Progress) -> None:
         report.add(f"change log: positions are missing (from {first}; {high - count} in all)")
     refs: set[tuple[str, int]] = {(h, p) for h, p in cur.execute("SELECT hash, position FROM blob_refs")}
     versions = 0
-    for (position, coll, id, version, rev, ck, erased, op, text, prev, p_rev, p_version, p_coll,
-         p_id) in cur.execute(
-            "SELECT l.position, l.collection, l.id, l.version, l.rev, l.checksum, l.erased, l.op, json(l.body),"
-            " l.prev, p.rev, p.version, p.collection, p.id FROM log AS l LEFT JOIN log AS p ON p.position = l.prev"
-            " WHERE l.kind = 'record' ORDER BY l.position"):
+    chain = audit.ChainCheck(report)
+    for (position, kind, coll, id, version, rev, ck, erased, op, text, prev, at, author, actor, stored, p_rev,
+         p_version, p_coll, p_id) in cur.execute(
+            "SELECT l.position, l.kind, l.collection, l.id, l.version, l.rev, l.checksum, l.erased, l.op,"
+            " CASE WHEN l.kind = 'record' THEN json(l.body) END, l.prev, l.at, l.author, l.actor_hash, l.hash,"
+            " p.rev, p.version, p.collection, p.id FROM log AS l LEFT JOIN log AS p ON p.position = l.prev"
+            " ORDER BY l.position"):
         bar.step()
-        if version is None:  # a purge entry
+        chain.step(position, at, kind, op, coll, id, version, rev, author, actor, stored)
+        if kind != "record" or version is None:  # not a record version (a purge entry has none)
             continue
         versions += 1
         where = f"{coll}/{id} version {version} (change log position {position})"
@@ -150,6 +153,7 @@ def _log(cur: apsw.Cursor, report: Report, bar: _Progress) -> None:
         if not (erased and ck is None) and rev != make_rev(version, p_rev if prev is not None else None, ck):
             report.add(f"{where}: rev {rev} does not follow from its content and parent rev")
     report.checked["changes"] = count
+    report.checked["audit entries"] = count
     report.checked["versions"] = versions
 
 
