@@ -33,3 +33,16 @@ def test_progress_is_silent_when_not_a_terminal():
     with Progress("importing", total=10, stream=out, min_interval=0) as p:
         p.advance(10)
     assert out.getvalue() == ""
+
+
+def test_fraction_moves_to_that_share_of_the_total():
+    import io
+
+    from kuradb.progress import Progress
+
+    p = Progress("x", total=1000, stream=io.StringIO())
+    p.fraction(0.25)
+    p.fraction(0.5)
+    assert p.done == 500
+    p.fraction(1.0)
+    assert p.done == 1000

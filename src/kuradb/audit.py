@@ -18,6 +18,7 @@ with one kept elsewhere (a backup manifest records it).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from hashlib import blake2b
@@ -31,6 +32,7 @@ GENESIS = bytes(16)  # the "previous hash" of the first entry
 HEAD = "SELECT position, hash FROM log ORDER BY position DESC LIMIT 1"
 
 
+@functools.lru_cache(maxsize=1024)  # a store writes with few authors; one digest each
 def actor_digest(author: str | None) -> bytes | None:
     return None if author is None else blake2b(author.encode(), digest_size=16).digest()
 

@@ -232,23 +232,19 @@ def cmd_index(store: Store, args: argparse.Namespace, out: Output) -> None:
         out.emit({"collection": args.collection, "dropped": args.name})
     else:
         fields = [f.strip() for arg in args.fields for f in arg.split(",")]
-        steps = 1000
-        with Progress(f"indexing {args.collection}", total=steps) as bar:
-            def advance(fraction: float) -> None:
-                bar.advance(int(fraction * steps) - bar.done)
+        with Progress(f"indexing {args.collection}", total=1000) as bar:
             if args.text:
                 name = coll.create_text_index(fields, name=args.name)
             else:
-                name = coll.create_index(fields, unique=args.unique, name=args.name, progress=advance)
-            advance(1.0)
+                name = coll.create_index(fields, unique=args.unique, name=args.name, progress=bar.fraction)
+            bar.fraction(1.0)
         out.emit({"collection": args.collection, "index": name})
 
 
 def cmd_verify(store: Store, args: argparse.Namespace, out: Output) -> None:
     """The report on stdout; with problems, exit with corrupted_data's code."""
-    steps = 1000
-    with Progress("verifying", total=steps) as bar:
-        report = store.verify(progress=lambda f: bar.advance(int(f * steps) - bar.done))
+    with Progress("verifying", total=1000) as bar:
+        report = store.verify(progress=bar.fraction)
     if out.json:
         out.emit(report.to_dict())
     else:
@@ -302,9 +298,8 @@ def cmd_backup(store: Store, args: argparse.Namespace, out: Output) -> int:
             signal.signal(signal.SIGTERM, previous)
             schedule.stop()
         return 0
-    steps = 1000
-    with Progress(f"backing up to {args.dest}", total=steps) as bar:
-        info = store.backup(args.dest, kind=args.kind, progress=lambda f: bar.advance(int(f * steps) - bar.done))
+    with Progress(f"backing up to {args.dest}", total=1000) as bar:
+        info = store.backup(args.dest, kind=args.kind, progress=bar.fraction)
     out.emit(info.to_dict())
     if any(v is not None for v in (args.keep_last, args.keep_daily, args.keep_weekly)):
         backups.prune(args.dest, keep_last=args.keep_last, keep_daily=args.keep_daily, keep_weekly=args.keep_weekly)

@@ -26,6 +26,10 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
 
+    def fraction(self, done: float) -> None:
+        """Move to ``done`` (0.0-1.0) of ``total``: for library calls that report ``progress(fraction)``."""
+        self.advance(int(done * (self.total or 0)) - self.done)
+
     def advance(self, n: int = 1) -> None:
         self.done += n
         if self.enabled:
