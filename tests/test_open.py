@@ -101,8 +101,8 @@ def test_unavailable_backends_and_options_say_so(tmp_path):
     for location in ("postgresql://localhost/test", "http://localhost:8750"):
         with pytest.raises(errors.KuraError, match="not available"):
             kuradb.open(location)
-    with pytest.raises(errors.KuraError, match="cache"):
-        kuradb.open(tmp_path, cache="default")
+    with pytest.raises(errors.ValidationError, match="cache must be"):
+        kuradb.open(tmp_path, cache="fast")
     with pytest.raises(errors.KuraError, match="encryption"):
         kuradb.open(tmp_path, encryption_key=b"k" * 32)
 

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 from . import backups, errors
 from .backups import BackupInfo
+from .cache import Cache, CachedSource, CacheStats
 from .collection import Collection
 from .encoding import BlobRef
 from .integrity import Report
+from .readcache import CacheConfig
 from .records import Change, Record
 from .repository import Repository
 from .store import Store, open
 
 __version__ = "0.1.0"
 
-__all__ = ["BackupInfo", "BlobRef", "Change", "Collection", "Record", "Report", "Repository", "Store", "backups",
-           "errors", "open", "__version__"]
+__all__ = ["BackupInfo", "BlobRef", "Cache", "CacheConfig", "CachedSource", "CacheStats", "Change", "Collection",
+           "Record", "Report", "Repository", "Store", "backups", "errors", "open", "__version__"]

@@ -124,6 +124,9 @@ class Collection:
         This is the hot path, so the common case is written out inline.
         """
         name = self.name
+        rc = self._store._read_cache
+        if rc is not None and version is None and not self._backend.in_transaction():
+            return self._get_cached(rc, id, default)
         try:
             if version is None:
                 row = self._backend.reader().execute(_GET, (name, id)).fetchone()
@@ -138,13 +141,41 @@ class Collection:
             if checksum(text.encode()) != row[7]:
                 raise self._corrupted(id, row[0])
             return Record(name, id, row[2], row[0], row[1], row[7], row[5], False, text, row[3], row[4])
+        if version is None:
+            return self._missing(id, row, default)
         if default is not _MISSING:
             return default
         if row is not None:
             raise errors.NotFound(f"{name}/{id} was deleted at version {row[0]}")
         check_id(id)
-        what = f"{name}/{id}" + ("" if version is None else f" version {version}")
-        raise errors.NotFound(f"{what} does not exist")
+        raise errors.NotFound(f"{name}/{id} version {version} does not exist")
+
+    def _get_cached(self, rc: Any, id: str, default: Any) -> Record:
+        """get(id) through the store's read cache (see readcache.py)."""
+        rc.fresh()
+        name = self.name
+        key = name + "\0" + id if type(id) is str else None
+        row = rc.cache.get(key) if key is not None else None
+        if row is None:
+            gen = rc.gen
+            try:
+                row = self._backend.reader().execute(_GET, (name, id)).fetchone()
+            except apsw.Error as e:
+                raise translate(e, f"{name}/{id}") from e
+            if row is None or row[6]:
+                return self._missing(id, row, default)
+            if checksum(row[8].encode()) != row[7]:
+                raise self._corrupted(id, row[0])
+            rc.fill(key, row, gen)
+        return Record(name, id, row[2], row[0], row[1], row[7], row[5], False, row[8], row[3], row[4])
+
+    def _missing(self, id: str, row: Any, default: Any) -> Any:
+        if default is not _MISSING:
+            return default
+        if row is not None:
+            raise errors.NotFound(f"{self.name}/{id} was deleted at version {row[0]}")
+        check_id(id)
+        raise errors.NotFound(f"{self.name}/{id} does not exist")
 
     def get_many(self, ids: Iterable[str]) -> list[Record | None]:
         """Records for ``ids`` in order, None where missing; read in one snapshot."""

@@ -25,6 +25,7 @@ from .integrity import Report
 from .opstats import OpStats
 from .query import indexes
 from .query.catalog import ArrayCatalog
+from .readcache import CacheConfig, ReadCache
 from .records import Change, from_us, to_us
 from .schedule import BackupSchedule
 from .schemas import compile_schema
@@ -47,8 +48,7 @@ def open(location: str | os.PathLike[str], *, durability: str = "normal", cache:
     if location.startswith(("postgresql://", "postgres://", "http://", "https://")):
         raise errors.KuraError(f"{location.split(':')[0]} stores are not available in this version",
                                hint="open a directory or ':memory:'")
-    if cache is not None:
-        raise errors.KuraError("the cache= option is not available in this version", hint="pass cache=None")
+    cache_config = CacheConfig.of(cache)
     if encryption_key is not None:
         raise errors.KuraError("encryption at rest is not available in this version",
                                hint="pass encryption_key=None")
@@ -58,7 +58,8 @@ def open(location: str | os.PathLike[str], *, durability: str = "normal", cache:
         temporary = location = tempfile.mkdtemp(prefix="kuradb-", dir=base)
     try:
         return Store(location, durability=durability, read_only=read_only, author=author,
-                     timeout=timeout, max_document_size=max_document_size, temporary=temporary is not None)
+                     timeout=timeout, max_document_size=max_document_size, temporary=temporary is not None,
+                     cache=cache_config)
     except BaseException:
         if temporary:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -74,7 +75,8 @@ class Store:
 
     def __init__(self, directory: str, *, durability: str = "normal", read_only: bool = False,
                  author: str | None = None, timeout: float = 5.0,
-                 max_document_size: int = DEFAULT_MAX_DOCUMENT_BYTES, temporary: bool = False) -> None:
+                 max_document_size: int = DEFAULT_MAX_DOCUMENT_BYTES, temporary: bool = False,
+                 cache: CacheConfig | None = None) -> None:
         self.directory = directory
         self.author = author
         self.max_document_size = max_document_size
@@ -92,6 +94,11 @@ class Store:
         self._watchers = 0  # commits wake watchers only when there are some
         self._backend.on_commit(self._notify)
         self.blobs = BlobStore(self, os.path.join(directory, "blobs"))
+        self._read_cache: ReadCache | None = None
+        if cache is not None:
+            self._read_cache = ReadCache(self._backend.path, cache)
+            if cache.max_staleness:
+                self._backend.on_commit(self._read_cache.catch_up)   # own commits: seen at once
 
     @property
     def durability(self) -> str:
@@ -110,6 +117,9 @@ class Store:
         """Close every connection (after stopping backup schedules); later calls raise Closed. Idempotent."""
         for schedule in self._schedules:
             schedule.stop(timeout=60)
+        rc, self._read_cache = self._read_cache, None
+        if rc is not None:
+            rc.close()
         self._backend.close()
         with self._changed:
             self._changed.notify_all()
@@ -395,4 +405,5 @@ class Store:
             "blobs": blobs, "blob_bytes": blob_bytes, **files,
             "sqlite_version": apsw.sqlite_lib_version(),
             "operations": self._ops.snapshot(),
+            "cache": None if self._read_cache is None else self._read_cache.stats(),
         }

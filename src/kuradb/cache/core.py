@@ -1,0 +1,659 @@
+"""kuradb.Cache: L1 LRU -> L2 LFU (or Redis) -> L3 disk -> L4 compressed archive.
+
+Memory tiers are exclusive (a key is in L1 or in L2) and hold the caller's
+object itself. Every ``set`` is written through to Redis and the disk tier when
+they exist, so a memory eviction never loses a value that has a home below
+(it is a demotion); reads copy a lower tier's hit up into L1 (a promotion).
+
+Concurrency: one lock guards the memory tiers; the L1 hit path takes none (a
+dict read and an ``OrderedDict.move_to_end``, each atomic under the GIL). Writes
+are serialized by a second lock held across the memory update and the I/O, so
+memory, Redis and disk always agree on the newest value. A read that went to
+Redis or disk copies its result up only if no write happened meanwhile
+(``_gen``), so a slow read can never put an older value over a newer one.
+"""
+from __future__ import annotations
+
+import fnmatch
+import functools
+import hashlib
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import orjson
+
+from .. import errors
+from .codec import Codec, Rejected
+from .disk import DiskTiers
+from .memory import EXPIRES, HITS, PRIORITIES, TAGS, VALUE, LFUTier, LRUTier, Sketch, size_of
+from .prewarm import AccessLog
+from .remote import RedisTier
+from .stats import CacheStats, TierCounters, TierStats
+
+_MISSING: Any = object()
+_time = time.time
+_clock = time.perf_counter
+F = TypeVar("F", bound=Callable[..., Any])
+MAX_KEY = 1024
+
+
+def check_key(key: Any) -> str:
+    if type(key) is not str:
+        raise errors.ValidationError(f"cache keys are str, not {type(key).__name__}", path="key")
+    if not key or len(key) > MAX_KEY:
+        raise errors.ValidationError(f"cache keys are 1 to {MAX_KEY} characters, not {len(key)}", path="key")
+    if key.startswith("!"):
+        raise errors.ValidationError(f"cache key {key!r} starts with '!', which is reserved", path="key")
+    return key
+
+
+def _expires(ttl: float | None, where: str = "ttl") -> float:
+    if ttl is None:
+        return 0.0
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl) or ttl <= 0:
+        raise errors.ValidationError(f"{where} must be a positive number of seconds or None, not {ttl!r}",
+                                     path=where)
+    return _time() + ttl
+
+
+def _priority(priority: str) -> int:
+    try:
+        return PRIORITIES[priority]
+    except (KeyError, TypeError):
+        raise errors.ValidationError(f"priority must be 'low', 'normal' or 'high', not {priority!r}",
+                                     path="priority") from None
+
+
+def _tags(tags: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(tags, str):
+        raise errors.ValidationError("tags must be a list of str, not a str", path="tags")
+    out = tuple(tags)
+    for t in out:
+        if type(t) is not str or not t or "\x1f" in t:
+            raise errors.ValidationError(f"each tag must be a non-empty str, not {t!r}", path="tags")
+    return out
+
+
+def _positive(name: str, value: Any, *, zero: bool = False, none: bool = False) -> None:
+    if value is None and none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero else 1):
+        raise errors.ValidationError(f"{name} must be an integer >= {0 if zero else 1}, not {value!r}", path=name)
+
+
+class _Flight:
+    __slots__ = ("done", "value", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class Cache:
+    """A tiered cache; see docs/CACHE.md. ``path=None`` keeps it in memory (plus Redis if given)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, l1_max_items: int = 10_000,
+                 l1_max_bytes: int | None = None, l2_max_items: int = 100_000, l2_max_bytes: int | None = None,
+                 disk_max_bytes: int = 1 << 30, archive_max_bytes: int = 0, archive_ttl: float | None = 30 * 86400,
+                 redis_url: str | None = None, namespace: str = "kuradb", ttl: float | None = None,
+                 serializer: Any = "json", access_log: int = 100_000) -> None:
+        _positive("l1_max_items", l1_max_items)
+        _positive("l2_max_items", l2_max_items, zero=True)
+        _positive("l1_max_bytes", l1_max_bytes, none=True)
+        _positive("l2_max_bytes", l2_max_bytes, none=True)
+        _positive("disk_max_bytes", disk_max_bytes, zero=True)
+        _positive("archive_max_bytes", archive_max_bytes, zero=True)
+        _positive("access_log", access_log, zero=True)
+        _expires(ttl)
+        self.default_ttl = ttl
+        self.codec = Codec(serializer)
+        self._c = {name: TierCounters(name) for name in ("l1", "l2", "l3", "l4")}
+        self._c1 = self._c["l1"]
+        self._misses = 0
+        self._lock = threading.RLock()
+        self._write_lock = threading.RLock()
+        self._gen = 0
+        self._flights: dict[str, _Flight] = {}
+        self._sketch = Sketch(l1_max_items + l2_max_items)
+        self.l1 = LRUTier(l1_max_items, l1_max_bytes)
+        self._l1data = self.l1.data
+        self._l1order = self.l1.order
+        self.l2: LFUTier | None = LFUTier(l2_max_items, l2_max_bytes, self._sketch) \
+            if l2_max_items and not redis_url else None
+        self.log = AccessLog(access_log) if access_log else None
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self.disk: DiskTiers | None = None
+        self.redis: RedisTier | None = None
+        if path is not None:
+            self.disk = DiskTiers(os.fspath(path), max_bytes=disk_max_bytes, archive_max_bytes=archive_max_bytes,
+                                  archive_ttl=archive_ttl)
+            saved = self.disk.meta("access_log")
+            if saved and self.log is not None:
+                self.log.loads(saved)
+        if redis_url is not None:
+            self.redis = RedisTier(redis_url, namespace, self._c["l2"], self._invalidated)
+
+    def __repr__(self) -> str:
+        where = self.disk.directory if self.disk else "memory"
+        return f"<kuradb.Cache {where!r} l1={len(self.l1)} l2={len(self.l2) if self.l2 else 0}>"
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop background threads, save the access log, close Redis and the disk tiers. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        if self.redis is not None:
+            self.redis.close()
+        if self.disk is not None:
+            if self.log is not None:
+                self.disk.set_meta("access_log", self.log.dumps())
+            self.disk.close()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key`` from the first tier that has it (copied up into L1), else ``default``."""
+        try:
+            e = self._l1data.get(key)
+        except TypeError:
+            check_key(key)
+            raise
+        if e is not None:
+            exp = e[1]
+            if not exp or exp > _time():
+                try:
+                    self._l1order[e[3]].move_to_end(key)
+                except KeyError:
+                    pass
+                e[5] += 1
+                c = self._c1
+                c.hits += 1
+                if not c.hits & 15:
+                    self._sample(key)
+                return e[0]
+        return self._get_slow(key, default)
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key, _MISSING) is not _MISSING
+
+    def _sample(self, key: str) -> None:
+        """Every 16th L1 hit: time one L1 lookup for the latency figures and log the access (weight 16)."""
+        t = _clock()
+        e = self._l1data.get(key)
+        if e is not None:
+            try:
+                self._l1order[e[3]].move_to_end(key)
+            except KeyError:
+                pass
+        self._c1.latency(_clock() - t)
+        if self.log is not None:
+            self.log.record(key, 16.0)
+
+    def _get_slow(self, key: str, default: Any) -> Any:
+        check_key(key)
+        t0 = _clock()
+        now = _time()
+        c = self._c
+        with self._lock:
+            gen = self._gen
+            e = self._l1data.get(key)
+            if e is not None:
+                if not e[EXPIRES] or e[EXPIRES] > now:
+                    return e[VALUE]
+                self.l1.pop(key)
+                c["l1"].expirations += 1
+            c["l1"].misses += 1
+            self._sketch.add(key)
+            if self.log is not None:
+                self.log.record(key, 1.0, now)
+            if self.l2 is not None:
+                e = self.l2.pop(key)
+                if e is not None and e[EXPIRES] and e[EXPIRES] <= now:
+                    c["l2"].expirations += 1
+                    e = None
+                if e is not None:
+                    self._promote(key, e, c["l2"], t0)
+                    return e[VALUE]
+                c["l2"].misses += 1
+        found = self._get_io(key, now, t0)
+        if found is None:
+            self._misses += 1
+            return default
+        e, counters = found
+        with self._lock:
+            if gen == self._gen:
+                self._promote(key, e, counters, t0)
+            else:
+                counters.latency(_clock() - t0)
+        return e[VALUE]
+
+    def _get_io(self, key: str, now: float, t0: float) -> tuple[list[Any], TierCounters] | None:
+        """Redis, then disk; decoded into a memory entry. Expired and rejected values are misses."""
+        c = self._c
+        if self.redis is not None and self.redis.available:
+            got = self.redis.get(key)
+            if got is not None:
+                data, expires, priority, tags = got
+                e = self._decoded(key, data, expires, priority, tags, c["l2"], now)
+                if e is not None:
+                    return e, c["l2"]
+            c["l2"].misses += 1
+        if self.disk is None:
+            return None
+        row = self.disk.get(key)
+        if row is None:
+            c["l3"].misses += 1
+            if self.disk.archive_max_bytes:
+                c["l4"].misses += 1
+            return None
+        tier, data, expires, priority, tags = row
+        counters = c["l3" if tier == 3 else "l4"]
+        if tier == 4:
+            c["l3"].misses += 1
+        e = self._decoded(key, data, expires, priority, tags, counters, now)
+        if e is None:
+            return None
+        if tier == 4:   # back up to L3: it is wanted again
+            with self._write_lock:
+                self._account_dropped(self.disk.put(key, data, expires, priority, tags))
+        return e, counters
+
+    def _decoded(self, key: str, data: bytes, expires: float, priority: int, tags: tuple[str, ...],
+                 counters: TierCounters, now: float) -> list[Any] | None:
+        if expires and expires <= now:
+            counters.expirations += 1
+            return None
+        try:
+            value = self.codec.decode(data)
+        except Rejected:
+            counters.rejected += 1
+            return None
+        except (ValueError, UnicodeDecodeError):
+            counters.errors += 1
+            return None
+        return [value, expires, len(data), priority, tags, 0]
+
+    def _promote(self, key: str, e: list[Any], counters: TierCounters, t0: float) -> None:
+        """Put a hit from a lower tier into L1 (memory lock held)."""
+        counters.hits += 1
+        counters.promotions += 1
+        e[HITS] = 0
+        self.l1.put(key, e)
+        self._settle()
+        counters.latency(_clock() - t0)
+
+    def _settle(self) -> None:
+        """Move L1's overflow down to L2 (TinyLFU admission) and L2's overflow out of memory."""
+        l1, l2, sketch, c = self.l1, self.l2, self._sketch, self._c
+        below = self.disk is not None or self.redis is not None
+        while l1.over():
+            key = l1.victim()
+            e = l1.pop(key)
+            assert e is not None
+            if e[HITS]:
+                sketch.add(key, e[HITS])
+                e[HITS] = 0
+            if l2 is None:
+                self._out(c["l1"], below)
+                continue
+            c["l1"].demotions += 1
+            if l2.full_for(e) and len(l2):
+                victim, rank = l2.victim()
+                if l2.rank(key, e) <= rank:
+                    self._out(c["l2"], below)   # not admitted: it goes on down
+                    continue
+                l2.pop(victim)
+                self._out(c["l2"], below)
+            l2.put(key, e)
+            while l2.over() and len(l2) > 1:
+                victim, _ = l2.victim()
+                l2.pop(victim)
+                self._out(c["l2"], below)
+
+    @staticmethod
+    def _out(counters: TierCounters, below: bool) -> None:
+        if below:
+            counters.demotions += 1
+        else:
+            counters.evictions += 1
+
+    def _account_dropped(self, moved: tuple[int, int]) -> None:
+        demoted, dropped = moved
+        self._c["l3"].demotions += demoted
+        self._c["l4" if self.disk and self.disk.archive_max_bytes else "l3"].evictions += dropped
+
+    # -- writes --------------------------------------------------------------------------
+
+    def set(self, key: str, value: Any, *, ttl: float | None = _MISSING, priority: str = "normal",
+            tags: Iterable[str] = ()) -> None:
+        """Store ``value`` under ``key`` in L1, and through to Redis and disk when the cache has them.
+
+        ``ttl`` seconds (default: the cache's ``ttl``; None: forever) holds in every tier.
+        """
+        check_key(key)
+        expires = _expires(self.default_ttl if ttl is _MISSING else ttl)
+        prio = _priority(priority)
+        tag_tuple = _tags(tags)
+        data = self.codec.encode(key, value) if (self.disk is not None or self.redis is not None) else None
+        e = [value, expires, len(data) if data is not None else size_of(value), prio, tag_tuple, 0]
+        with self._write_lock:
+            with self._lock:
+                self._gen += 1
+                if self.l2 is not None:
+                    self.l2.pop(key)
+                self.l1.put(key, e)
+                self._settle()
+            if data is not None:
+                if self.redis is not None:
+                    self.redis.set(key, data, expires, prio, tag_tuple)
+                if self.disk is not None:
+                    self._account_dropped(self.disk.put(key, data, expires, prio, tag_tuple))
+
+    def set_many(self, items: dict[str, Any], *, ttl: float | None = _MISSING, priority: str = "normal",
+                 tags: Iterable[str] = ()) -> None:
+        tag_list = list(tags)
+        for key, value in items.items():
+            self.set(key, value, ttl=ttl, priority=priority, tags=tag_list)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The keys that are present, with their values."""
+        out = {}
+        for key in keys:
+            v = self.get(key, _MISSING)
+            if v is not _MISSING:
+                out[key] = v
+        return out
+
+    def add(self, key: str, value: Any, *, ttl: float | None = _MISSING, priority: str = "normal",
+            tags: Iterable[str] = ()) -> bool:
+        """Set ``key`` only if it is absent; True if it was set (atomic within this process)."""
+        with self._write_lock:
+            if self.get(key, _MISSING) is not _MISSING:
+                return False
+            self.set(key, value, ttl=ttl, priority=priority, tags=tags)
+            return True
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key`` from every tier; True if some tier had it."""
+        check_key(key)
+        return self._delete([key]) > 0
+
+    def _delete(self, keys: list[str], *, publish: bool = True) -> int:
+        with self._write_lock:
+            found = set()
+            with self._lock:
+                self._gen += 1
+                for key in keys:
+                    if self.l1.pop(key) is not None or (self.l2 is not None and self.l2.pop(key) is not None):
+                        found.add(key)
+            if self.redis is not None and publish:
+                if self.redis.delete(keys):
+                    found.update(keys)  # the count is of all keys; fine-grained presence is not needed
+            if self.disk is not None:
+                if self.disk.delete(keys):
+                    found.update(keys)
+            return len(found)
+
+    def clear(self, *, pattern: str | None = None, tag: str | None = None) -> int:
+        """Remove every key, or those matching a glob ``pattern`` (``*``, ``?``, ``[abc]``), or carrying ``tag``.
+
+        Returns how many keys were removed (an upper bound when Redis is shared).
+        """
+        if pattern is not None and type(pattern) is not str:
+            raise errors.ValidationError(f"pattern must be a str, not {type(pattern).__name__}", path="pattern")
+        if tag is not None:
+            _tags([tag])
+        if pattern is None and tag is None:
+            with self._write_lock:
+                with self._lock:
+                    self._gen += 1
+                    n = len(self.l1) + (len(self.l2) if self.l2 else 0)
+                    self._clear_memory()
+                if self.redis is not None:
+                    self.redis.clear_all()
+                if self.disk is not None:
+                    n = max(n, self.disk.clear())
+                return n
+        keys: set[str] = set()
+        with self._lock:
+            for tier in (self.l1, self.l2):
+                if tier is None:
+                    continue
+                for k, e in list(tier.data.items()):
+                    if (pattern is None or fnmatch.fnmatchcase(k, pattern)) and (tag is None or tag in e[TAGS]):
+                        keys.add(k)
+        for lower in (self.redis, self.disk):
+            if lower is not None:
+                keys.update(lower.keys(pattern=pattern, tag=tag) if tag is None or pattern is None
+                            else [k for k in lower.keys(tag=tag) if fnmatch.fnmatchcase(k, pattern)])
+        n = self._delete(sorted(keys))
+        if tag is not None and self.redis is not None:
+            self.redis.forget_tag(tag)
+            self.redis.publish_tag(tag)
+        return n
+
+    def _clear_memory(self) -> None:
+        for k in list(self.l1.data):
+            self.l1.pop(k)
+        if self.l2 is not None:
+            for k in list(self.l2.data):
+                self.l2.pop(k)
+
+    def set_ttl(self, key: str, ttl: float | None) -> bool:
+        """Give ``key`` a new time to live (None: forever) in every tier; False if no tier has it."""
+        check_key(key)
+        expires = _expires(ttl)
+        found = False
+        with self._write_lock:
+            with self._lock:
+                for tier in (self.l1, self.l2):
+                    e = tier.data.get(key) if tier is not None else None
+                    if e is not None:
+                        e[EXPIRES] = expires
+                        found = True
+            if self.redis is not None:
+                found = self.redis.set_expires(key, expires) or found
+            if self.disk is not None:
+                found = self.disk.set_expires(key, expires) or found
+        return found
+
+    def touch(self, key: str, ttl: float | None = _MISSING) -> bool:
+        return self.set_ttl(key, self.default_ttl if ttl is _MISSING else ttl)
+
+    def _invalidated(self, key: str | None, tag: str | None) -> None:
+        """Another process changed ``key`` (or everything tagged ``tag``, or everything when both are None)."""
+        with self._lock:
+            self._gen += 1
+            if key is not None:
+                self.l1.pop(key)
+                if self.l2 is not None:
+                    self.l2.pop(key)
+            elif tag is not None:
+                for tier in (self.l1, self.l2):
+                    if tier is not None:
+                        for k, e in list(tier.data.items()):
+                            if tag in e[TAGS]:
+                                tier.pop(k)
+            else:
+                self._clear_memory()
+
+    # -- loaders ---------------------------------------------------------------------------
+
+    def get_or_set(self, key: str, loader: Callable[[], Any], *, ttl: float | None = _MISSING,
+                   priority: str = "normal", tags: Iterable[str] = (), lock_timeout: float = 30.0) -> Any:
+        """The cached value, or ``loader()``'s result stored and returned.
+
+        Concurrent misses on one key call ``loader`` once: across threads, and across
+        processes when Redis is the L2 (a Redis lock; the others wait for the value,
+        at most ``lock_timeout`` seconds, then load it themselves). A loader's exception
+        reaches every waiting caller and nothing is stored.
+        """
+        value = self.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = _Flight()
+        assert flight is not None
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return flight.value
+        try:
+            flight.value = self._load(key, loader, ttl, priority, tags, lock_timeout)
+            return flight.value
+        except BaseException as e:
+            flight.error = e
+            raise
+        finally:
+            with self._lock:
+                self._flights.pop(key, None)
+            flight.done.set()
+
+    def _load(self, key: str, loader: Callable[[], Any], ttl: Any, priority: str, tags: Iterable[str],
+              lock_timeout: float) -> Any:
+        locked = self.redis.lock(key, lock_timeout) if self.redis is not None else None
+        if locked is False:   # another process is loading it: wait for its value
+            deadline = time.monotonic() + lock_timeout
+            pause = 0.001
+            while time.monotonic() < deadline:
+                value = self.get(key, _MISSING)
+                if value is not _MISSING:
+                    return value
+                if not self.redis.locked(key):  # type: ignore[union-attr]
+                    break
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+            value = self.get(key, _MISSING)
+            if value is not _MISSING:
+                return value
+        try:
+            value = self.get(key, _MISSING)   # a racing thread may have set it meanwhile
+            if value is _MISSING:
+                value = loader()
+                self.set(key, value, ttl=ttl, priority=priority, tags=tags)
+            return value
+        finally:
+            if locked:
+                self.redis.unlock(key)  # type: ignore[union-attr]
+
+    def memoize(self, ttl: float | None = _MISSING, *, key: Callable[..., str] | None = None,
+                tags: Iterable[str] = ()) -> Callable[[F], F]:
+        """Decorator: cache a function's results by its arguments (JSON-encodable ones, or give ``key``).
+
+        The wrapper has ``.invalidate(*args, **kwargs)`` and ``.cache_key(*args, **kwargs)``.
+        """
+        tag_list = list(tags)
+
+        def decorate(fn: F) -> F:
+            prefix = f"memo:{fn.__module__}.{fn.__qualname__}:"
+
+            def cache_key(*args: Any, **kwargs: Any) -> str:
+                if key is not None:
+                    return prefix + key(*args, **kwargs)
+                try:
+                    raw = orjson.dumps([args, kwargs], option=orjson.OPT_SORT_KEYS)
+                except TypeError as e:
+                    raise errors.ValidationError(
+                        f"arguments of {fn.__qualname__} cannot be made into a cache key: {e}",
+                        path=fn.__qualname__, hint="pass key=lambda *args, **kwargs: '...' to memoize") from e
+                return prefix + hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+            @functools.wraps(fn)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return self.get_or_set(cache_key(*args, **kwargs), lambda: fn(*args, **kwargs), ttl=ttl,
+                                       tags=tag_list)
+
+            wrapper.cache_key = cache_key  # type: ignore[attr-defined]
+            wrapper.invalidate = lambda *a, **kw: self.delete(cache_key(*a, **kw))  # type: ignore[attr-defined]
+            return wrapper  # type: ignore[return-value]
+        return decorate
+
+    # -- prewarming ------------------------------------------------------------------------
+
+    def prewarm(self, loader: Callable[[str], Any] | None = None, *, top: int = 1000,
+                window: float = 3600.0) -> int:
+        """Load the ``top`` keys the access log predicts for the next ``window`` seconds into memory.
+
+        ``loader(key)`` gives a key's value (raise KeyError to skip it); without a loader
+        the values come from the disk tiers. Returns how many keys were loaded.
+        """
+        if self.log is None:
+            raise errors.ValidationError("prewarm needs the access log", path="access_log",
+                                         hint="create the cache with access_log > 0")
+        _positive("top", top)
+        n = 0
+        for key in self.log.predict(top, window=window):
+            if key in self._l1data or (self.l2 is not None and key in self.l2.data):
+                continue
+            if loader is None:
+                n += self.get(key, _MISSING) is not _MISSING
+                continue
+            try:
+                value = loader(key)
+            except KeyError:
+                continue
+            self.set(key, value)
+            n += 1
+        return n
+
+    def prewarm_every(self, seconds: float, loader: Callable[[str], Any] | None = None, *,
+                      top: int = 1000) -> None:
+        """Run ``prewarm`` on a background thread every ``seconds`` (stopped by ``close``)."""
+        _expires(seconds, "seconds")
+
+        def run() -> None:
+            while not self._stop.wait(seconds):
+                try:
+                    self.prewarm(loader, top=top, window=seconds)
+                except Exception:  # noqa: BLE001 - a failing loader must not kill the thread
+                    self._c["l1"].errors += 1
+
+        t = threading.Thread(target=run, name="kuradb-cache-prewarm", daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    # -- statistics ------------------------------------------------------------------------
+
+    def stats(self) -> CacheStats:
+        """Counters per tier (l1..l4; l2 is Redis when ``redis_url`` is set) and overall hits/misses."""
+        c = self._c
+        with self._lock:
+            tiers = {"l1": c["l1"].snapshot(len(self.l1), self.l1.bytes)}
+            tiers["l2"] = c["l2"].snapshot(len(self.l2), self.l2.bytes) if self.l2 is not None \
+                else c["l2"].snapshot(0, 0)
+        usage = self.disk.usage() if self.disk is not None else {}
+        tiers["l3"] = c["l3"].snapshot(*usage.get(3, (0, 0)))
+        tiers["l4"] = c["l4"].snapshot(*usage.get(4, (0, 0)))
+        hits = sum(t.hits for t in tiers.values())
+        return CacheStats(hits=hits, misses=self._misses, tiers=tiers)
+
+    def hit_rate(self) -> float:
+        return self.stats().hit_rate
+
+    def reset_stats(self) -> None:
+        for counters in self._c.values():
+            counters.reset()
+        self._misses = 0
+
+
+__all__ = ["Cache", "CacheStats", "TierStats"]

@@ -1,0 +1,232 @@
+"""L3 (disk) and L4 (compressed archive): one SQLite file in WAL mode, shared by every process using the directory.
+
+A key lives in at most one of the two (``tier`` 3 or 4). Writes go to L3; when L3
+is over its byte budget its least valuable entries (lowest priority, then least
+recently used) move to L4, compressed; when L4 is over its budget they are
+deleted. Item and byte totals are kept by triggers in ``usage``, so every process
+sees the same numbers. Reads never write: the access times of L3 hits are kept in
+memory and written with the next write transaction.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import apsw
+
+from .. import errors
+
+FILE = "cache.db"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries(
+    key TEXT PRIMARY KEY, tier INTEGER NOT NULL, value BLOB NOT NULL, codec INTEGER NOT NULL,
+    expires REAL NOT NULL, size INTEGER NOT NULL, priority INTEGER NOT NULL, tags TEXT NOT NULL,
+    accessed REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_order ON entries(tier, priority, accessed);
+CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires) WHERE expires > 0;
+CREATE TABLE IF NOT EXISTS tags(tag TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY(tag, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS usage(tier INTEGER PRIMARY KEY, items INTEGER NOT NULL, bytes INTEGER NOT NULL);
+INSERT OR IGNORE INTO usage VALUES (3, 0, 0), (4, 0, 0);
+CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value BLOB);
+CREATE TRIGGER IF NOT EXISTS entries_ins AFTER INSERT ON entries BEGIN
+    UPDATE usage SET items = items + 1, bytes = bytes + new.size WHERE tier = new.tier; END;
+CREATE TRIGGER IF NOT EXISTS entries_del AFTER DELETE ON entries BEGIN
+    UPDATE usage SET items = items - 1, bytes = bytes - old.size WHERE tier = old.tier;
+    DELETE FROM tags WHERE key = old.key AND old.tags != ''; END;
+CREATE TRIGGER IF NOT EXISTS entries_upd AFTER UPDATE OF tier, size ON entries BEGIN
+    UPDATE usage SET items = items - 1, bytes = bytes - old.size WHERE tier = old.tier;
+    UPDATE usage SET items = items + 1, bytes = bytes + new.size WHERE tier = new.tier; END;
+"""
+_GET = "SELECT tier, value, codec, expires, priority, tags FROM entries WHERE key = ?"
+RAW, ZSTD = 0, 1
+
+
+class DiskTiers:
+    """L3 and, when ``archive_max_bytes`` > 0, L4. Thread-safe (one connection behind a lock)."""
+
+    def __init__(self, directory: str, *, max_bytes: int, archive_max_bytes: int, archive_ttl: float | None) -> None:
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as e:
+            raise errors.PermissionDenied(f"cannot create the cache directory {directory!r}: {e.strerror}") from e
+        self.directory = directory
+        self.path = os.path.join(directory, FILE)
+        self.max_bytes = max_bytes
+        self.archive_max_bytes = archive_max_bytes
+        self.archive_ttl = archive_ttl
+        self._zc: Any = None
+        self._zd: Any = None
+        if archive_max_bytes:
+            try:
+                import zstandard
+            except ImportError as e:
+                raise errors.KuraError("the archive tier (archive_max_bytes > 0) needs zstandard",
+                                       hint="pip install 'kuradb[cache]', or pass archive_max_bytes=0") from e
+            self._zc = zstandard.ZstdCompressor(level=1)
+            self._zd = zstandard.ZstdDecompressor()
+        self._lock = threading.Lock()
+        self._touched: dict[str, float] = {}
+        try:
+            self._conn = apsw.Connection(self.path)
+            self._conn.setbusytimeout(10_000)
+            self._conn.execute("PRAGMA journal_mode=WAL").fetchall()
+            # recursive_triggers: INSERT OR REPLACE's implicit delete must fire entries_del (usage, tags)
+            self._conn.execute("PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA recursive_triggers=ON")
+            with self._writing():
+                self._conn.execute(_SCHEMA)
+        except apsw.Error as e:
+            raise errors.CorruptedData(f"cannot open the cache database {self.path!r}: {e}",
+                                       hint="delete the cache directory; a cache holds nothing that is not "
+                                            "elsewhere") from e
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The lock and one write transaction (IMMEDIATE: take the write lock before reading)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._flush_touched()
+            except apsw.Error:
+                pass
+            self._conn.close()
+
+    # -- reads ---------------------------------------------------------------------
+
+    def get(self, key: str) -> tuple[int, bytes, float, int, tuple[str, ...]] | None:
+        """(tier, encoded value, expires, priority, tags) or None. Expired rows are returned as they are."""
+        with self._lock:
+            row = self._conn.execute(_GET, (key,)).fetchone()
+            if row is None:
+                return None
+            tier, value, codec, expires, priority, tags = row
+            if tier == 3:
+                self._touched[key] = time.time()
+        if codec == ZSTD:
+            value = self._zd.decompress(value)
+        return tier, value, expires, priority, tuple(tags.split("\x1f")) if tags else ()
+
+    def usage(self) -> dict[int, tuple[int, int]]:
+        with self._lock:
+            return {t: (n, b) for t, n, b in self._conn.execute("SELECT tier, items, bytes FROM usage")}
+
+    def keys(self, pattern: str | None = None, tag: str | None = None) -> list[str]:
+        with self._lock:
+            if tag is not None:
+                rows = self._conn.execute("SELECT key FROM tags WHERE tag = ?", (tag,))
+            else:
+                rows = self._conn.execute("SELECT key FROM entries")
+            keys = [k for (k,) in rows]
+        if pattern is not None:
+            keys = [k for k in keys if fnmatch.fnmatchcase(k, pattern)]
+        return keys
+
+    # -- writes --------------------------------------------------------------------
+
+    def put(self, key: str, data: bytes, expires: float, priority: int, tags: tuple[str, ...],
+            tier: int = 3) -> tuple[int, int]:
+        """Store ``key`` in L3 (or L4); returns how many entries moved to L4 and how many were deleted
+        to make room."""
+        with self._writing():
+            now = time.time()
+            codec = RAW
+            if tier == 4:
+                data, codec, expires = self._archived(data, expires, now)
+            self._conn.execute(
+                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, tier, data, codec, expires, len(data) + len(key), priority, "\x1f".join(tags), now))
+            if tags:
+                self._conn.executemany("INSERT OR IGNORE INTO tags VALUES (?, ?)", ((t, key) for t in tags))
+            self._flush_touched()
+            return self._make_room(now)
+
+    def _archived(self, data: bytes, expires: float, now: float) -> tuple[bytes, int, float]:
+        if self.archive_ttl is not None:
+            expires = min(expires or float("inf"), now + self.archive_ttl)
+        packed = self._zc.compress(data)
+        return (packed, ZSTD, expires) if len(packed) < len(data) else (data, RAW, expires)
+
+    def delete(self, keys: Iterable[str]) -> int:
+        with self._writing():
+            n = 0
+            for key in keys:
+                self._touched.pop(key, None)
+                self._conn.execute("DELETE FROM entries WHERE key = ?", (key,))
+                n += self._conn.changes()
+            return n
+
+    def clear(self) -> int:
+        with self._writing():
+            self._touched.clear()
+            n = self._one("SELECT count(*) FROM entries")
+            self._conn.execute("DELETE FROM tags; DELETE FROM entries; UPDATE usage SET items = 0, bytes = 0")
+            return int(n)
+
+    def set_expires(self, key: str, expires: float) -> bool:
+        with self._writing():
+            self._conn.execute("UPDATE entries SET expires = ? WHERE key = ?", (expires, key))
+            return self._conn.changes() > 0
+
+    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        row = self._conn.execute(sql, args).fetchone()
+        assert row is not None
+        return row[0]
+
+    def _flush_touched(self) -> None:
+        if self._touched:
+            self._conn.executemany("UPDATE entries SET accessed = ? WHERE key = ? AND tier = 3",
+                                   ((t, k) for k, t in self._touched.items()))
+            self._touched.clear()
+
+    def _make_room(self, now: float) -> tuple[int, int]:
+        """Drop a batch of expired rows, demote L3's overflow to L4, delete L4's overflow."""
+        gone = [k for (k,) in self._conn.execute(
+            "SELECT key FROM entries WHERE expires > 0 AND expires <= ? LIMIT 64", (now,))]
+        for k in gone:
+            self._conn.execute("DELETE FROM entries WHERE key = ?", (k,))
+        demoted = dropped = 0
+        for tier, budget in ((3, self.max_bytes), (4, self.archive_max_bytes)):
+            over = self._one("SELECT bytes FROM usage WHERE tier = ?", (tier,)) - budget
+            if over <= 0:
+                continue
+            rows = self._conn.execute(
+                "SELECT key, value, expires, size FROM entries WHERE tier = ? ORDER BY priority, accessed",
+                (tier,))
+            victims = []
+            for key, value, expires, size in rows:
+                victims.append((key, value, expires))
+                over -= size
+                if over <= 0:
+                    break
+            for key, value, expires in victims:
+                if tier == 3 and self.archive_max_bytes:
+                    packed, codec, exp = self._archived(value, expires, now)
+                    self._conn.execute("UPDATE entries SET tier = 4, value = ?, codec = ?, expires = ?, size = ? "
+                                       "WHERE key = ?", (packed, codec, exp, len(packed) + len(key), key))
+                    demoted += 1
+                else:
+                    self._conn.execute("DELETE FROM entries WHERE key = ?", (key,))
+                    dropped += 1
+        return demoted, dropped
+
+    def meta(self, name: str) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+            return None if row is None else bytes(row[0])
+
+    def set_meta(self, name: str, value: bytes) -> None:
+        with self._writing():
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))

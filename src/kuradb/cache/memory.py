@@ -1,0 +1,184 @@
+"""The in-process tiers: L1 (LRU) and L2 (LFU with TinyLFU admission), and the frequency sketch.
+
+An entry is a list ``[value, expires, size, priority, tags, hits]`` (a list, not an
+object: the L1 hit path reads it a few hundred thousand times a second).
+``expires`` is a wall-clock time (0 = never) so it means the same in every tier
+and process; ``hits`` counts L1 hits not yet added to the sketch (they are added
+in one step when the entry leaves L1, which keeps the sketch off the hit path).
+"""
+from __future__ import annotations
+
+import random
+import sys
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+VALUE, EXPIRES, SIZE, PRIORITY, TAGS, HITS = range(6)
+PRIORITIES = {"low": 0, "normal": 1, "high": 2}
+_HALVE = bytes(i >> 1 for i in range(256))
+
+
+def size_of(value: Any) -> int:
+    """The bytes an in-memory entry is charged: exact for bytes/str, shallow ``getsizeof`` otherwise."""
+    if type(value) is bytes or type(value) is str:
+        return len(value)
+    return sys.getsizeof(value)
+
+
+class Sketch:
+    """Count-min sketch of access frequency (4 rows, conservative update, halved every 10 x capacity adds).
+
+    Frequencies saturate at ``cap``; halving makes old popularity fade, so a key
+    that was hot yesterday does not keep out one that is hot now.
+    """
+
+    __slots__ = ("_t", "_mask", "_width", "_adds", "_period", "cap")
+
+    def __init__(self, capacity: int, cap: int = 15) -> None:
+        width = 64
+        while width < capacity:
+            width <<= 1
+        self._width = width
+        self._mask = width - 1
+        self._t = bytearray(4 * width)
+        self._adds = 0
+        self._period = max(10 * capacity, 1000)
+        self.cap = cap
+
+    def _slots(self, key: Any) -> tuple[int, int, int, int]:
+        h = hash(key)
+        g = (h * 0x9E3779B97F4A7C15) >> 11
+        m, w = self._mask, self._width
+        return h & m, w + ((h >> 21) & m), 2 * w + (g & m), 3 * w + ((g >> 23) & m)
+
+    def frequency(self, key: Any) -> int:
+        t = self._t
+        a, b, c, d = self._slots(key)
+        return min(t[a], t[b], t[c], t[d])
+
+    def add(self, key: Any, n: int = 1) -> None:
+        t = self._t
+        slots = self._slots(key)
+        low = min(t[i] for i in slots)
+        new = min(self.cap, low + n)
+        for i in slots:  # conservative update: raise only the counters at the minimum
+            if t[i] < new:
+                t[i] = new
+        self._adds += n
+        if self._adds >= self._period:
+            self._t = bytearray(self._t.translate(_HALVE))
+            self._adds //= 2
+
+
+class LRUTier:
+    """L1: least recently used goes first, within priority classes (every low entry before any normal one)."""
+
+    def __init__(self, max_items: int, max_bytes: int | None) -> None:
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.data: dict[str, list[Any]] = {}
+        self.order: tuple[OrderedDict[str, None], ...] = (OrderedDict(), OrderedDict(), OrderedDict())
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def keys(self) -> Iterator[str]:
+        return iter(list(self.data))
+
+    def put(self, key: str, entry: list[Any]) -> None:
+        old = self.data.get(key)
+        if old is not None:
+            self.bytes -= old[SIZE]
+            if old[PRIORITY] != entry[PRIORITY]:
+                del self.order[old[PRIORITY]][key]
+        self.data[key] = entry
+        self.order[entry[PRIORITY]][key] = None
+        self.order[entry[PRIORITY]].move_to_end(key)
+        self.bytes += entry[SIZE]
+
+    def pop(self, key: str) -> list[Any] | None:
+        e = self.data.pop(key, None)
+        if e is not None:
+            self.order[e[PRIORITY]].pop(key, None)
+            self.bytes -= e[SIZE]
+        return e
+
+    def over(self) -> bool:
+        return len(self.data) > self.max_items or (self.max_bytes is not None and self.bytes > self.max_bytes)
+
+    def victim(self) -> str:
+        for order in self.order:
+            if order:
+                return next(iter(order))
+        raise KeyError("empty tier")
+
+
+class LFUTier:
+    """L2: evicts the least frequently used of a random sample, lower priority first.
+
+    A newcomer from L1 enters only if the sketch says it is used more often than the
+    entry it would replace (TinyLFU admission); otherwise it goes on down (or out).
+    """
+
+    SAMPLE = 8
+
+    def __init__(self, max_items: int, max_bytes: int | None, sketch: Sketch) -> None:
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.sketch = sketch
+        self.data: dict[str, list[Any]] = {}
+        self._keys: list[str] = []   # for sampling: index-addressable, swap-removed
+        self._at: dict[str, int] = {}
+        self.bytes = 0
+        self._rand = random.Random(0x6B757261).random
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def keys(self) -> Iterator[str]:
+        return iter(list(self.data))
+
+    def put(self, key: str, entry: list[Any]) -> None:
+        old = self.data.get(key)
+        if old is not None:
+            self.bytes -= old[SIZE]
+        else:
+            self._at[key] = len(self._keys)
+            self._keys.append(key)
+        self.data[key] = entry
+        self.bytes += entry[SIZE]
+
+    def pop(self, key: str) -> list[Any] | None:
+        e = self.data.pop(key, None)
+        if e is not None:
+            self.bytes -= e[SIZE]
+            i = self._at.pop(key)
+            last = self._keys.pop()
+            if last != key:
+                self._keys[i] = last
+                self._at[last] = i
+        return e
+
+    def full_for(self, entry: list[Any]) -> bool:
+        return len(self.data) >= self.max_items or (
+            self.max_bytes is not None and self.bytes + entry[SIZE] > self.max_bytes)
+
+    def over(self) -> bool:
+        return len(self.data) > self.max_items or (self.max_bytes is not None and self.bytes > self.max_bytes)
+
+    def rank(self, key: str, entry: list[Any]) -> tuple[int, int]:
+        return entry[PRIORITY], self.sketch.frequency(key)
+
+    def victim(self) -> tuple[str, tuple[int, int]]:
+        keys, n, data, rand = self._keys, len(self._keys), self.data, self._rand
+        best: tuple[int, int] | None = None
+        best_key = keys[0]
+        for _ in range(min(self.SAMPLE, n)):
+            k = keys[int(rand() * n)]
+            r = self.rank(k, data[k])
+            if best is None or r < best:
+                best, best_key = r, k
+        assert best is not None
+        return best_key, best
