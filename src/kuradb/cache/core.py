@@ -29,7 +29,7 @@ import orjson
 from .. import errors
 from .codec import Codec, Rejected
 from .disk import DiskTiers
-from .memory import EXPIRES, HITS, PRIORITIES, TAGS, VALUE, LFUTier, LRUTier, Sketch, size_of
+from .memory import EXPIRES, HITS, PRIORITIES, PRIORITY, TAGS, VALUE, LFUTier, LRUTier, Sketch, size_of
 from .prewarm import AccessLog
 from .remote import RedisTier
 from .stats import CacheStats, TierCounters, TierStats
@@ -388,6 +388,26 @@ class Cache:
                 return False
             self.set(key, value, ttl=ttl, priority=priority, tags=tags)
             return True
+
+    def incr(self, key: str, delta: int = 1) -> int:
+        """Add ``delta`` to an integer value, keeping its expiry; KeyError if absent (atomic in this process)."""
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise errors.ValidationError(f"delta must be an int, not {delta!r}", path="delta")
+        with self._write_lock:
+            value = self.get(key, _MISSING)
+            if value is _MISSING:
+                raise KeyError(key)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise errors.ValidationError(f"cache value for {key!r} is not an integer", path=key)
+            e = self._l1data.get(key)
+            expires = e[EXPIRES] if e is not None else 0.0
+            if expires and expires <= _time():
+                raise KeyError(key)
+            new = value + delta
+            self.set(key, new, ttl=expires - _time() if expires else None,
+                     priority=("low", "normal", "high")[e[PRIORITY]] if e is not None else "normal",
+                     tags=e[TAGS] if e is not None else ())
+            return new
 
     def delete(self, key: str) -> bool:
         """Remove ``key`` from every tier; True if some tier had it."""
