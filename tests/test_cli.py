@@ -209,3 +209,20 @@ def test_commands_do_not_create_a_store_where_there_is_none(tmp_path, capsys, ar
     assert main(argv) == errors.EXIT_CODES["not_found"]
     assert "no kuradb store at" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()
+
+
+def test_cache_stats_and_clear(capsys, monkeypatch, tmp_path):
+    with kuradb.Cache(tmp_path / "c") as c:
+        for i in range(6):
+            c.set(f"k{i}", i, tags=["even"] if i % 2 == 0 else [])
+        c.get("k1")
+        c.get("missing")
+    code, out, _ = run(capsys, monkeypatch, "--json", "cache", "stats", str(tmp_path / "c"))
+    stats = json.loads(out)
+    assert code == 0 and stats["tiers"]["l3"]["items"] == 6 and stats["hits"] == 1 and stats["misses"] == 1
+    code, out, _ = run(capsys, monkeypatch, "cache", "clear", str(tmp_path / "c"), "--tag", "even")
+    assert code == 0 and json.loads(out) == {"removed": 3}
+    code, out, _ = run(capsys, monkeypatch, "--json", "cache", "stats", str(tmp_path / "c"))
+    assert json.loads(out)["tiers"]["l3"]["items"] == 3
+    assert main(["cache", "stats", str(tmp_path / "none")]) == errors.EXIT_CODES["not_found"]
+    assert not (tmp_path / "none").exists()

@@ -326,6 +326,25 @@ def cmd_restore(_: None, args: argparse.Namespace, out: Output) -> None:
     out.emit(backups.restore(args.dest, args.target, id=args.id).to_dict())
 
 
+def cmd_cache(_: None, args: argparse.Namespace, out: Output) -> None:
+    from . import cache
+
+    if args.action == "stats":
+        stats = cache.saved_stats(args.directory)
+        if out.json:
+            out.emit(stats.as_dict())
+            return
+        fields = ["items", "bytes", "hits", "misses", "promotions", "demotions", "evictions", "expirations",
+                  "errors"]
+        out.table([{"tier": name, **{f: getattr(t, f) for f in fields}} for name, t in stats.tiers.items()],
+                  ["tier", *fields])
+        out.stream.write(f"hit rate: {stats.hit_rate:.1%} ({stats.hits} hits, {stats.misses} misses)\n")
+        return
+    cache.saved_stats(args.directory)   # NotFound rather than creating an empty cache
+    with cache.Cache(args.directory, access_log=0) as c:
+        out.emit({"removed": c.clear(pattern=args.pattern, tag=args.tag)})
+
+
 def cmd_demo(store: Store, args: argparse.Namespace, out: Output) -> None:
     from .demo import run
 
@@ -440,6 +459,17 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("target", metavar="TARGET", help="a new (or empty) directory for the store")
     sp.add_argument("--id", help="the backup to restore (default: the newest)")
     sp.set_defaults(fn=cmd_restore, store=False)
+    group = sub.add_parser("cache", help="statistics of a cache directory, or clear it",
+                           description="statistics of a kuradb.Cache directory (L3/L4 on disk), or clear it")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, help in (("stats", "items and bytes on disk; counters saved by every process at close"),
+                         ("clear", "remove every entry, or those matching --pattern or carrying --tag")):
+        sp = actions.add_parser(action, help=help, description=help)
+        sp.add_argument("directory", metavar="DIR")
+        sp.set_defaults(fn=cmd_cache, store=False)
+        if action == "clear":
+            sp.add_argument("--pattern", help="a glob over keys: *, ?, [abc]")
+            sp.add_argument("--tag", help="only entries carrying this tag")
     demo = sub.add_parser("demo", help="a guided tour on a throwaway (or given) store",
                           description="a guided tour on a throwaway (or given) store")
     demo.add_argument("directory", metavar="DIR", nargs="?", default=":memory:")

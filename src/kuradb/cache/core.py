@@ -39,6 +39,7 @@ _time = time.time
 _clock = time.perf_counter
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_KEY = 1024
+_COUNTERS = ("hits", "misses", "promotions", "demotions", "evictions", "expirations", "errors", "rejected")
 
 
 def check_key(key: Any) -> str:
@@ -163,7 +164,20 @@ class Cache:
         if self.disk is not None:
             if self.log is not None:
                 self.disk.set_meta("access_log", self.log.dumps())
+            self.disk.set_meta("stats", orjson.dumps(self._saved_counters()))
             self.disk.close()
+
+    def _saved_counters(self) -> dict[str, dict[str, int]]:
+        """This run's counters added to those earlier runs saved in the cache directory."""
+        assert self.disk is not None
+        raw = self.disk.meta("stats")
+        saved: dict[str, dict[str, int]] = orjson.loads(raw) if raw else {}
+        for name, counters in self._c.items():
+            tier = saved.setdefault(name, {})
+            for field in _COUNTERS:
+                tier[field] = int(tier.get(field, 0)) + getattr(counters, field)
+        saved.setdefault("cache", {})["misses"] = int(saved.get("cache", {}).get("misses", 0)) + self._misses
+        return saved
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -676,4 +690,32 @@ class Cache:
         self._misses = 0
 
 
-__all__ = ["Cache", "CacheStats", "TierStats"]
+def saved_stats(path: str | os.PathLike[str]) -> CacheStats:
+    """The statistics a cache directory holds: items and bytes of L3/L4 now, and the counters every
+    process that used it saved when it closed (the CLI's ``kuradb cache stats``)."""
+    import apsw
+
+    from .disk import FILE
+
+    db = os.path.join(os.fspath(path), FILE)
+    if not os.path.exists(db):
+        raise errors.NotFound(f"no kuradb cache at {os.fspath(path)!r}", hint="a Cache(path) creates one")
+    try:
+        conn = apsw.Connection(db, flags=apsw.SQLITE_OPEN_READONLY)
+        conn.setbusytimeout(5000)
+        usage = {t: (n, b) for t, n, b in conn.execute("SELECT tier, items, bytes FROM usage")}
+        row = conn.execute("SELECT value FROM meta WHERE name = 'stats'").fetchone()
+        conn.close()
+    except apsw.Error as e:
+        raise errors.CorruptedData(f"cannot read the cache database {db!r}: {e}") from e
+    saved = orjson.loads(row[0]) if row else {}
+    tiers = {}
+    for name in ("l1", "l2", "l3", "l4"):
+        counts = {f: int(saved.get(name, {}).get(f, 0)) for f in _COUNTERS}
+        items, nbytes = usage.get(int(name[1]), (0, 0)) if name in ("l3", "l4") else (0, 0)
+        tiers[name] = TierStats(**counts, items=items, bytes=nbytes)
+    return CacheStats(hits=sum(t.hits for t in tiers.values()),
+                      misses=int(saved.get("cache", {}).get("misses", 0)), tiers=tiers)
+
+
+__all__ = ["Cache", "CacheStats", "TierStats", "saved_stats"]
