@@ -93,6 +93,7 @@ class ReadCache:
         self.config = config
         self.cache = Cache(None, l1_max_items=config.l1_max_items, l2_max_items=config.l2_max_items,
                            l1_max_bytes=config.l1_max_bytes, l2_max_bytes=config.l2_max_bytes, access_log=0)
+        self.get = self.cache.get
         self._conn = apsw.Connection(db_path, flags=apsw.SQLITE_OPEN_READONLY)
         self._conn.setbusytimeout(5000)
         self._lock = threading.Lock()
@@ -100,15 +101,15 @@ class ReadCache:
         self.catch_ups = 0
         self._checked = 0.0
         self._conn.execute("SELECT 1 FROM log LIMIT 1").fetchall()   # opens the WAL index (maps -shm)
-        self._header = _wal_index_header(db_path)
-        self._head: Any = None
+        self.header = _wal_index_header(db_path)
+        self.head: Any = None
         self._position: int = self._one("SELECT coalesce(max(position), 0) FROM log")
-        self._head = self._version()
-        self._fast = self._header is not None and not config.max_staleness
+        self.head = self._version()
+        self.fast = self.header is not None and not config.max_staleness
 
     def _version(self) -> Any:
-        if self._header is not None:
-            return self._header.raw
+        if self.header is not None:
+            return self.header.raw
         return self._one("PRAGMA data_version")
 
     def _one(self, sql: str) -> Any:
@@ -118,8 +119,8 @@ class ReadCache:
 
     def fresh(self) -> None:
         """Make sure no commit that finished before this call is hidden by the cache."""
-        if self._fast:
-            if self._header.raw != self._head:
+        if self.fast:
+            if self.header.raw != self.head:
                 self.catch_up()
             return
         if self.config.max_staleness:
@@ -127,7 +128,7 @@ class ReadCache:
             if now - self._checked < self.config.max_staleness:
                 return
             self._checked = now
-        if self._version() != self._head:
+        if self._version() != self.head:
             self.catch_up()
 
     def catch_up(self) -> None:
@@ -144,7 +145,7 @@ class ReadCache:
                 elif collection is not None and id is not None and kind != "index":
                     self.cache.delete(f"{collection}\0{id}")
                 self._position = position
-            self._head = head
+            self.head = head
 
     def fill(self, key: str, row: tuple[Any, ...], gen: int) -> None:
         with self._lock:
@@ -153,7 +154,7 @@ class ReadCache:
 
     def stats(self) -> dict[str, Any]:
         return {**self.cache.stats().as_dict(), "catch_ups": self.catch_ups, "position": self._position,
-                "check": "wal-index" if self._header is not None else "data_version"}
+                "check": "wal-index" if self.header is not None else "data_version"}
 
     def close(self) -> None:
         """Forget the cache. The connection is left to the garbage collector, not closed here: a read

@@ -1,12 +1,14 @@
 """kuradb.Cache: L1 LRU -> L2 LFU (or Redis) -> L3 disk -> L4 compressed archive.
 
 Memory tiers are exclusive (a key is in L1 or in L2) and hold the caller's
-object itself. Every ``set`` is written through to Redis and the disk tier when
+object itself. An L2 hit is served where it is (moving an entry between two
+dicts of one process buys no speed and costs an L1 eviction); L2 keeps it by
+its frequency. Every ``set`` is written through to Redis and the disk tier when
 they exist, so a memory eviction never loses a value that has a home below
 (it is a demotion); reads copy a lower tier's hit up into L1 (a promotion).
 
 Concurrency: one lock guards the memory tiers; the L1 hit path takes none (a
-dict read and an ``OrderedDict.move_to_end``, each atomic under the GIL). Writes
+dict read and a counter in the entry: L1's recency is CLOCK, see memory.py). Writes
 are serialized by a second lock held across the memory update and the I/O, so
 memory, Redis and disk always agree on the newest value. A read that went to
 Redis or disk copies its result up only if no write happened meanwhile
@@ -123,9 +125,9 @@ class Cache:
         self._sketch = Sketch(l1_max_items + l2_max_items)
         self.l1 = LRUTier(l1_max_items, l1_max_bytes)
         self._l1data = self.l1.data
-        self._l1order = self.l1.order
         self.l2: LFUTier | None = LFUTier(l2_max_items, l2_max_bytes, self._sketch) \
             if l2_max_items and not redis_url else None
+        self._l2data = self.l2.data if self.l2 is not None else None
         self.log = AccessLog(access_log) if access_log else None
         self._closed = False
         self._threads: list[threading.Thread] = []
@@ -170,6 +172,9 @@ class Cache:
     def _saved_counters(self) -> dict[str, dict[str, int]]:
         """This run's counters added to those earlier runs saved in the cache directory."""
         assert self.disk is not None
+        self._c["l1"].hits = self.l1.total_hits()
+        if self.l2 is not None:
+            self._c["l2"].hits = self.l2.total_hits()
         raw = self.disk.meta("stats")
         saved: dict[str, dict[str, int]] = orjson.loads(raw) if raw else {}
         for name, counters in self._c.items():
@@ -188,18 +193,16 @@ class Cache:
         except TypeError:
             check_key(key)
             raise
-        if e is not None:
-            exp = e[1]
-            if not exp or exp > _time():
-                try:
-                    self._l1order[e[3]].move_to_end(key)
-                except KeyError:
-                    pass
+        if e is not None and (not e[1] or e[1] > _time()):
+            h = e[5] = e[5] + 1
+            if not h & 15:
+                self._sample(key)
+            return e[0]
+        l2 = self._l2data
+        if l2 is not None:      # an L2 hit is served in place: both tiers are dicts in this process
+            e = l2.get(key)
+            if e is not None and (not e[1] or e[1] > _time()):
                 e[5] += 1
-                c = self._c1
-                c.hits += 1
-                if not c.hits & 15:
-                    self._sample(key)
                 return e[0]
         return self._get_slow(key, default)
 
@@ -207,14 +210,9 @@ class Cache:
         return self.get(key, _MISSING) is not _MISSING
 
     def _sample(self, key: str) -> None:
-        """Every 16th L1 hit: time one L1 lookup for the latency figures and log the access (weight 16)."""
+        """Every 16th L1 hit of a key: time one L1 lookup for the latency figures, log the access (weight 16)."""
         t = _clock()
-        e = self._l1data.get(key)
-        if e is not None:
-            try:
-                self._l1order[e[3]].move_to_end(key)
-            except KeyError:
-                pass
+        self._l1data.get(key)
         self._c1.latency(_clock() - t)
         if self.log is not None:
             self.log.record(key, 16.0)
@@ -233,17 +231,17 @@ class Cache:
                 self.l1.pop(key)
                 c["l1"].expirations += 1
             c["l1"].misses += 1
-            self._sketch.add(key)
             if self.log is not None:
                 self.log.record(key, 1.0, now)
-            if self.l2 is not None:
-                e = self.l2.pop(key)
-                if e is not None and e[EXPIRES] and e[EXPIRES] <= now:
-                    c["l2"].expirations += 1
-                    e = None
+            if self.l2 is not None:   # the sketch only serves L2's admission
+                self._sketch.add(key)
+                e = self.l2.data.get(key)
                 if e is not None:
-                    self._promote(key, e, c["l2"], t0)
-                    return e[VALUE]
+                    if not e[EXPIRES] or e[EXPIRES] > now:
+                        e[HITS] += 1
+                        return e[VALUE]
+                    self.l2.pop(key)
+                    c["l2"].expirations += 1
                 c["l2"].misses += 1
         found = self._get_io(key, now, t0)
         if found is None:
@@ -301,13 +299,12 @@ class Cache:
         except (ValueError, UnicodeDecodeError):
             counters.errors += 1
             return None
-        return [value, expires, len(data), priority, tags, 0]
+        return [value, expires, len(data), priority, tags, 0, None]
 
     def _promote(self, key: str, e: list[Any], counters: TierCounters, t0: float) -> None:
         """Put a hit from a lower tier into L1 (memory lock held)."""
         counters.hits += 1
         counters.promotions += 1
-        e[HITS] = 0
         self.l1.put(key, e)
         self._settle()
         counters.latency(_clock() - t0)
@@ -365,7 +362,7 @@ class Cache:
         prio = _priority(priority)
         tag_tuple = _tags(tags)
         data = self.codec.encode(key, value) if (self.disk is not None or self.redis is not None) else None
-        e = [value, expires, len(data) if data is not None else size_of(value), prio, tag_tuple, 0]
+        e = [value, expires, len(data) if data is not None else size_of(value), prio, tag_tuple, 0, None]
         with self._write_lock:
             with self._lock:
                 self._gen += 1
@@ -672,9 +669,13 @@ class Cache:
         """Counters per tier (l1..l4; l2 is Redis when ``redis_url`` is set) and overall hits/misses."""
         c = self._c
         with self._lock:
+            c["l1"].hits = self.l1.total_hits()
             tiers = {"l1": c["l1"].snapshot(len(self.l1), self.l1.bytes)}
-            tiers["l2"] = c["l2"].snapshot(len(self.l2), self.l2.bytes) if self.l2 is not None \
-                else c["l2"].snapshot(0, 0)
+            if self.l2 is not None:
+                c["l2"].hits = self.l2.total_hits()
+                tiers["l2"] = c["l2"].snapshot(len(self.l2), self.l2.bytes)
+            else:
+                tiers["l2"] = c["l2"].snapshot(0, 0)
         usage = self.disk.usage() if self.disk is not None else {}
         tiers["l3"] = c["l3"].snapshot(*usage.get(3, (0, 0)))
         tiers["l4"] = c["l4"].snapshot(*usage.get(4, (0, 0)))
@@ -685,9 +686,13 @@ class Cache:
         return self.stats().hit_rate
 
     def reset_stats(self) -> None:
-        for counters in self._c.values():
-            counters.reset()
-        self._misses = 0
+        with self._lock:
+            for counters in self._c.values():
+                counters.reset()
+            self._misses = 0
+            self.l1.hits = -sum(e[HITS] for e in self.l1.data.values())
+            if self.l2 is not None:
+                self.l2.hits = -sum(e[HITS] for e in self.l2.data.values())
 
 
 def saved_stats(path: str | os.PathLike[str]) -> CacheStats:

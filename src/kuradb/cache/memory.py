@@ -1,7 +1,7 @@
 """The in-process tiers: L1 (LRU) and L2 (LFU with TinyLFU admission), and the frequency sketch.
 
-An entry is a list ``[value, expires, size, priority, tags, hits]`` (a list, not an
-object: the L1 hit path reads it a few hundred thousand times a second).
+An entry is a list ``[value, expires, size, priority, tags, hits, seen]`` (a list, not
+an object: the L1 hit path reads it a few million times a second).
 ``expires`` is a wall-clock time (0 = never) so it means the same in every tier
 and process; ``hits`` counts L1 hits not yet added to the sketch (they are added
 in one step when the entry leaves L1, which keeps the sketch off the hit path).
@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-VALUE, EXPIRES, SIZE, PRIORITY, TAGS, HITS = range(6)
+VALUE, EXPIRES, SIZE, PRIORITY, TAGS, HITS, SEEN = range(7)
 PRIORITIES = {"low": 0, "normal": 1, "high": 2}
 _HALVE = bytes(i >> 1 for i in range(256))
 
@@ -35,15 +35,18 @@ class Sketch:
 
     __slots__ = ("_t", "_mask", "_width", "_adds", "_period", "cap")
 
+    WIDTH = 4       # counters per row per cached item
+    PERIOD = 10     # halve after this many adds per cached item
+
     def __init__(self, capacity: int, cap: int = 15) -> None:
         width = 64
-        while width < capacity:
+        while width < capacity * self.WIDTH:
             width <<= 1
         self._width = width
         self._mask = width - 1
         self._t = bytearray(4 * width)
         self._adds = 0
-        self._period = max(10 * capacity, 1000)
+        self._period = max(self.PERIOD * capacity, 1000)
         self.cap = cap
 
     def _slots(self, key: Any) -> tuple[int, int, int, int]:
@@ -58,13 +61,23 @@ class Sketch:
         return min(t[a], t[b], t[c], t[d])
 
     def add(self, key: Any, n: int = 1) -> None:
-        t = self._t
-        slots = self._slots(key)
-        low = min(t[i] for i in slots)
-        new = min(self.cap, low + n)
-        for i in slots:  # conservative update: raise only the counters at the minimum
-            if t[i] < new:
-                t[i] = new
+        t, m, w = self._t, self._mask, self._width
+        h = hash(key)
+        g = (h * 0x9E3779B97F4A7C15) >> 11
+        a, b, c, d = h & m, w + ((h >> 21) & m), 2 * w + (g & m), 3 * w + ((g >> 23) & m)
+        va, vb, vc, vd = t[a], t[b], t[c], t[d]
+        new = min(va, vb, vc, vd) + n
+        if new > self.cap:
+            new = self.cap
+        # conservative update: raise only the counters below the new minimum
+        if va < new:
+            t[a] = new
+        if vb < new:
+            t[b] = new
+        if vc < new:
+            t[c] = new
+        if vd < new:
+            t[d] = new
         self._adds += n
         if self._adds >= self._period:
             self._t = bytearray(self._t.translate(_HALVE))
@@ -72,7 +85,14 @@ class Sketch:
 
 
 class LRUTier:
-    """L1: least recently used goes first, within priority classes (every low entry before any normal one)."""
+    """L1: least recently used goes first (approximated by CLOCK), within priority classes: every low
+    entry goes before any normal one.
+
+    A hit only counts (``entry[HITS] += 1``); it does not reorder anything, so the hit path
+    is a dict lookup. Eviction walks from the oldest entry: one hit since it was last
+    looked at (``HITS > SEEN``) buys it a second chance at the young end, the first
+    without one goes. This is the second-chance approximation of LRU page caches use.
+    """
 
     def __init__(self, max_items: int, max_bytes: int | None) -> None:
         self.max_items = max_items
@@ -80,6 +100,7 @@ class LRUTier:
         self.data: dict[str, list[Any]] = {}
         self.order: tuple[OrderedDict[str, None], ...] = (OrderedDict(), OrderedDict(), OrderedDict())
         self.bytes = 0
+        self.hits = 0        # L1 hits of entries that have left; those still here count in their entry
 
     def __len__(self) -> int:
         return len(self.data)
@@ -94,8 +115,11 @@ class LRUTier:
             if old[PRIORITY] != entry[PRIORITY]:
                 del self.order[old[PRIORITY]][key]
         self.data[key] = entry
-        self.order[entry[PRIORITY]][key] = None
-        self.order[entry[PRIORITY]].move_to_end(key)
+        entry[HITS] = 0
+        entry[SEEN] = -1     # a newcomer has its second chance already: the next insert cannot push it out
+        order = self.order[entry[PRIORITY]]
+        order[key] = None
+        order.move_to_end(key)
         self.bytes += entry[SIZE]
 
     def pop(self, key: str) -> list[Any] | None:
@@ -103,15 +127,26 @@ class LRUTier:
         if e is not None:
             self.order[e[PRIORITY]].pop(key, None)
             self.bytes -= e[SIZE]
+            self.hits += e[HITS]
         return e
+
+    def total_hits(self) -> int:
+        return self.hits + sum(e[HITS] for e in list(self.data.values()))
 
     def over(self) -> bool:
         return len(self.data) > self.max_items or (self.max_bytes is not None and self.bytes > self.max_bytes)
 
     def victim(self) -> str:
+        data = self.data
         for order in self.order:
-            if order:
-                return next(iter(order))
+            while order:
+                key = next(iter(order))
+                e = data[key]
+                if e[HITS] > e[SEEN]:
+                    e[SEEN] = e[HITS]
+                    order.move_to_end(key)
+                    continue
+                return key
         raise KeyError("empty tier")
 
 
@@ -120,6 +155,8 @@ class LFUTier:
 
     A newcomer from L1 enters only if the sketch says it is used more often than the
     entry it would replace (TinyLFU admission); otherwise it goes on down (or out).
+    A hit is served in place and only counted in the entry (like L1); the count reaches
+    the sketch when the entry is next weighed as a victim or leaves the tier.
     """
 
     SAMPLE = 8
@@ -129,6 +166,7 @@ class LFUTier:
         self.max_bytes = max_bytes
         self.sketch = sketch
         self.data: dict[str, list[Any]] = {}
+        self.hits = 0                # hits already added to the sketch
         self._keys: list[str] = []   # for sampling: index-addressable, swap-removed
         self._at: dict[str, int] = {}
         self.bytes = 0
@@ -147,12 +185,14 @@ class LFUTier:
         else:
             self._at[key] = len(self._keys)
             self._keys.append(key)
+        entry[HITS] = 0
         self.data[key] = entry
         self.bytes += entry[SIZE]
 
     def pop(self, key: str) -> list[Any] | None:
         e = self.data.pop(key, None)
         if e is not None:
+            self._flush(key, e)
             self.bytes -= e[SIZE]
             i = self._at.pop(key)
             last = self._keys.pop()
@@ -168,7 +208,17 @@ class LFUTier:
     def over(self) -> bool:
         return len(self.data) > self.max_items or (self.max_bytes is not None and self.bytes > self.max_bytes)
 
+    def _flush(self, key: str, e: list[Any]) -> None:
+        if e[HITS]:
+            self.sketch.add(key, e[HITS])
+            self.hits += e[HITS]
+            e[HITS] = 0
+
+    def total_hits(self) -> int:
+        return self.hits + sum(e[HITS] for e in list(self.data.values()))
+
     def rank(self, key: str, entry: list[Any]) -> tuple[int, int]:
+        self._flush(key, entry)
         return entry[PRIORITY], self.sketch.frequency(key)
 
     def victim(self) -> tuple[str, tuple[int, int]]:
