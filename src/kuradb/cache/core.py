@@ -123,6 +123,10 @@ class Cache:
         self._gen = 0
         self._flights: dict[str, _Flight] = {}
         self._sketch = Sketch(l1_max_items + l2_max_items)
+        self._window = max(1000, 4 * (l1_max_items + l2_max_items))    # memory misses per hill-climbing step
+        self._window_misses = self._window_hits_base = 0
+        self._window_rate = 0.0
+        self._climb_step = 1.5
         self.l1 = LRUTier(l1_max_items, l1_max_bytes)
         self._l1data = self.l1.data
         self.l2: LFUTier | None = LFUTier(l2_max_items, l2_max_bytes, self._sketch) \
@@ -243,6 +247,9 @@ class Cache:
                     self.l2.pop(key)
                     c["l2"].expirations += 1
                 c["l2"].misses += 1
+                self._window_misses += 1
+                if self._window_misses >= self._window:
+                    self._climb()
         found = self._get_io(key, now, t0)
         if found is None:
             self._misses += 1
@@ -251,7 +258,8 @@ class Cache:
         with self._lock:
             if gen == self._gen:
                 self._promote(key, e, counters, t0)
-            else:
+            else:   # a write or an invalidation came in meanwhile: return what was read, keep nothing
+                counters.hits += 1
                 counters.latency(_clock() - t0)
         return e[VALUE]
 
@@ -300,6 +308,24 @@ class Cache:
             counters.errors += 1
             return None
         return [value, expires, len(data), priority, tags, 0, None]
+
+    def _climb(self) -> None:
+        """Tune how fast the sketch forgets (its halving period), by hill climbing on the memory hit rate.
+
+        Every ``_window`` memory misses, compare this window's hit rate with the last one's: if
+        it got better, take another step the same way, else turn round. A steady popularity
+        (Zipf) drifts to a long memory, a shifting one (daily cycles, scans) to a short one.
+        """
+        assert self.l2 is not None
+        hits = self.l1.total_hits() + self.l2.total_hits()
+        window_hits = hits - self._window_hits_base
+        rate = window_hits / (window_hits + self._window_misses)
+        if rate < self._window_rate:
+            self._climb_step = 1 / self._climb_step
+        self._sketch.tune(self._climb_step)
+        self._window_rate = rate
+        self._window_hits_base = hits
+        self._window_misses = 0
 
     def _promote(self, key: str, e: list[Any], counters: TierCounters, t0: float) -> None:
         """Put a hit from a lower tier into L1 (memory lock held)."""

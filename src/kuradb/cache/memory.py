@@ -33,7 +33,7 @@ class Sketch:
     that was hot yesterday does not keep out one that is hot now.
     """
 
-    __slots__ = ("_t", "_mask", "_width", "_adds", "_period", "cap")
+    __slots__ = ("_t", "_mask", "_width", "_adds", "_period", "_capacity", "cap")
 
     WIDTH = 4       # counters per row per cached item
     PERIOD = 10     # halve after this many adds per cached item
@@ -46,6 +46,7 @@ class Sketch:
         self._mask = width - 1
         self._t = bytearray(4 * width)
         self._adds = 0
+        self._capacity = max(capacity, 100)
         self._period = max(self.PERIOD * capacity, 1000)
         self.cap = cap
 
@@ -59,6 +60,10 @@ class Sketch:
         t = self._t
         a, b, c, d = self._slots(key)
         return min(t[a], t[b], t[c], t[d])
+
+    def tune(self, factor: float) -> None:
+        """Scale the halving period by ``factor``, within 5 to 200 adds per cached item."""
+        self._period = int(min(max(self._period * factor, 2 * self._capacity), 200 * self._capacity))
 
     def add(self, key: Any, n: int = 1) -> None:
         t, m, w = self._t, self._mask, self._width
