@@ -44,6 +44,26 @@ def test_disk_tier_survives_reopen_and_archive_compresses(tmp_path):
         assert archived > 0                                            # really compressed
 
 
+def test_archive_trains_a_dictionary_and_reads_it_back(tmp_path):
+    import random
+    rnd = random.Random(3)
+    words = "canvas layer brush sketch colour light shadow paper frame glaze".split()
+
+    def doc(i):
+        return {"id": i, "name": f"item-{i}", "tags": rnd.sample(words, 3), "score": rnd.random()}
+
+    values = {f"k{i}": doc(i) for i in range(1500)}
+    with kuradb.Cache(tmp_path, l1_max_items=1, l2_max_items=1, disk_max_bytes=1000,
+                      archive_max_bytes=1 << 30) as c:
+        for k, v in values.items():
+            c.set(k, v)
+        codecs = dict(c.disk._conn.execute("SELECT codec, count(*) FROM entries WHERE tier=4 GROUP BY codec"))
+        assert codecs.get(2, 0) > 0                  # compressed with the trained dictionary
+        assert c.disk.meta("zstd_dict") is not None
+    with kuradb.Cache(tmp_path, disk_max_bytes=1000, archive_max_bytes=1 << 30) as c:
+        assert all(c.get(k) == v for k, v in list(values.items())[::7])
+
+
 def test_archive_budget_evicts_for_good(tmp_path):
     with kuradb.Cache(tmp_path, l1_max_items=1, l2_max_items=1, disk_max_bytes=500, archive_max_bytes=600) as c:
         for i in range(100):
