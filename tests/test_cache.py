@@ -62,6 +62,8 @@ def test_archive_trains_a_dictionary_and_reads_it_back(tmp_path):
         assert c.disk.meta("zstd_dict") is not None
     with kuradb.Cache(tmp_path, disk_max_bytes=1000, archive_max_bytes=1 << 30) as c:
         assert all(c.get(k) == v for k, v in list(values.items())[::7])
+    with kuradb.Cache(tmp_path) as c:          # opened without an archive: archived values still read
+        assert c.get("k1") == values["k1"] and c.get("k2") == values["k2"]
 
 
 def test_archive_budget_evicts_for_good(tmp_path):

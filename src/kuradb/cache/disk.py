@@ -61,20 +61,14 @@ class DiskTiers:
         self.max_bytes = max_bytes
         self.archive_max_bytes = archive_max_bytes
         self.archive_ttl = archive_ttl
+        self._zstd: Any = None
         self._zc: Any = None
         self._zd: Any = None
-        if archive_max_bytes:
-            try:
-                import zstandard
-            except ImportError as e:
-                raise errors.KuraError("the archive tier (archive_max_bytes > 0) needs zstandard",
-                                       hint="pip install 'kuradb[cache]', or pass archive_max_bytes=0") from e
-            self._zstd: Any = zstandard
-            self._zc = zstandard.ZstdCompressor(level=1)
-            self._zd = zstandard.ZstdDecompressor()
         self._zcd: Any = None
         self._zdd: Any = None
         self._samples: list[bytes] = []
+        if archive_max_bytes:
+            self._open_zstd()
         self._lock = threading.Lock()
         self._touched: dict[str, float] = {}
         try:
@@ -123,6 +117,9 @@ class DiskTiers:
             tier, value, codec, expires, priority, tags = row
             if tier == 3:
                 self._touched[key] = time.time()
+        if codec != RAW and self._zd is None:   # archived earlier by a cache opened with an archive
+            with self._lock:
+                self._open_zstd()
         if codec == ZSTD:
             value = self._zd.decompress(value)
         elif codec == ZSTD_DICT:
@@ -178,6 +175,16 @@ class DiskTiers:
         else:
             packed, codec = self._zc.compress(data), ZSTD
         return (packed, codec, expires) if len(packed) < len(data) else (data, RAW, expires)
+
+    def _open_zstd(self) -> None:
+        try:
+            import zstandard
+        except ImportError as e:
+            raise errors.KuraError("the archive tier needs zstandard",
+                                   hint="pip install 'kuradb[cache]', or pass archive_max_bytes=0") from e
+        self._zstd = zstandard
+        self._zc = zstandard.ZstdCompressor(level=1)
+        self._zd = zstandard.ZstdDecompressor()
 
     def _load_dictionary(self) -> None:
         row = self._conn.execute("SELECT value FROM meta WHERE name = 'zstd_dict'").fetchone()
@@ -239,6 +246,8 @@ class DiskTiers:
             self._conn.execute("DELETE FROM entries WHERE key = ?", (k,))
         demoted = dropped = 0
         for tier, budget in ((3, self.max_bytes), (4, self.archive_max_bytes)):
+            if tier == 4 and not budget:
+                continue   # no archive in this process: what an earlier one archived stays readable
             over = self._one("SELECT bytes FROM usage WHERE tier = ?", (tier,)) - budget
             if over <= 0:
                 continue
