@@ -86,6 +86,19 @@ def test_single_flight_across_processes(redis_url):
             w.close()
 
 
+def test_an_expired_lease_taken_by_another_is_not_released(redis_url):
+    url, ns = redis_url
+    with kuradb.Cache(None, redis_url=url, namespace=ns) as a, kuradb.Cache(None, redis_url=url, namespace=ns) as b:
+        assert a.redis.lock("k", 0.05) is True
+        assert b.redis.lock("k", 60) is False
+        time.sleep(0.1)                                    # a's lease expires; b takes it
+        assert b.redis.lock("k", 60) is True
+        a.redis.unlock("k")                                # a's late release must not free b's lease
+        assert a.redis.locked("k") and a.redis.lock("k", 60) is False
+        b.redis.unlock("k")
+        assert not a.redis.locked("k")
+
+
 def test_pickle_from_a_shared_redis_is_refused(redis_url):
     url, ns = redis_url
     with kuradb.Cache(None, redis_url=url, namespace=ns, serializer="pickle") as p, \

@@ -23,6 +23,8 @@ from .stats import TierCounters
 
 _HEAD = struct.Struct("<dBH")   # expires, priority, length of the tags
 _BACKOFF = (0.05, 2.0)          # first and longest pause after a failure, seconds
+# Release a single-flight lease only if it is still ours: after it expired another process may hold it.
+_UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 def _glob_escape(text: str) -> str:
@@ -43,6 +45,7 @@ class RedisTier:
         self.counters = counters
         self._on_invalidate = on_invalidate
         self._me = uuid.uuid4().hex.encode()
+        self._unlock = self._r.register_script(_UNLOCK)
         self._down_until = 0.0
         self._backoff = _BACKOFF[0]
         self._closed = threading.Event()
@@ -157,7 +160,7 @@ class RedisTier:
                                                    px=max(1, int(seconds * 1000)))), None)
 
     def unlock(self, key: str) -> None:
-        self._call(lambda: self._r.delete(self.prefix + "!lock:" + key))
+        self._call(lambda: self._unlock(keys=[self.prefix + "!lock:" + key], args=[self._me]))
 
     def locked(self, key: str) -> bool:
         return bool(self._call(lambda: self._r.exists(self.prefix + "!lock:" + key), False))
