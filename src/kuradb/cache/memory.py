@@ -27,16 +27,19 @@ def size_of(value: Any) -> int:
 
 
 class Sketch:
-    """Count-min sketch of access frequency (4 rows, conservative update, halved every 10 x capacity adds).
+    """Count-min sketch of access frequency (4 rows, conservative update, halved every ``period`` adds).
 
     Frequencies saturate at ``cap``; halving makes old popularity fade, so a key
-    that was hot yesterday does not keep out one that is hot now.
+    that was hot yesterday does not keep out one that is hot now. The period starts
+    long (a steady popularity is best served by a long memory, and a halving's effect
+    takes a whole period to show) and ``tune`` shortens it when the cache sees that helps.
     """
 
     __slots__ = ("_t", "_mask", "_width", "_adds", "_period", "_capacity", "cap")
 
     WIDTH = 4       # counters per row per cached item
-    PERIOD = 10     # halve after this many adds per cached item
+    PERIOD = 200    # halve after this many adds per cached item, at first
+    PERIODS = (2, 200)  # the range ``tune`` keeps it in
 
     def __init__(self, capacity: int, cap: int = 15) -> None:
         width = 64
@@ -62,8 +65,9 @@ class Sketch:
         return min(t[a], t[b], t[c], t[d])
 
     def tune(self, factor: float) -> None:
-        """Scale the halving period by ``factor``, within 5 to 200 adds per cached item."""
-        self._period = int(min(max(self._period * factor, 2 * self._capacity), 200 * self._capacity))
+        """Scale the halving period by ``factor``, within ``PERIODS`` adds per cached item."""
+        low, high = self.PERIODS
+        self._period = int(min(max(self._period * factor, low * self._capacity), high * self._capacity))
 
     def add(self, key: Any, n: int = 1) -> None:
         t, m, w = self._t, self._mask, self._width
