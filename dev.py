@@ -4,7 +4,7 @@
     python3 dev.py demo          the Quick start demo on a throwaway store
     python3 dev.py test [ARGS]   the test suite (ARGS go to pytest; e.g. -m slow)
     python3 dev.py bench [ARGS]  the key-value benchmark (ARGS go to bench/kv.py)
-    python3 dev.py bench query [ARGS]  the query benchmark (bench/query.py)
+    python3 dev.py bench NAME [ARGS]   another benchmark: query, cache, backup, verify (bench/NAME.py)
     python3 dev.py kuradb ARGS   the kuradb command line
 
 Needs only Python 3.11+. The environment is rebuilt when pyproject.toml changes.
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
         return 2
     task, rest = argv[0], argv[1:]
     script = "kv.py"
-    if task == "bench" and rest and rest[0] in ("kv", "query"):
+    if task == "bench" and rest and rest[0] in ("kv", "query", "cache", "backup", "verify"):
         script, rest = rest[0] + ".py", rest[1:]
     ensure_env()
     command = {
