@@ -86,6 +86,14 @@ def _only_backup(dest):
     return dest / info.id
 
 
+def _rewrite_manifest(d, manifest):
+    """Edit a manifest as an attacker who knows the format would: its checksum matches."""
+    from kuradb.backups import files
+
+    manifest["checksum"] = files._checksum(manifest)
+    (d / "manifest.json").write_text(json.dumps(manifest))
+
+
 def _flip(path, offset):
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x10
@@ -98,6 +106,7 @@ def _flip(path, offset):
      "kura.db.zst does not match its hash"),
     (lambda d: _flip(d / "blobs" / next(p for p in os.listdir(d / "blobs")), 10), "does not match its hash"),
     (lambda d: (d / "blobs" / next(p for p in os.listdir(d / "blobs"))).unlink(), "is missing"),
+    (lambda d: _flip(d / "manifest.json", 150), "manifest.json does not match its own checksum"),
 ])
 def test_damaged_backups_are_named_and_never_restored(source, tmp_path, damage, named):
     with kuradb.open(source) as s:
@@ -133,9 +142,10 @@ def test_a_manifest_that_lies_is_caught_by_the_restored_store(source, tmp_path):
     manifest = json.loads((d / "manifest.json").read_text())
     manifest["files"][0].update(size=len(packed), sha256=hashlib.sha256(packed).hexdigest(),
                                 content={"size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()})
-    (d / "manifest.json").write_text(json.dumps(manifest))
+    _rewrite_manifest(d, manifest)
     report = backups.verify(tmp_path / "bk")
-    assert any("restored store: notes/k000 version 1" in p for p in report.problems), report.problems
+    assert any("restored store fails verification" in p and "notes/k000 version 1" in p
+               for p in report.problems), report.problems
     with pytest.raises(errors.RestoreError, match="fails verification"):
         backups.restore(tmp_path / "bk", tmp_path / "copy")
     assert not (tmp_path / "copy").exists()
@@ -149,7 +159,7 @@ def test_a_garbage_manifest_is_reported_and_not_listed(source, tmp_path):
     assert backups.list(tmp_path / "bk") == []
     report = backups.verify(tmp_path / "bk")
     assert any("manifest.json cannot be read" in p for p in report.problems)
-    with pytest.raises(errors.NotFound):
+    with pytest.raises(errors.RestoreError, match="cannot be read"):
         backups.restore(tmp_path / "bk", tmp_path / "copy")
 
 
@@ -176,7 +186,7 @@ def test_garbage_blobs_gone_from_disk_are_left_out(tmp_path):
         assert r.verify().ok and not r.blobs.exists(ref)
 
 
-def test_restore_refuses_to_overwrite_and_pitr_is_not_pretended(source, tmp_path):
+def test_restore_refuses_to_overwrite_or_to_invent_a_future(source, tmp_path):
     with kuradb.open(source) as s:
         info = s.backup(tmp_path / "bk")
     (tmp_path / "busy").mkdir()
@@ -184,8 +194,12 @@ def test_restore_refuses_to_overwrite_and_pitr_is_not_pretended(source, tmp_path
     with pytest.raises(errors.RestoreError, match="not empty"):
         backups.restore(tmp_path / "bk", tmp_path / "busy")
     assert (tmp_path / "busy" / "file").read_text() == "mine"
-    with pytest.raises(errors.RestoreError, match="point-in-time"):
-        backups.restore(tmp_path / "bk", tmp_path / "copy", until=info.position - 1)
+    with pytest.raises(errors.RestoreError, match="after the newest backup"):
+        backups.restore(tmp_path / "bk", tmp_path / "copy", until=info.position + 1)
+    for bad in (0, -3, "yesterday", 1.5, True):
+        with pytest.raises(errors.ValidationError):
+            backups.restore(tmp_path / "bk", tmp_path / "copy", until=bad)
+    assert not (tmp_path / "copy").exists()
     (tmp_path / "empty").mkdir()
     backups.restore(tmp_path / "bk", tmp_path / "empty", until=info.position)
     assert state(tmp_path / "empty") == state(source)
@@ -195,8 +209,8 @@ def test_restore_refuses_to_overwrite_and_pitr_is_not_pretended(source, tmp_path
                  lambda d: backups.prune(d, keep_last=1)):
         with pytest.raises(errors.NotFound, match="no backup directory"):
             call(tmp_path / "nowhere")
-    with pytest.raises(errors.BackupError, match="incremental"):
-        kuradb.open(source).backup(tmp_path / "bk", kind="incremental")
+    with kuradb.open(source) as s, pytest.raises(errors.ValidationError, match="kind"):
+        s.backup(tmp_path / "bk", kind="weekly")
 
 
 def test_prune_rules():
@@ -254,9 +268,9 @@ def test_the_manifest_anchors_the_audit_chain(source, tmp_path):
     manifest = json.loads((d / "manifest.json").read_text())
     assert (manifest["position"], manifest["audit_head"]) == (info.position, head)
     manifest["audit_head"] = "0" * 32
-    (d / "manifest.json").write_text(json.dumps(manifest))
-    assert any("not where the manifest recorded" in p for p in backups.verify(tmp_path / "bk").problems)
-    with pytest.raises(errors.RestoreError, match="not where the manifest recorded"):
+    _rewrite_manifest(d, manifest)
+    assert any("not where the backups recorded" in p for p in backups.verify(tmp_path / "bk").problems)
+    with pytest.raises(errors.RestoreError, match="not where the backups recorded"):
         backups.restore(tmp_path / "bk", tmp_path / "copy")
     assert not (tmp_path / "copy").exists()
 

@@ -235,7 +235,8 @@ def test_v1_store_is_migrated_and_its_arrays_catalogued(tmp_path):
     with kuradb.open(path) as s:
         s.collection("c").put_many([("a", {"tags": ["x", "y"]}), ("b", {"tags": "x"})])
     conn = apsw.Connection(str(path / "kura.db"))
-    conn.execute("DROP TABLE array_paths; DROP TABLE indexes; ALTER TABLE log DROP COLUMN hash;"
+    conn.execute("DROP INDEX log_erased; ALTER TABLE log DROP COLUMN txn;"
+                 " DROP TABLE array_paths; DROP TABLE indexes; ALTER TABLE log DROP COLUMN hash;"
                  " ALTER TABLE log DROP COLUMN actor_hash; DELETE FROM migrations WHERE version >= 2;"
                  " PRAGMA user_version = 1")
     conn.close()

@@ -42,8 +42,8 @@ _HISTORY = (f"{_CHAIN} SELECT {_LOG_COLS} FROM log JOIN chain ON log.position = 
 _CURRENT = "SELECT version, rev, created, deleted, position FROM docs WHERE collection=? AND id=?"
 _GET_WITH_POSITION = f"SELECT {_COLS}, position FROM docs WHERE collection=? AND id=?"
 _LOG_INSERT_AT = ("INSERT INTO log(position, kind, collection, id, version, rev, op, at, author, type,"
-                  " created, checksum, prev, body, actor_hash, hash)"
-                  " VALUES(?, 'record', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?), ?, ?)")
+                  " created, checksum, prev, body, actor_hash, hash, txn)"
+                  " VALUES(?, 'record', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?), ?, ?, ?)")
 _CURRENT_MANY = ("SELECT id, version, rev, created, deleted, position FROM docs WHERE collection=?"
                  " AND id IN (SELECT value FROM json_each(?))")
 _DOC_UPSERT = (
@@ -333,7 +333,9 @@ class Collection:
             if made is info:
                 if self.name not in self._store._ensured and self.name not in tx.ensured:
                     self._store._ensure_collection(tx, self.name)
-                self._store._append_log(tx, "index", self.name, info.name, None, None, "create", None)
+                self._store._append_log(tx, "index", self.name, info.name, None, None, "create", None,
+                                        {"kind": info.kind, "fields": list(info.fields), "unique": info.unique,
+                                         "options": info.options})
         return str(made.name)
 
     def drop_index(self, name: str) -> None:
@@ -421,7 +423,7 @@ class Collection:
             row = conn.execute(_CURRENT, (self.name, id)).fetchone()
             if row is None:
                 raise errors.NotFound(f"{self.name}/{id} does not exist")
-            self._erase(conn, (self.name, id, 0), scrub=True)
+            self._erase(conn, (self.name, id, 0), audit.head(conn)[0] + 1, scrub=True)
             conn.execute("DELETE FROM docs WHERE collection=? AND id=?", (self.name, id))
             self._store._append_log(tx, "record", self.name, id, None, None, "purge", None)
 
@@ -500,7 +502,7 @@ class Collection:
             conn.execute(_LOG_INSERT_AT, (position, name, id, version, rev, op, now, author, type, created, ck,
                                           row[4] if row else None, text, actor,
                                           audit.entry_hash(prev_hash, position, now, "record", op, name, id,
-                                                           version, rev, actor)))
+                                                           version, rev, actor), tx.txn(position)))
             if name not in store._ensured and name not in tx.ensured:
                 store._ensure_collection(tx, name)
             if arrays:
@@ -512,7 +514,7 @@ class Collection:
             if keep is not None and version > keep and (version - keep) % max(1, keep // 4) == 0:
                 # Erase in steps of keep/4 versions so a write walks the chain rarely;
                 # reads already hide the versions past the limit.
-                self._erase(conn, (name, id, 0), below=version - keep + 1)
+                self._erase(conn, (name, id, 0), position, below=version - keep + 1)
         except apsw.Error as e:
             raise translate(e, f"{name}/{id}") from e
         tx.wrote = True
@@ -574,7 +576,7 @@ class Collection:
                 first_version.setdefault(id, version)
                 prev_hash = audit.entry_hash(prev_hash, position, now, "record", "put", name, id, version, rev, actor)
                 log_rows.append((position, name, id, version, rev, "put", now, author, type, created, ck,
-                                 row[4] if row else None, text, actor, prev_hash))
+                                 row[4] if row else None, text, actor, prev_hash, tx.txn(position)))
                 doc_rows[id] = (name, id, version, rev, type, created, now, author, False, position, ck, text)
                 current[id] = (version, rev, created, 0, position)
                 refs += [(h, position) for h in set(blobs)]
@@ -598,21 +600,22 @@ class Collection:
                 for id, first in first_version.items():
                     last = current[id][0]
                     if last > keep and any((v - keep) % step == 0 for v in range(max(first, keep + 1), last + 1)):
-                        self._erase(cur, (name, id, 0), below=last - keep + 1)
+                        self._erase(cur, (name, id, 0), position, below=last - keep + 1)
         except apsw.Error as e:
             raise translate(e, name) from e
         tx.wrote = True
         return records
 
-    def _erase(self, conn: apsw.Cursor, chain_args: tuple[str, str, int], *,
+    def _erase(self, conn: apsw.Cursor, chain_args: tuple[str, str, int], by: int, *,
                below: int | None = None, scrub: bool = False) -> None:
         """Remove the content of a record's versions (those under ``below``, else all)
-        and release their blob references. ``scrub`` also removes author and type."""
+        and release their blob references. ``scrub`` also removes author and type.
+        ``by`` is the position of the change that erases (kept in ``log.erased``)."""
         extra = ", author=NULL, type=NULL, checksum=NULL" if scrub else ""
         only = "" if below is None else f" AND version < {int(below)}"
         kept = "" if scrub else " AND erased=0"
         positions = conn.execute(
-            f"{_CHAIN} UPDATE log SET body=NULL, erased=1{extra}"
+            f"{_CHAIN} UPDATE log SET body=NULL, erased={int(by)}{extra}"
             f" WHERE position IN (SELECT p FROM chain){only}{kept} RETURNING position",
             chain_args).fetchall()
         if positions:

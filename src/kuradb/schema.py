@@ -48,7 +48,7 @@ CREATE TABLE docs(
 -- The change log, the spine: one row per change with a gapless position.
 -- Record rows keep the content of that version (history), chained to the
 -- previous version of the same record by prev (docs.position is the head);
--- erased=1 when keep_history, purge or drop_collection removed the content.
+-- erased>0 when keep_history, purge or drop_collection removed the content (see migration 4).
 -- A chain, not an index on (collection, id, version): one b-tree less to
 -- update on every write (single puts 0.57x -> 0.77x raw SQLite, bench/layout.py).
 CREATE TABLE log(
@@ -111,6 +111,15 @@ CREATE TABLE indexes(
 -- The audit trail: each change-log entry hash-chained to the one before (kuradb/audit.py).
 ALTER TABLE log ADD COLUMN actor_hash BLOB;
 ALTER TABLE log ADD COLUMN hash BLOB;
+"""),
+    (4, """
+-- Point-in-time restore and incremental backups (kuradb/backups/).
+-- txn: the position of the first entry of the transaction that wrote this one, so a
+-- restore stops only where a transaction ended (NULL on entries older than this column).
+-- erased: from now on the position of the change that erased the content (1 on older
+-- ones), so a backup finds what was erased since its parent through this index.
+ALTER TABLE log ADD COLUMN txn INTEGER;
+CREATE INDEX log_erased ON log(erased) WHERE erased > 0;
 """),
 ]
 

@@ -94,7 +94,7 @@ def translate(e: BaseException, where: str = "") -> errors.KuraError:
 class Transaction:
     """State of the open transaction of one thread."""
 
-    __slots__ = ("conn", "cur", "depth", "after_commit", "wrote", "doomed", "ensured")
+    __slots__ = ("conn", "cur", "depth", "after_commit", "wrote", "doomed", "ensured", "first")
 
     def __init__(self, conn: apsw.Connection, cur: apsw.Cursor) -> None:
         self.conn = conn
@@ -104,6 +104,15 @@ class Transaction:
         self.after_commit: list[Callable[[], Any]] = []
         self.wrote = False
         self.doomed: BaseException | None = None
+        # The position of this transaction's first change-log entry (log.txn). A savepoint
+        # rolled back and written again reuses the same positions, so it stays right.
+        self.first: int | None = None
+
+    def txn(self, position: int) -> int:
+        """log.txn for an entry at ``position`` written in this transaction."""
+        if self.first is None or self.first > position:
+            self.first = position
+        return self.first
 
 
 class _TransactionScope:

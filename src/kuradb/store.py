@@ -168,6 +168,7 @@ class Store:
                         self._ensure_collection(tx, name)
                         tx.cur.execute("UPDATE collections SET options=? WHERE name=?",
                                         (orjson.dumps(options).decode(), name))
+                        self._append_log(tx, "collection", name, None, None, None, "options", None, options)
             coll = Collection(self, name, validator=validator, keep_history=keep_history, schema=schema)
             self._collections[name] = coll
             return coll
@@ -206,8 +207,8 @@ class Store:
                 "WITH RECURSIVE chain(p) AS (SELECT position FROM docs WHERE collection=?"
                 " UNION ALL SELECT log.prev FROM log JOIN chain ON log.position = chain.p"
                 " WHERE log.prev IS NOT NULL)"
-                " UPDATE log SET body=NULL, erased=1 WHERE position IN (SELECT p FROM chain)"
-                " RETURNING position", (name,)).fetchall()
+                " UPDATE log SET body=NULL, erased=? WHERE position IN (SELECT p FROM chain)"
+                " RETURNING position", (name, audit.head(conn)[0] + 1)).fetchall()
             conn.executemany("DELETE FROM blob_refs WHERE position=?", positions)
             conn.execute("DELETE FROM docs WHERE collection=?", (name,))
             self._append_log(tx, "collection", name, None, None, None, "drop", None)
@@ -232,15 +233,19 @@ class Store:
         return self._backend.transaction()
 
     def _append_log(self, tx: Transaction, kind: str, collection: str | None, id: str | None,
-                    version: int | None, rev: str | None, op: str, author: str | None) -> int:
+                    version: int | None, rev: str | None, op: str, author: str | None,
+                    body: Any = None) -> int:
+        """A change-log entry that is not a record version. ``body``: what a replay needs to redo
+        it (collection options, an index definition); it is not part of the audit hash."""
         last, prev_hash = audit.head(tx.cur)
         position, at, author = last + 1, now_us(), author or self.author
         actor = audit.actor_digest(author)
         tx.cur.execute(
-            "INSERT INTO log(position, kind, collection, id, version, rev, op, at, author, actor_hash, hash)"
-            " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO log(position, kind, collection, id, version, rev, op, at, author, actor_hash, hash, txn,"
+            " body) VALUES(?,?,?,?,?,?,?,?,?,?,?,?, jsonb(?))",
             (position, kind, collection, id, version, rev, op, at, author, actor,
-             audit.entry_hash(prev_hash, position, at, kind, op, collection, id, version, rev, actor)))
+             audit.entry_hash(prev_hash, position, at, kind, op, collection, id, version, rev, actor),
+             tx.txn(position), None if body is None else orjson.dumps(body)))
         tx.wrote = True
         return position
 

@@ -1,0 +1,202 @@
+"""The on-disk format of a backup directory: manifests, listing, and the file streams.
+
+``DEST/<id>/manifest.json`` names the backup's kind, its parent, the change-log
+range it covers, and every file with its size and SHA-256 (of the bytes on disk,
+so ``verify`` checks them without a key). Files are zstd-compressed and, when the
+backup is encrypted, sealed with AES-256-GCM in 1 MiB chunks (``crypto.py``).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from .. import errors
+
+FORMAT = 2          # 2 adds incremental/differential kinds, the range start and encryption
+FORMATS = (1, 2)    # manifests this version reads
+MANIFEST = "manifest.json"
+DB_NAME = "kura.db.zst"           # full: the database
+CHANGES_NAME = "changes.db.zst"   # incremental/differential: the changes since the parent
+PARTIAL = ".partial-"
+CHUNK = 1 << 20
+LEVEL = 1  # zstd level: level 3 compresses no better and is 1.4x slower (DECISIONS.md)
+KINDS = ("full", "incremental", "differential")
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    """One backup: its state is the store's at change-log ``position``.
+
+    ``since`` is where the changes it holds start (0 for a full backup: it holds all of them).
+    """
+
+    id: str
+    kind: str
+    parent: str | None
+    position: int
+    created: datetime
+    size: int
+    since: int = 0
+    encrypted: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "created": self.created.isoformat()}
+
+
+def zstd() -> Any:
+    try:
+        import zstandard
+    except ImportError as e:
+        raise errors.BackupError("backups need the zstandard package",
+                                 hint="pip install 'kuradb[backup]'") from e
+    return zstandard
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def info(m: dict[str, Any]) -> BackupInfo:
+    return BackupInfo(m["id"], m["kind"], m["parent"], m["position"], datetime.fromisoformat(m["created"]),
+                      sum(f["size"] for f in m["files"]), m.get("since", 0), m.get("encryption") is not None)
+
+
+def read_manifest(dest: str, bid: str) -> dict[str, Any]:
+    path = os.path.join(dest, bid, MANIFEST)
+    try:
+        with open(path, "rb") as f:
+            m = orjson.loads(f.read())
+    except FileNotFoundError as e:
+        raise errors.NotFound(f"no backup {bid!r} in {dest!r}") from e
+    except (OSError, orjson.JSONDecodeError) as e:
+        raise errors.CorruptedData(f"backup {bid}: {MANIFEST} cannot be read ({e})") from e
+    if isinstance(m, dict) and m.get("format", 0) >= 2 and m.get("checksum") != _checksum(m):
+        raise errors.CorruptedData(f"backup {bid}: {MANIFEST} does not match its own checksum (it was changed"
+                                   " or damaged)")
+    if not isinstance(m, dict) or m.get("format") not in FORMATS or m.get("id") != bid or not isinstance(
+            m.get("files"), list) or m.get("kind") not in KINDS or not isinstance(m.get("position"), int):
+        raise errors.CorruptedData(f"backup {bid}: {MANIFEST} is not a kuradb backup manifest this version reads"
+                                   f" (formats {', '.join(map(str, FORMATS))})")
+    return m
+
+
+def _checksum(m: dict[str, Any]) -> str:
+    """SHA-256 of the manifest without its checksum: a flipped byte anywhere in it is caught."""
+    return hashlib.sha256(orjson.dumps({k: v for k, v in m.items() if k != "checksum"},
+                                       option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def write_manifest(work: str, m: dict[str, Any]) -> None:
+    m["checksum"] = _checksum(m)
+    with open(os.path.join(work, MANIFEST), "wb") as f:
+        f.write(orjson.dumps(m, option=orjson.OPT_INDENT_2))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def newest_name(dest: str) -> str | None:
+    """The newest backup folder in ``dest`` (ids are time-ordered), readable or not."""
+    names = [n for n in os.listdir(dest) if not n.startswith(".") and os.path.isfile(os.path.join(dest, n, MANIFEST))]
+    return max(names, default=None)
+
+
+def manifests(dest: str) -> list[dict[str, Any]]:
+    """The readable manifests of the complete backups in ``dest``, oldest first."""
+    if not os.path.isdir(dest):
+        raise errors.NotFound(f"no backup directory {dest!r}")
+    out = []
+    for name in sorted(os.listdir(dest)):
+        if name.startswith(".") or not os.path.isfile(os.path.join(dest, name, MANIFEST)):
+            continue
+        try:
+            out.append(read_manifest(dest, name))
+        except errors.CorruptedData:
+            continue  # shown by verify, not offered for restore
+    return out
+
+
+def sha256_of(path: str) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def check_files(dest: str, m: dict[str, Any]) -> list[str]:
+    """Every file of the backup is there with the size and hash its manifest says."""
+    problems = []
+    for f in m["files"]:
+        path = os.path.join(dest, m["id"], f["path"])
+        try:
+            digest, size = sha256_of(path)
+        except FileNotFoundError:
+            problems.append(f"backup {m['id']}: {f['path']} is missing")
+            continue
+        if (digest, size) != (f["sha256"], f["size"]):
+            problems.append(f"backup {m['id']}: {f['path']} does not match its hash in the manifest")
+    return problems
+
+
+class Hashing:
+    """A file wrapper that hashes and counts what is written through it."""
+
+    def __init__(self, f: Any) -> None:
+        self.f, self.digest, self.size = f, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return int(self.f.write(data))
+
+
+def pack(raw: str, target: str, sealer: Any = None) -> dict[str, Any]:
+    """zstd ``raw`` (all cores) into ``target``, sealed when ``sealer`` is given; hashes both sides; fsynced.
+
+    Returns the manifest's file entry (without its path)."""
+    z = zstd()
+    digest, size = hashlib.sha256(), 0
+    with open(target, "wb") as out:
+        sink = Hashing(out)
+        stream: Any = sealer.writer(sink) if sealer is not None else sink
+        with open(raw, "rb") as src, z.ZstdCompressor(level=LEVEL, threads=-1).stream_writer(
+                stream, closefd=False) as w:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                w.write(chunk)
+        if sealer is not None:
+            stream.close()
+        out.flush()
+        os.fsync(out.fileno())
+    return {"size": sink.size, "sha256": sink.digest.hexdigest(), "content": {"size": size,
+                                                                           "sha256": digest.hexdigest()}}
+
+
+def unpack(source: str, target: str, entry: dict[str, Any], where: str, opener: Any = None) -> None:
+    """The inverse of ``pack``: ``target`` gets the original bytes, checked against their hash."""
+    z = zstd()
+    digest = hashlib.sha256()
+    with open(source, "rb") as src, open(target, "wb") as out:
+        stream: Any = opener.reader(src, where) if opener is not None else src
+        try:
+            reader = z.ZstdDecompressor().stream_reader(stream)
+            while chunk := reader.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+        except z.ZstdError as e:
+            raise errors.RestoreError(f"{where} does not decompress ({e})") from e
+        out.flush()
+        os.fsync(out.fileno())
+    if digest.hexdigest() != entry["content"]["sha256"]:
+        raise errors.RestoreError(f"{where}: the restored bytes do not match their hash in the manifest")

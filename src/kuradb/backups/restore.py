@@ -1,0 +1,281 @@
+"""Restoring a backup, or the state at any change-log position or time a backup chain covers.
+
+A restore is planned from the manifests alone:
+
+- the *base*: the newest backup at or before the wanted position whose chain
+  (full, then each incremental/differential on its parent) is complete, or an
+  empty store;
+- the *tail*, when the base is not already at the wanted position: the earliest
+  backup that holds the change-log entries from the base's position up to the
+  wanted one (an incremental or differential whose range starts at or before
+  the base, or any full backup: a full backup holds the whole change log).
+
+The base's full backup is unpacked, each later link of its chain and then the
+tail are replayed on it (``replay.py``), its file blobs are placed and checked,
+and the result must pass ``store.verify()`` with its audit chain ending on the
+hash the backups recorded. Everything happens in a temporary directory beside
+``target``, which is renamed into place only when all of that holds; any problem
+raises ``RestoreError`` and leaves ``target`` as it was.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .. import audit, errors
+from ..encoding import sha256_file
+from . import files, replay
+from .crypto import Cipher
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+Manifest = dict[str, Any]
+
+
+def restore(dest: str | os.PathLike[str], target: str | os.PathLike[str], *, until: Any = None,
+            id: str | None = None, encryption_key: Any = None,
+            progress: Callable[[float], None] | None = None) -> files.BackupInfo:
+    """Restore into ``target`` (a new or empty directory) the newest backup, backup ``id``, or the state at ``until``.
+
+    ``until`` is a change-log position (int) or a ``datetime``: the state after the
+    last transaction committed at or before it. A time after the newest backup gives
+    the newest backup (nothing later was backed up). The returned ``BackupInfo`` has
+    the position actually restored; ``kind`` is ``"point-in-time"`` when no single
+    backup was at that position.
+    """
+    dest, target = os.fspath(dest), os.fspath(target)
+    if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
+        raise errors.RestoreError(f"{target!r} exists and is not empty; kuradb restores only into a new place")
+    ms = files.manifests(dest)
+    named = id if id is not None else (None if until is not None else files.newest_name(dest))
+    if named is not None:
+        try:
+            files.read_manifest(dest, named)
+        except errors.CorruptedData as e:
+            raise errors.RestoreError(e.message, hint="restore an older backup: give id= or until=") from e
+    if not ms:
+        raise errors.NotFound(f"{dest!r} holds no backup")
+    by_id = {m["id"]: m for m in ms}
+    parent = os.path.dirname(os.path.abspath(target)) or "."
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".kuradb-restore-", dir=parent)
+    try:
+        with _Unpacker(dest, work, encryption_key) as unpacker:
+            if id is not None:
+                if until is not None:
+                    raise errors.ValidationError("give id or until, not both", path="until")
+                base, tail, p = _chain(by_id, by_id[id]), None, by_id[id]["position"]
+                if base is None:
+                    raise _missing_parent(by_id, by_id[id])
+            else:
+                p = _position(ms, until, unpacker)
+                base, tail = _plan(by_id, p)
+            store_dir = os.path.join(work, "store")
+            p = _build(store_dir, base, tail, p, unpacker, progress)
+            if os.path.isdir(target):
+                os.rmdir(target)
+            os.rename(store_dir, target)
+            files.fsync_dir(parent)
+    except OSError as e:
+        raise errors.RestoreError(f"restoring into {target!r} failed: {e.strerror or e}") from e
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if tail is None or tail["position"] == p:
+        return files.info(tail or base[-1])
+    return files.BackupInfo(tail["id"], "point-in-time", base[-1]["id"] if base else None, p, files.info(tail).created,
+                            sum(files.info(m).size for m in [*base, tail]), base[-1]["position"] if base else 0,
+                            tail.get("encryption") is not None)
+
+
+# -- planning -----------------------------------------------------------------------------
+
+def _chain(by_id: dict[str, Manifest], m: Manifest) -> list[Manifest] | None:
+    """``m`` and its ancestors, full backup first; None when one is missing."""
+    out = [m]
+    while out[-1]["parent"] is not None:
+        parent = by_id.get(out[-1]["parent"])
+        if parent is None:
+            return None
+        out.append(parent)
+    return out[::-1]
+
+
+def _missing_parent(by_id: dict[str, Manifest], m: Manifest) -> errors.RestoreError:
+    while m["parent"] in by_id:
+        m = by_id[m["parent"]]
+    return errors.RestoreError(f"backup {m['id']} needs backup {m['parent']}, which is missing or unreadable",
+                               hint="restore an older backup, or one from another chain (kuradb backups list)")
+
+
+def _plan(by_id: dict[str, Manifest], p: int) -> tuple[list[Manifest], Manifest | None]:
+    ms = sorted(by_id.values(), key=lambda m: (m["position"], m["created"]))
+    chains = [c for m in ms if m["position"] <= p and (c := _chain(by_id, m)) is not None]
+    for base in [*sorted(chains, key=lambda c: (-c[-1]["position"], len(c))), []]:
+        at = base[-1]["position"] if base else 0
+        if at == p:
+            return base, None
+        tails = [m for m in ms if m.get("since", 0) <= at and m["position"] >= p]
+        if tails:
+            return base, min(tails, key=lambda m: (m["position"], m["kind"] != "full"))
+    newest = ms[-1]["position"]
+    if p > newest:
+        raise errors.RestoreError(f"position {p} is after the newest backup (position {newest})",
+                                  hint="take a backup, or restore until an earlier point")
+    broken = [m for m in ms if _chain(by_id, m) is None]
+    raise (_missing_parent(by_id, broken[0]) if broken else
+           errors.RestoreError(f"no backup holds the changes up to position {p}"))
+
+
+def _position(ms: list[Manifest], until: Any, unpacker: _Unpacker) -> int:
+    """The change-log position ``until`` names (the newest backup's when None)."""
+    newest = max(ms, key=lambda m: (m["position"], m["created"]))
+    if until is None:
+        return int(newest["position"])
+    if isinstance(until, int) and not isinstance(until, bool):
+        if until < 1:
+            raise errors.ValidationError(f"until must be a change-log position of 1 or more, not {until}",
+                                         path="until")
+        return until
+    if not isinstance(until, datetime):
+        raise errors.ValidationError(f"until must be a position (int) or a datetime, not {type(until).__name__}",
+                                     path="until")
+    if until.tzinfo is None:
+        until = until.astimezone()  # a naive time is local time, as datetime.now() gives it
+    t = int(until.astimezone(UTC).timestamp() * 1_000_000)
+    before = [m["position"] for m in ms if m.get("position_at") is not None and m["position_at"] <= t]
+    lo = max(before, default=0)
+    after = [m for m in ms if m.get("position_at") is not None and m["position_at"] > t and m.get("since", 0) <= lo]
+    if not after:
+        if lo == 0:
+            raise errors.RestoreError(f"{until.isoformat()} is before the first change any backup holds")
+        return lo
+    tail = min(after, key=lambda m: m["position"])
+    p = unpacker.source(tail).position_at(lo, tail["position"], t)
+    if p == 0:
+        raise errors.RestoreError(f"{until.isoformat()} is before the first change any backup holds")
+    return p
+
+
+# -- building the store ---------------------------------------------------------------------
+
+class _Unpacker:
+    """Unpacks (decrypts, decompresses, checks) each backup's database file once, into ``work``."""
+
+    def __init__(self, dest: str, work: str, key: Any) -> None:
+        self.dest, self.work, self.key = dest, work, key
+        self._paths: dict[str, str] = {}
+        self._sources: dict[str, replay.Source] = {}
+        self._ciphers: dict[str, Cipher | None] = {}
+        self.used: list[Manifest] = []
+
+    def __enter__(self) -> _Unpacker:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s in self._sources.values():
+            s.close()
+
+    def cipher(self, m: Manifest) -> Cipher | None:
+        if m["id"] not in self._ciphers:
+            sealed = m.get("encryption")
+            self._ciphers[m["id"]] = None if sealed is None else Cipher.open(self.key, sealed, m["id"])
+        return self._ciphers[m["id"]]
+
+    def database(self, m: Manifest, target: str | None = None) -> str:
+        """The backup's database file (the full copy or the changes), unpacked and checked."""
+        if m["id"] in self._paths and target is None:
+            return self._paths[m["id"]]
+        problems = files.check_files(self.dest, m)
+        if problems:
+            raise errors.RestoreError("; ".join(problems), hint="try an older backup (kuradb backups list)")
+        cipher = self.cipher(m)
+        entry = next((f for f in m["files"] if f["path"] in (files.DB_NAME, files.CHANGES_NAME)), None)
+        if entry is None:
+            raise errors.RestoreError(f"backup {m['id']}: its manifest names no database file")
+        path = target or os.path.join(self.work, m["id"] + ".db")
+        files.unpack(os.path.join(self.dest, m["id"], entry["path"]), path, entry, f"backup {m['id']}: "
+                     f"{entry['path']}", cipher)
+        self.used.append(m)
+        if target is None:
+            self._paths[m["id"]] = path
+        return path
+
+    def source(self, m: Manifest) -> replay.Source:
+        if m["id"] not in self._sources:
+            self._sources[m["id"]] = replay.Source(self.database(m), m["id"])
+        return self._sources[m["id"]]
+
+    def blob(self, h: str, target: str) -> bool:
+        """Place blob file ``h`` from any backup used so far; False when none holds it."""
+        for m in reversed(self.used):
+            entry = next((f for f in m["files"] if f["path"] == f"blobs/{h}"), None)
+            if entry is None:
+                continue
+            source = os.path.join(self.dest, m["id"], entry["path"])
+            where = f"backup {m['id']}: blobs/{h}"
+            cipher = self.cipher(m)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if cipher is None:
+                shutil.copyfile(source, target)
+            else:
+                cipher.open_file(source, target, where)
+            if sha256_file(target) != (h, entry.get("content", entry)["size"]):
+                raise errors.RestoreError(f"{where} does not match its hash")
+            return True
+        return False
+
+
+def _build(store_dir: str, base: list[Manifest], tail: Manifest | None, p: int, unpacker: _Unpacker,
+           progress: Callable[[float], None] | None) -> int:
+    """Make the store at ``store_dir``; returns the position it is at."""
+    from ..store import open as open_store
+
+    os.makedirs(os.path.join(store_dir, "blobs"))
+    if base:
+        unpacker.database(base[0], os.path.join(store_dir, "kura.db"))
+    steps = len(base) + (tail is not None) + 1
+    with open_store(store_dir) as store:
+        for i, m in enumerate(base[1:], 2):
+            replay.replay(store, unpacker.source(m), m["since"], m["position"])
+            if progress is not None:
+                progress(i / steps)
+        expected: str | None = base[-1].get("audit_head") if base else None
+        if tail is not None:
+            source = unpacker.source(tail)
+            p = replay.committed(source, p)
+            at = base[-1]["position"] if base else 0
+            if p > at:
+                replay.replay(store, source, at, p)
+            row = source.entry(p)
+            expected = None if row is None else row[replay.COLUMNS.index("hash")].hex()
+        _place_blobs(store, unpacker)
+        problems = _check(store, p, expected)
+        if problems:
+            raise errors.RestoreError(f"the restored store fails verification: {'; '.join(problems[:5])}",
+                                      hint="try an older backup (kuradb backups list)")
+    if progress is not None:
+        progress(1.0)
+    return p
+
+
+def _place_blobs(store: Store, unpacker: _Unpacker) -> None:
+    rows: list[Any] = store._backend.reader().execute("SELECT hash FROM blobs WHERE data IS NULL").fetchall()
+    for (h,) in rows:
+        path = store.blobs._path(h)
+        if not os.path.exists(path) and not unpacker.blob(h, path):
+            raise errors.RestoreError(f"blob {h} is referenced but its file is in no backup of this restore")
+
+
+def _check(store: Store, position: int, head: str | None) -> list[str]:
+    """The restored store's own verify, and its audit chain ending where the backups recorded."""
+    problems = store.verify().problems
+    have, digest = audit.head(store._backend.reader())
+    if have != position or (head is not None and digest.hex() != head):
+        problems.append(f"its change log ends at position {have} with hash {digest.hex()[:12]}…, not where the"
+                        f" backups recorded ({position}, {str(head)[:12]}…)")
+    return problems

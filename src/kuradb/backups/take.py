@@ -1,0 +1,241 @@
+"""Taking a backup: ``full`` (the database and its blob files) or the changes since a parent.
+
+Both read one snapshot of the store, so a backup is consistent at one change-log
+position while writers go on (WAL). An ``incremental`` backup holds the changes
+since the newest backup of any kind, a ``differential`` one those since the newest
+full backup; both are small SQLite files of the change log's new entries (with
+their content), the erasures made since the parent, the new blobs and their
+references, and the store's small catalog tables. Everything is written under
+``DEST/.partial-<id>``, fsynced, and renamed into place when complete.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import apsw
+
+from .. import audit, errors
+from ..encoding import sha256_file
+from ..ids import new_id
+from . import files
+from .crypto import Cipher
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+Progress = Callable[[float], None] | None
+
+# What a changes file holds, read from the store's snapshot (":p" is the parent's position).
+CHANGES = (
+    ("log", "SELECT * FROM main.log WHERE position > :p"),
+    ("erasures", "SELECT position, erased, author, type, checksum FROM main.log"
+                 " WHERE erased > :p AND position <= :p"),
+    ("blobs", "SELECT * FROM main.blobs WHERE hash IN"
+              " (SELECT id FROM main.log WHERE position > :p AND kind = 'blob' AND op = 'put')"),
+    ("blob_refs", "SELECT * FROM main.blob_refs WHERE position > :p"),
+    ("collections", "SELECT * FROM main.collections"),
+    ("indexes", "SELECT * FROM main.indexes"),
+)
+
+
+def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", encryption_key: Any = None,
+           progress: Progress = None) -> files.BackupInfo:
+    """Back up ``store`` into ``dest`` while writers keep writing; consistent at one position.
+
+    ``incremental``/``differential`` without a usable parent in ``dest`` (none yet, or
+    the newest one is of another store or history) take a full backup instead; the
+    returned ``kind`` says which was taken.
+    """
+    if kind not in files.KINDS:
+        raise errors.ValidationError(f"kind must be one of {', '.join(files.KINDS)}, not {kind!r}", path="kind")
+    files.zstd()
+    dest = os.fspath(dest)
+    try:
+        os.makedirs(dest, exist_ok=True)
+    except OSError as e:
+        raise errors.BackupError(f"cannot create the backup directory {dest!r}: {e.strerror}") from e
+    parent = _parent(store, dest, kind) if kind != "full" else None
+    if parent is None:
+        kind = "full"
+    cipher = _cipher(encryption_key, parent)
+    bid = new_id()
+    work = os.path.join(dest, files.PARTIAL + bid)
+    try:
+        os.makedirs(os.path.join(work, "blobs"))
+        if parent is None:
+            entry, position, head, at, blobs = _full(store, work, cipher, progress)
+            since = 0
+        else:
+            since = parent["position"]
+            entry, position, head, at, blobs = _changes(store, work, since, parent.get("audit_head"), cipher,
+                                                        progress)
+        created = datetime.now(UTC)
+        manifest = {"format": files.FORMAT, "id": bid, "kind": kind, "parent": parent["id"] if parent else None,
+                    "since": since, "position": position, "audit_head": head.hex(), "position_at": at,
+                    "created": created.isoformat(), "store": os.path.abspath(store.directory),
+                    "encryption": cipher.params if cipher else None, "files": [entry, *blobs]}
+        files.write_manifest(work, manifest)
+        files.fsync_dir(os.path.join(work, "blobs"))
+        files.fsync_dir(work)
+        os.rename(work, os.path.join(dest, bid))
+        files.fsync_dir(dest)
+    except BaseException as e:
+        shutil.rmtree(work, ignore_errors=True)
+        if isinstance(e, errors.KuraError):
+            raise
+        if isinstance(e, OSError):
+            raise errors.BackupError(f"backup to {dest!r} failed: {e.strerror or e}",
+                                     hint="nothing was kept of this backup") from e
+        raise
+    if progress is not None:
+        progress(1.0)
+    return files.info(manifest)
+
+
+def _parent(store: Store, dest: str, kind: str) -> dict[str, Any] | None:
+    """The backup an incremental (newest of any kind) or differential (newest full) builds on."""
+    found = [m for m in files.manifests(dest) if kind == "incremental" or m["kind"] == "full"]
+    found = [m for m in found if m.get("audit_head")]
+    if not found:
+        return None
+    m = max(found, key=lambda m: (m["position"], m["created"]))
+    row = store._backend.reader().execute("SELECT hash FROM log WHERE position=?", (m["position"],)).fetchone()
+    if row is None or row[0] is None or row[0].hex() != m["audit_head"]:
+        return None   # another store's, or a history this store no longer has: start over with a full
+    return m
+
+
+def _cipher(key: Any, parent: dict[str, Any] | None) -> Cipher | None:
+    sealed = parent is not None and parent.get("encryption") is not None
+    if parent is not None and sealed != (key is not None):
+        raise errors.BackupError(f"backup {parent['id']}, the parent of this one, is "
+                                 f"{'encrypted' if sealed else 'not encrypted'}; a backup of a chain is too",
+                                 hint="give the same encryption_key, or take a full backup")
+    if key is None:
+        return None
+    if parent is not None:
+        Cipher.open(key, parent["encryption"], parent["id"])   # the same key opens the whole chain
+    return Cipher.new(key)
+
+
+def _snapshot_connection(store: Store) -> apsw.Connection:
+    return store._backend._connect()
+
+
+def _release(store: Store, conn: apsw.Connection) -> None:
+    with store._backend._conns_lock:
+        store._backend._conns.discard(conn)
+    conn.close()
+
+
+def _full(store: Store, work: str, cipher: Cipher | None,
+          progress: Progress) -> tuple[dict[str, Any], int, bytes, int | None, list[dict[str, Any]]]:
+    raw = os.path.join(work, "kura.db")
+    source = _snapshot_connection(store)
+    try:
+        dest = apsw.Connection(raw)
+        try:
+            with dest.backup("main", source, "main") as b:
+                while not b.done:
+                    b.step(-1)      # one step: one read snapshot for the whole copy
+        finally:
+            dest.close()
+    except apsw.Error as e:
+        raise errors.BackupError(f"copying the database failed: {e}") from e
+    finally:
+        _release(store, source)
+    conn = apsw.Connection(raw)
+    try:
+        position, head = audit.head(conn)
+        at = _at(conn, position)
+        blobs = _copy_blobs(store, conn, work, cipher, progress)
+        conn.execute("PRAGMA journal_mode=DELETE").fetchall()
+    finally:
+        conn.close()
+    return _pack(raw, work, files.DB_NAME, cipher), position, head, at, blobs
+
+
+def _changes(store: Store, work: str, since: int, parent_head: str | None, cipher: Cipher | None,
+             progress: Progress) -> tuple[dict[str, Any], int, bytes, int | None, list[dict[str, Any]]]:
+    raw = os.path.join(work, "changes.db")
+    conn = _snapshot_connection(store)
+    try:
+        conn.execute("ATTACH ? AS out", (raw,))
+        conn.execute("BEGIN")
+        try:
+            position, head = audit.head(conn)      # the snapshot starts here
+            row = conn.execute("SELECT hash FROM main.log WHERE position=?", (since,)).fetchone()
+            if row is None or row[0] is None or row[0].hex() != parent_head:
+                raise errors.BackupError(f"the store's change log no longer matches the parent backup at position"
+                                         f" {since}", hint="take a full backup")
+            at = _at(conn, position)
+            for table, select in CHANGES:
+                conn.execute(f"CREATE TABLE out.{table} AS {select}", {"p": since})
+            conn.execute("CREATE TABLE out.range(since INTEGER, position INTEGER)")
+            conn.execute("INSERT INTO out.range VALUES(?, ?)", (since, position))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("DETACH out")
+    except apsw.Error as e:
+        raise errors.BackupError(f"reading the changes since position {since} failed: {e}") from e
+    finally:
+        _release(store, conn)
+    out = apsw.Connection(raw)
+    try:
+        blobs = _copy_blobs(store, out, work, cipher, progress)
+    finally:
+        out.close()
+    return _pack(raw, work, files.CHANGES_NAME, cipher), position, head, at, blobs
+
+
+def _at(conn: apsw.Connection, position: int) -> int | None:
+    row = conn.execute("SELECT at FROM main.log WHERE position=?", (position,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _pack(raw: str, work: str, name: str, cipher: Cipher | None) -> dict[str, Any]:
+    entry = files.pack(raw, os.path.join(work, name), cipher)
+    os.unlink(raw)
+    return {"path": name, **entry}
+
+
+def _copy_blobs(store: Store, conn: apsw.Connection, work: str, cipher: Cipher | None,
+                progress: Progress) -> list[dict[str, Any]]:
+    """The files of the copy's file blobs. A file gc removed after the copy was taken is garbage in the
+    copy too (no version refers to it): its row is dropped from the copy. A referenced one missing fails."""
+    rows: list[Any] = conn.execute("SELECT hash, size FROM blobs WHERE data IS NULL").fetchall()
+    out = []
+    for i, (h, size) in enumerate(rows):
+        src = store.blobs._path(h)
+        target = os.path.join(work, "blobs", h)
+        try:
+            shutil.copyfile(src, target)
+        except FileNotFoundError:
+            if conn.execute("SELECT 1 FROM blob_refs WHERE hash=? LIMIT 1", (h,)).fetchone() is None:
+                conn.execute("DELETE FROM blobs WHERE hash=?", (h,))
+                continue
+            raise errors.BackupError(f"blob {h}: its file {src!r} is missing from the store",
+                                     hint="run kuradb verify on the store") from None
+        digest, length = sha256_file(target)
+        if digest != h or length != size:
+            raise errors.BackupError(f"blob {h}: the store's file {src!r} does not match its hash",
+                                     hint="run kuradb verify on the store")
+        entry: dict[str, Any] = {"path": f"blobs/{h}", "size": size, "sha256": h}
+        if cipher is not None:
+            cipher.seal_file(target, target + ".sealed")
+            os.replace(target + ".sealed", target)
+            digest, length = sha256_file(target)
+            entry = {"path": f"blobs/{h}", "size": length, "sha256": digest, "content": {"size": size, "sha256": h}}
+        else:
+            with open(target, "rb") as f:
+                os.fsync(f.fileno())
+        out.append(entry)
+        if progress is not None and i % 100 == 0:
+            progress(min(0.9 * i / max(len(rows), 1), 0.9))
+    return out

@@ -1,0 +1,308 @@
+"""Incremental and differential backups, point-in-time restore, encrypted backups.
+
+The property test writes at random, records the state after every write (the
+reference model), takes backups of every kind along the way, and restores at
+random positions and times: the result must equal the model at that point.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import kuradb
+from kuradb import backups, errors
+
+KEY = bytes(range(32))
+
+
+def snapshot(s):
+    """What a restore must bring back: every current record, its version history, indexes and blobs."""
+    out = {}
+    for c in s.collections():
+        col = s[c]
+        recs = {}
+        for r in col.find():
+            content = r.content
+            blobs = {k: s.blobs.get(v) for k, v in content.items() if isinstance(v, kuradb.BlobRef)}
+            recs[r.id] = (r.version, r.rev, content, blobs, [h.rev for h in col.history(r.id)])
+        out[c] = (recs, sorted(i.name for i in col.indexes()))
+    return s.position, out
+
+
+def restored(dest, tmp, **kw):
+    target = os.path.join(tmp, f"r{time.monotonic_ns()}")
+    info = backups.restore(dest, target, **kw)
+    with kuradb.open(target) as s:
+        snap = snapshot(s)
+        assert s.verify().ok
+    shutil.rmtree(target)
+    return info, snap
+
+
+names = st.sampled_from(["a", "b", "c", "d", "e"])
+values = st.dictionaries(st.sampled_from(["x", "y", "tags"]), st.integers(-5, 5) | st.lists(st.integers(0, 3),
+                                                                                          max_size=3), max_size=3)
+ops = st.lists(st.one_of(
+    st.tuples(st.just("put"), st.sampled_from(["notes", "tasks"]), names, values),
+    st.tuples(st.just("delete"), st.sampled_from(["notes", "tasks"]), names),
+    st.tuples(st.just("many"), st.sampled_from(["notes", "tasks"]), st.lists(st.tuples(names, values), min_size=1,
+                                                                            max_size=4, unique_by=lambda t: t[0])),
+    st.tuples(st.just("blob"), names, st.sampled_from([10, 70_000])),
+    st.tuples(st.just("index"), st.sampled_from(["notes", "tasks"]), st.sampled_from(["x", "y"])),
+    st.tuples(st.just("unindex"), st.sampled_from(["notes", "tasks"]), st.sampled_from(["x", "y"])),
+    st.tuples(st.just("backup"), st.sampled_from(["full", "incremental", "differential"])),
+), min_size=1, max_size=30)
+
+
+def apply(s, op):
+    kind = op[0]
+    if kind == "put":
+        s.collection(op[1]).put(op[3], id=op[2])
+    elif kind == "delete":
+        if s.collection(op[1]).get(op[2], None) is not None:
+            s.collection(op[1]).delete(op[2])
+    elif kind == "many":
+        s.collection(op[1]).put_many(op[2])
+    elif kind == "blob":
+        s.collection("assets").put({"file": s.blobs.put(os.urandom(op[2]))}, id=op[1])
+    elif kind == "index":
+        if op[2] not in [i.name for i in s.collection(op[1]).indexes()]:
+            s.collection(op[1]).create_index(op[2], name=op[2])
+    elif kind == "unindex":
+        if op[2] in [i.name for i in s.collection(op[1]).indexes()]:
+            s.collection(op[1]).drop_index(op[2])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ops=ops, data=st.data())
+def test_restore_at_any_position_or_time_equals_the_model(tmp_path_factory, ops, data):
+    tmp = str(tmp_path_factory.mktemp("pitr"))
+    dest = os.path.join(tmp, "bk")
+    model = {}          # position -> state after the write that ended there
+    times = []          # (time just after a write, position)
+    with kuradb.open(os.path.join(tmp, "store")) as s:
+        model[0] = snapshot(s)[1]
+        s.backup(dest)
+        for op in [*ops, ("backup", "incremental")]:
+            if op[0] == "backup":
+                info = s.backup(dest, kind=op[1])
+                assert info.position == s.position
+                continue
+            before = s.position
+            apply(s, op)
+            if s.position != before:
+                model[s.position] = snapshot(s)[1]
+                times.append((datetime.now(UTC), s.position))
+                time.sleep(0.001)
+        newest = s.position
+    kinds = {b.kind for b in backups.list(dest)}
+    assert kinds <= {"full", "incremental", "differential"}
+
+    def expected(p):
+        return model[max(q for q in model if q <= p)]
+
+    positions = data.draw(st.lists(st.integers(1, max(newest, 1)), min_size=1, max_size=4), label="positions")
+    for p in positions if newest else []:
+        info, (at, state) = restored(dest, tmp, until=p)
+        # the last commit at or before p (a blob's own commit is one the model does not record)
+        assert max(q for q in model if q <= p) <= at == info.position <= p
+        assert state == expected(p), p
+    if times:
+        t, p = data.draw(st.sampled_from(times), label="time")
+        info, (at, state) = restored(dest, tmp, until=t)
+        assert (at, state) == (p, expected(p))
+    info, (at, state) = restored(dest, tmp)
+    assert (at, state) == (newest, expected(newest))
+
+
+def _store(tmp_path, n=200):
+    path = tmp_path / "store"
+    s = kuradb.open(path)
+    s.collection("notes").put_many([(f"k{i:03}", {"i": i, "text": f"note {i}"}) for i in range(n)])
+    return s
+
+
+def test_chains_of_incremental_and_differential_backups(tmp_path):
+    dest = tmp_path / "bk"
+    states = {}
+    with _store(tmp_path, 2000) as s:
+        full = s.backup(dest, kind="full")
+        states[full.id] = snapshot(s)
+        infos = [full]
+        for kind in ("incremental", "incremental", "differential", "incremental"):
+            s["notes"].put({"i": -1, "kind": kind}, id=f"k{len(infos):03}")
+            s["notes"].put({"new": True}, id=f"n{len(infos)}")
+            s.blobs.put(os.urandom(100_000))
+            infos.append(s.backup(dest, kind=kind))
+            states[infos[-1].id] = snapshot(s)
+    inc1, inc2, diff, inc3 = infos[1:]
+    assert [b.kind for b in infos] == ["full", "incremental", "incremental", "differential", "incremental"]
+    assert (inc1.parent, inc2.parent, diff.parent, inc3.parent) == (full.id, inc1.id, full.id, diff.id)
+    assert (inc1.since, inc2.since, diff.since, inc3.since) == (full.position, inc1.position, full.position,
+                                                                 diff.position)
+    changes = [os.path.getsize(dest / b.id / "changes.db.zst") for b in (inc1, inc2, inc3)]
+    assert max(changes) < os.path.getsize(dest / full.id / "kura.db.zst") / 5   # the changes, not a copy
+    assert backups.list(dest) == infos
+    assert backups.verify(dest).ok
+    for b in infos:
+        info, snap = restored(dest, tmp_path, id=b.id)
+        assert info == b and snap == states[b.id]
+
+
+def test_a_missing_parent_is_named_and_nothing_is_restored(tmp_path):
+    dest = tmp_path / "bk"
+    with _store(tmp_path) as s:
+        full = s.backup(dest)
+        s["notes"].put({"x": 1}, id="x")
+        inc = s.backup(dest, kind="incremental")
+    shutil.rmtree(dest / full.id)
+    with pytest.raises(errors.RestoreError, match=f"needs backup {full.id}"):
+        backups.restore(dest, tmp_path / "copy", id=inc.id)
+    with pytest.raises(errors.RestoreError, match=f"needs backup {full.id}"):
+        backups.restore(dest, tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+    assert any(f"parent backup {full.id} is missing" in p for p in backups.verify(dest).problems)
+
+
+def test_without_a_usable_parent_an_incremental_is_a_full_backup(tmp_path):
+    with _store(tmp_path) as s:
+        assert s.backup(tmp_path / "bk", kind="incremental").kind == "full"
+        assert s.backup(tmp_path / "bk", kind="differential").kind == "differential"
+    with _store(tmp_path / "other") as other:   # another store's backups are no parent of this one
+        b = other.backup(tmp_path / "bk", kind="incremental")
+        assert b.kind == "full" and b.parent is None
+
+
+def test_content_erased_before_any_backup_took_it_is_refused_not_invented(tmp_path):
+    dest = tmp_path / "bk"
+    with _store(tmp_path, 3) as s:
+        s.backup(dest)
+        s["notes"].put({"secret": 1}, id="gone")
+        written = s.position
+        s["notes"].purge("gone")          # erased before any backup held its content
+        s["notes"].put({"after": 1}, id="later")
+        s.backup(dest, kind="incremental")
+    with pytest.raises(errors.RestoreError, match="notes/gone version 1.*erased"):
+        backups.restore(dest, tmp_path / "copy", until=written)
+    assert not (tmp_path / "copy").exists()
+    _, (at, state) = restored(dest, tmp_path, until=written - 1)   # before it was written: fine
+    assert at == written - 1 and "gone" not in state["notes"][0]
+    _, (at, state) = restored(dest, tmp_path, until=written + 1)   # after the purge: fine
+    assert "gone" not in state["notes"][0]
+
+
+def test_a_dropped_collection_comes_back_at_a_point_before_the_drop(tmp_path):
+    dest = tmp_path / "bk"
+    with _store(tmp_path, 50) as s:
+        s.collection("notes").create_index("i", unique=True)
+        s.backup(dest)
+        before = snapshot(s)
+        s.drop_collection("notes")
+        s.collection("other").put({"a": 1}, id="a")
+        s.backup(dest, kind="incremental")
+        after = snapshot(s)
+    assert restored(dest, tmp_path, until=before[0])[1] == before
+    assert restored(dest, tmp_path)[1] == after
+
+
+def test_times_before_the_first_change_and_after_the_newest_backup(tmp_path):
+    dest = tmp_path / "bk"
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    with _store(tmp_path, 5) as s:
+        s.backup(dest)
+        newest = snapshot(s)
+    with pytest.raises(errors.RestoreError, match="before the first change"):
+        backups.restore(dest, tmp_path / "copy", until=start)
+    assert restored(dest, tmp_path, until=datetime.now(UTC) + timedelta(days=1))[1] == newest
+    assert restored(dest, tmp_path, until=datetime.now())[1] == newest   # naive: local time
+
+
+# -- encrypted backups --------------------------------------------------------------------------
+
+def _files_under(path):
+    for d, _, names in os.walk(path):
+        for n in names:
+            yield os.path.join(d, n)
+
+
+@pytest.mark.parametrize("key", [KEY, "correct horse battery staple"])
+def test_an_encrypted_backup_holds_no_plaintext_and_needs_its_key(tmp_path, key):
+    dest = tmp_path / "bk"
+    marker = b"PLAINTEXT-MARKER-7d1f"
+    blob = os.urandom(80_000)
+    with _store(tmp_path, 100) as s:
+        s["notes"].put({"text": marker.decode()}, id="m")
+        s["notes"].put({"file": s.blobs.put(blob)}, id="b")
+        s.backup(dest, encryption_key=key)
+        s["notes"].put({"text": marker.decode() + "-2"}, id="m2")
+        s["notes"].put({"file": s.blobs.put(blob[::-1])}, id="f")
+        inc = s.backup(dest, kind="incremental", encryption_key=key)
+        want = snapshot(s)
+        assert inc.encrypted and inc.kind == "incremental"
+        with pytest.raises(errors.BackupError, match="encrypted"):
+            s.backup(dest, kind="incremental")         # a chain is encrypted throughout
+        with pytest.raises(errors.PermissionDenied):
+            s.backup(dest, kind="incremental", encryption_key=bytes(32) if key == KEY else "wrong")
+    for path in _files_under(dest):
+        data = open(path, "rb").read()
+        assert marker not in data and blob[1000:1064] not in data and blob[::-1][1000:1064] not in data, path
+        assert b"SQLite format 3" not in data and b"note 17" not in data, path
+    with pytest.raises(errors.PermissionDenied, match="encrypted"):
+        backups.restore(dest, tmp_path / "copy")
+    with pytest.raises(errors.PermissionDenied, match="wrong encryption key"):
+        backups.restore(dest, tmp_path / "copy", encryption_key=bytes(32) if key == KEY else "wrong")
+    assert not (tmp_path / "copy").exists()
+    assert restored(dest, tmp_path, encryption_key=key)[1] == want
+    assert backups.verify(dest, encryption_key=key).ok
+    assert any("give its encryption_key" in p for p in backups.verify(dest).problems)
+
+
+def test_flipped_bytes_in_encrypted_backups_are_named_and_refused(tmp_path):
+    dest = tmp_path / "bk"
+    with _store(tmp_path, 100) as s:
+        s.backup(dest, encryption_key=KEY)
+        s["notes"].put({"file": s.blobs.put(os.urandom(90_000))}, id="f")
+        s.backup(dest, kind="incremental", encryption_key=KEY)
+    originals = {p: open(p, "rb").read() for p in _files_under(dest)}
+    for path, data in originals.items():
+        flipped = bytearray(data)
+        flipped[len(data) // 2] ^= 0x01
+        with open(path, "wb") as f:
+            f.write(flipped)
+        name = os.path.relpath(path, dest).split(os.sep, 1)[1]
+        problems = backups.verify(dest, encryption_key=KEY).problems
+        assert any(name in p for p in problems), (name, problems)
+        with pytest.raises(errors.RestoreError):
+            backups.restore(dest, tmp_path / "copy", encryption_key=KEY)
+        assert not (tmp_path / "copy").exists()
+        with open(path, "wb") as f:
+            f.write(data)
+    assert backups.verify(dest, encryption_key=KEY).ok
+
+
+def test_an_encrypted_file_that_still_matches_its_hash_but_not_its_key_is_refused(tmp_path):
+    """The manifest's hashes are of the sealed bytes: a file sealed under another key is caught on open."""
+    from kuradb.backups import files
+
+    dest = tmp_path / "bk"
+    with _store(tmp_path, 20) as s:
+        info = s.backup(dest, encryption_key=KEY)
+    d = dest / info.id
+    manifest = files.read_manifest(str(dest), info.id)
+    other = kuradb.backups.crypto.Cipher.new(bytes(32))
+    raw = tmp_path / "plain.zst"
+    raw.write_bytes(b"x" * 100)
+    other.seal_file(str(raw), str(d / "kura.db.zst"))
+    digest, size = files.sha256_of(str(d / "kura.db.zst"))
+    manifest["files"][0].update(sha256=digest, size=size)
+    del manifest["checksum"]
+    files.write_manifest(str(d), manifest)
+    with pytest.raises(errors.RestoreError, match="kura.db.zst"):
+        backups.restore(dest, tmp_path / "copy", encryption_key=KEY)
+    assert not (tmp_path / "copy").exists()
