@@ -306,3 +306,122 @@ def test_an_encrypted_file_that_still_matches_its_hash_but_not_its_key_is_refuse
     with pytest.raises(errors.RestoreError, match="kura.db.zst"):
         backups.restore(dest, tmp_path / "copy", encryption_key=KEY)
     assert not (tmp_path / "copy").exists()
+
+
+# -- command line and schedule ------------------------------------------------------------------
+
+def test_cli_incremental_encrypted_and_until(tmp_path, capsys):
+    import json
+
+    from kuradb.cli import main
+
+    key_file = tmp_path / "key"
+    key_file.write_text("a passphrase\n")
+    with _store(tmp_path, 20) as s:
+        first = s.position
+    bk, store = str(tmp_path / "bk"), str(tmp_path / "store")
+    assert main(["backup", store, bk, "--encryption-key-file", str(key_file)]) == 0
+    full = json.loads(capsys.readouterr().out)
+    with kuradb.open(store) as s:
+        s["notes"].put({"later": True}, id="later")
+        want = snapshot(s)
+    assert main(["backup", store, bk, "--kind", "incremental", "--encryption-key-file", str(key_file)]) == 0
+    inc = json.loads(capsys.readouterr().out)
+    assert (inc["kind"], inc["parent"], inc["encrypted"]) == ("incremental", full["id"], True)
+    assert main(["backups", "verify", bk, "--encryption-key-file", str(key_file)]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert main(["restore", bk, str(tmp_path / "a"), "--until", str(first),
+                 "--encryption-key-file", str(key_file)]) == 0
+    assert json.loads(capsys.readouterr().out)["position"] == first
+    with kuradb.open(tmp_path / "a") as s:
+        assert s["notes"].get("later", None) is None and s.position == first
+    assert main(["restore", bk, str(tmp_path / "b"), "--until", datetime.now(UTC).isoformat(),
+                 "--encryption-key-file", str(key_file)]) == 0
+    capsys.readouterr()
+    with kuradb.open(tmp_path / "b") as s:
+        assert snapshot(s) == want
+    assert main(["restore", bk, str(tmp_path / "c")]) == errors.EXIT_CODES["permission_denied"]
+    assert "encrypted" in capsys.readouterr().err
+    assert main(["restore", bk, str(tmp_path / "c"), "--until", "last tuesday"]) == errors.EXIT_CODES["invalid_data"]
+    assert "ISO 8601" in capsys.readouterr().err
+    assert main(["backup", store, bk, "--full-every", "1d"]) == errors.EXIT_CODES["invalid_data"]
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_schedule_takes_incrementals_and_a_full_one_when_the_last_is_old(tmp_path):
+    dest = tmp_path / "bk"
+    with _store(tmp_path, 10) as s:
+        schedule = s.backup_every(dest, every=3600, kind="incremental", full_every="1d")
+        deadline = time.monotonic() + 10
+        while schedule.runs < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        schedule.stop()
+        assert [b.kind for b in backups.list(dest)] == ["full"]
+        s["notes"].put({"x": 1}, id="x")
+        schedule.run_once()
+        assert [b.kind for b in backups.list(dest)] == ["full", "incremental"]
+        schedule.full_every = 0.001        # the newest full is now "old"
+        schedule.run_once()
+        assert [b.kind for b in backups.list(dest)] == ["full", "incremental", "full"]
+        assert schedule.last_error is None
+        with pytest.raises(errors.ValidationError, match="kind"):
+            s.backup_every(dest, every=60, kind="hourly")
+        with pytest.raises(errors.ValidationError, match="full_every"):
+            s.backup_every(dest, every=60, kind="incremental", full_every="soon")
+
+
+WRITER = """
+import os, sys, kuradb
+path, stop = sys.argv[1], sys.argv[2]
+with kuradb.open(path) as s:
+    c = s.collection("load")
+    i = 0
+    while not os.path.exists(stop) or i < 200:
+        with s.transaction():   # a batch and, now and then, the delete of one earlier record: one commit
+            c.put_many([(f"w{i * 5 + j:07}", {"batch": i, "pad": "x" * 300}) for j in range(5)])
+            if i % 7 == 3:
+                c.delete(f"w{(i - 1) * 5:07}")
+        i += 1
+"""
+
+
+def test_backups_under_another_process_writing_restore_consistent_states(tmp_path):
+    import subprocess
+    import sys
+
+    path, dest, stop = tmp_path / "store", tmp_path / "bk", tmp_path / "stop"
+    kuradb.open(path).close()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(stop)])
+    try:
+        infos = []
+        with kuradb.open(path) as s:
+            while s.position < 50:
+                time.sleep(0.01)
+            for kind in ("full", "incremental", "incremental", "differential", "incremental"):
+                infos.append(s.backup(dest, kind=kind))
+                time.sleep(0.05)
+    finally:
+        stop.touch()
+        assert writer.wait(60) == 0
+    assert [b.kind for b in infos] == ["full", "incremental", "incremental", "differential", "incremental"]
+    assert len({b.position for b in infos}) == len(infos)
+
+    def check(state):
+        recs = state["load"][0] if "load" in state else {}
+        batches = {}
+        for id, (_, _, content, _, _) in recs.items():
+            batches.setdefault(content["batch"], []).append(id)
+        n = max(batches, default=-1) + 1
+        for b in range(n):      # every batch committed whole; deletes only of earlier batches
+            want = {f"w{b * 5 + j:07}" for j in range(5)}
+            if any(i % 7 == 3 and i - 1 == b and i < n for i in range(n + 1)):
+                want.discard(f"w{b * 5:07}")
+            assert set(batches.get(b, [])) == want, b
+
+    rnd = __import__("random").Random(7)
+    points = [("id", b.id) for b in infos] + [("until", rnd.randint(1, infos[-1].position)) for _ in range(6)]
+    for how, value in points:
+        info, (at, state) = restored(dest, tmp_path, **{how: value})
+        check(state)
+        if how == "id":
+            assert at == next(b.position for b in infos if b.id == value)

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any, TextIO
 
 import orjson
@@ -276,15 +277,22 @@ def cmd_audit(store: Store, args: argparse.Namespace, out: Output) -> None:
     out.table([e.to_dict() for e in entries], ["position", "at", "actor", "action", "collection", "id", "version"])
 
 
+KEY_FILE = ("--encryption-key-file",)
+KEY_HELP = "encrypt (or open) backups with the key in this file: 32 raw bytes, or a passphrase"
+
 def cmd_backup(store: Store, args: argparse.Namespace, out: Output) -> int:
     """One backup; with --every, one now and then one per interval until SIGINT/SIGTERM (exit 0)."""
+    key = _key(args)
+    if args.full_every is not None and args.every is None:
+        raise errors.ValidationError("--full-every goes with --every (a schedule)", path="full_every")
     if args.every is not None:
         def report(info: Any) -> None:
             out.emit(info.to_dict())
             out.stream.flush()  # a long-running command: each line as it happens
 
         schedule = store.backup_every(args.dest, every=args.every, keep_last=args.keep_last,
-                                      keep_daily=args.keep_daily, keep_weekly=args.keep_weekly, on_backup=report)
+                                      keep_daily=args.keep_daily, keep_weekly=args.keep_weekly, on_backup=report,
+                                      kind=args.kind, full_every=args.full_every, encryption_key=key)
         stopping = threading.Event()
         previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
         try:
@@ -299,7 +307,7 @@ def cmd_backup(store: Store, args: argparse.Namespace, out: Output) -> int:
             schedule.stop()
         return 0
     with Progress(f"backing up to {args.dest}", total=1000) as bar:
-        info = store.backup(args.dest, kind=args.kind, progress=bar.fraction)
+        info = store.backup(args.dest, kind=args.kind, encryption_key=key, progress=bar.fraction)
     out.emit(info.to_dict())
     if any(v is not None for v in (args.keep_last, args.keep_daily, args.keep_weekly)):
         backups.prune(args.dest, keep_last=args.keep_last, keep_daily=args.keep_daily, keep_weekly=args.keep_weekly)
@@ -311,7 +319,7 @@ def cmd_backups(_: None, args: argparse.Namespace, out: Output) -> None:
         out.table([b.to_dict() for b in backups.list_backups(args.dest)],
                   ["id", "kind", "parent", "position", "created", "size"])
     elif args.action == "verify":
-        report = backups.verify(args.dest, args.id)
+        report = backups.verify(args.dest, args.id, encryption_key=_key(args))
         out.emit(report.to_dict())
         if not report.ok:
             raise errors.CorruptedData(f"{args.dest}: {len(report.problems)} problem(s) found",
@@ -322,8 +330,46 @@ def cmd_backups(_: None, args: argparse.Namespace, out: Output) -> None:
         out.emit({"removed": removed})
 
 
+def _key(args: argparse.Namespace) -> bytes | str | None:
+    """The backup key from --encryption-key-file: 32 bytes are a raw key, anything else a passphrase."""
+    path = getattr(args, "encryption_key_file", None)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise errors.NotFound(f"cannot read the key file {path!r}: {e.strerror}") from e
+    if len(data) == 32:
+        return data
+    try:
+        text = data.decode().rstrip("\r\n")
+    except UnicodeDecodeError as e:
+        raise errors.ValidationError(f"{path}: a key file holds 32 raw bytes or a UTF-8 passphrase",
+                                     path="encryption_key_file") from e
+    if not text:
+        raise errors.ValidationError(f"{path} is empty", path="encryption_key_file")
+    return text
+
+
+def _until(text: str | None) -> int | datetime | None:
+    """--until: a change-log position, or an ISO 8601 time (local time when it has no offset)."""
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as e:
+        raise errors.ValidationError(f"--until {text!r} is neither a position nor an ISO 8601 time",
+                                     path="until", hint="e.g. --until 1200 or --until 2026-11-22T14:30") from e
+
+
 def cmd_restore(_: None, args: argparse.Namespace, out: Output) -> None:
-    out.emit(backups.restore(args.dest, args.target, id=args.id).to_dict())
+    with Progress(f"restoring into {args.target}", total=1000) as bar:
+        info = backups.restore(args.dest, args.target, id=args.id, until=_until(args.until),
+                               encryption_key=_key(args), progress=bar.fraction)
+    out.emit(info.to_dict())
 
 
 def cmd_cache(_: None, args: argparse.Namespace, out: Output) -> None:
@@ -435,8 +481,12 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int)
     sp = command("backup", cmd_backup, "back up a store while it is in use (consistent at one position)")
     sp.add_argument("dest", metavar="DEST", help="the backup directory (one folder per backup)")
-    sp.add_argument("--kind", default="full", choices=["full"])
+    sp.add_argument("--kind", default="full", choices=["full", "incremental", "differential"],
+                    help="incremental: the changes since the newest backup; differential: since the newest full")
     sp.add_argument("--every", metavar="INTERVAL", help="keep running: a backup now and every INTERVAL (30m, 1h, 1d)")
+    sp.add_argument("--full-every", metavar="INTERVAL",
+                    help="with --every and --kind incremental/differential: a full backup when the newest is this old")
+    sp.add_argument(*KEY_FILE, help=KEY_HELP)
     for rule in ("last", "daily", "weekly"):
         sp.add_argument(f"--keep-{rule}", type=int, metavar="N", help=f"prune after each backup: keep {rule} N")
     group = sub.add_parser("backups", help="list, verify or prune the backups in a directory",
@@ -450,6 +500,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=cmd_backups, store=False)
         if action == "verify":
             sp.add_argument("--id", help="only this backup")
+            sp.add_argument(*KEY_FILE, help=KEY_HELP)
         if action == "prune":
             for rule in ("last", "daily", "weekly"):
                 sp.add_argument(f"--keep-{rule}", type=int, metavar="N")
@@ -458,6 +509,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("dest", metavar="DEST", help="the backup directory")
     sp.add_argument("target", metavar="TARGET", help="a new (or empty) directory for the store")
     sp.add_argument("--id", help="the backup to restore (default: the newest)")
+    sp.add_argument("--until", metavar="POSITION|TIME",
+                    help="the state at a change-log position or an ISO 8601 time (point-in-time restore)")
+    sp.add_argument(*KEY_FILE, help=KEY_HELP)
     sp.set_defaults(fn=cmd_restore, store=False)
     group = sub.add_parser("cache", help="statistics of a cache directory, or clear it",
                            description="statistics of a kuradb.Cache directory (L3/L4 on disk), or clear it")

@@ -330,14 +330,19 @@ class Store:
 
     def backup_every(self, dest: str | os.PathLike[str], *, every: Any, keep_last: int | None = None,
                      keep_daily: int | None = None, keep_weekly: int | None = None,
-                     on_backup: Any = None) -> BackupSchedule:
+                     on_backup: Any = None, kind: str = "full", full_every: Any = None,
+                     encryption_key: Any = None) -> BackupSchedule:
         """Back up into ``dest`` now and then every ``every`` ("1h", 3600, a timedelta) in a background
-        thread, pruning by the keep rules after each; ``.stop()`` or closing the store ends it."""
+        thread, pruning by the keep rules after each; ``.stop()`` or closing the store ends it.
+
+        ``kind="incremental"`` with ``full_every="1d"`` takes a full backup once a day and
+        incremental ones in between."""
         for name, value in (("keep_last", keep_last), ("keep_daily", keep_daily), ("keep_weekly", keep_weekly)):
             if value is not None and (type(value) is not int or value < 1):
                 raise errors.ValidationError(f"{name} must be a positive integer, not {value!r}", path=name)
         schedule = BackupSchedule(self, os.fspath(dest), every, keep_last=keep_last, keep_daily=keep_daily,
-                                  keep_weekly=keep_weekly, on_backup=on_backup)
+                                  keep_weekly=keep_weekly, on_backup=on_backup, kind=kind, full_every=full_every,
+                                  encryption_key=encryption_key)
         self._schedules.append(schedule)
         return schedule.start()
 
