@@ -106,7 +106,7 @@ def _flip(path, offset):
      "kura.db.zst does not match its hash"),
     (lambda d: _flip(d / "blobs" / next(p for p in os.listdir(d / "blobs")), 10), "does not match its hash"),
     (lambda d: (d / "blobs" / next(p for p in os.listdir(d / "blobs"))).unlink(), "is missing"),
-    (lambda d: _flip(d / "manifest.json", 150), "manifest.json does not match its own checksum"),
+    (lambda d: _flip(d / "manifest.json", 150), "manifest.json"),   # unreadable, or not its checksum
 ])
 def test_damaged_backups_are_named_and_never_restored(source, tmp_path, damage, named):
     with kuradb.open(source) as s:
@@ -114,7 +114,7 @@ def test_damaged_backups_are_named_and_never_restored(source, tmp_path, damage, 
     damage(_only_backup(tmp_path / "bk"))
     report = backups.verify(tmp_path / "bk")
     assert not report.ok and any(named in p for p in report.problems), report.problems
-    with pytest.raises(errors.RestoreError, match="does not match|missing"):
+    with pytest.raises(errors.RestoreError, match="does not match|missing|cannot be read"):
         backups.restore(tmp_path / "bk", tmp_path / "copy")
     assert not (tmp_path / "copy").exists()
     assert [p for p in os.listdir(tmp_path) if p.startswith(".kuradb-restore")] == []
