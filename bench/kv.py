@@ -105,6 +105,16 @@ class KuraTx(Kura):
                 self.c.put(v, id=k)
 
 
+class KuraEncrypted(Kura):
+    """kuradb with encryption at rest (needs the apsw-sqlite3mc build of apsw)."""
+
+    name = "kuradb encrypted"
+
+    def __init__(self, d: str) -> None:
+        self.store = kuradb.open(d, encryption_key=bytes(range(32)))
+        self.c = self.store.collection("bench")
+
+
 class Raw:
     name = "raw SQLite"
 
@@ -207,7 +217,7 @@ class TinyDB:
         self.db.close()
 
 
-SYSTEMS = [Kura, KuraTx, Raw, DiskCache, SqliteDict, TinyDB]
+SYSTEMS = [Kura, KuraTx, KuraEncrypted, Raw, DiskCache, SqliteDict, TinyDB]
 OPS = ["batched put", "single put", "get by id", "get missing"]
 
 
@@ -268,7 +278,10 @@ def main() -> None:
                     help="TinyDB rewrites its whole JSON file on every write, so it gets fewer")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--open-records", type=int, default=1_000_000)
-    ap.add_argument("--systems", default=",".join(c.name for c in SYSTEMS))
+    from kuradb import atrest
+
+    ap.add_argument("--systems", default=",".join(c.name for c in SYSTEMS
+                                                  if c is not KuraEncrypted or atrest.available()))
     args = ap.parse_args()
 
     wanted = set(args.systems.split(","))

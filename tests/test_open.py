@@ -103,8 +103,6 @@ def test_unavailable_backends_and_options_say_so(tmp_path):
             kuradb.open(location)
     with pytest.raises(errors.ValidationError, match="cache must be"):
         kuradb.open(tmp_path, cache="fast")
-    with pytest.raises(errors.KuraError, match="encryption"):
-        kuradb.open(tmp_path, encryption_key=b"k" * 32)
 
 
 def test_unwritable_location_raises_permission_denied(tmp_path):

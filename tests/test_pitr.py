@@ -295,7 +295,9 @@ def test_an_encrypted_file_that_still_matches_its_hash_but_not_its_key_is_refuse
         info = s.backup(dest, encryption_key=KEY)
     d = dest / info.id
     manifest = files.read_manifest(str(dest), info.id)
-    other = kuradb.backups.crypto.Cipher.new(bytes(32))
+    from kuradb.crypto import Cipher
+
+    other = Cipher.new(bytes(32))
     raw = tmp_path / "plain.zst"
     raw.write_bytes(b"x" * 100)
     other.seal_file(str(raw), str(d / "kura.db.zst"))
@@ -371,7 +373,7 @@ def test_a_schedule_takes_incrementals_and_a_full_one_when_the_last_is_old(tmp_p
 
 
 WRITER = """
-import os, sys, kuradb
+import os, sys, time, kuradb
 path, stop = sys.argv[1], sys.argv[2]
 with kuradb.open(path) as s:
     c = s.collection("load")
@@ -382,6 +384,7 @@ with kuradb.open(path) as s:
             if i % 7 == 3:
                 c.delete(f"w{(i - 1) * 5:07}")
         i += 1
+        time.sleep(0.001)   # a busy writer, not one that starves every other (SQLite's lock is not fair)
 """
 
 

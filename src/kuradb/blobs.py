@@ -18,7 +18,8 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import apsw
 
-from . import errors
+from . import atrest, errors
+from .crypto import Cipher
 from .encoding import BlobRef, blob_hash_of
 from .opstats import instrumented
 from .sqlite import all_rows, translate
@@ -83,6 +84,16 @@ class BlobStore:
         self._backend = store._backend
         self._ops = store._ops
         self.directory = directory
+        self._cipher: Cipher | None = None
+        if self._backend.key is not None:   # blob files are sealed with the store's blob key
+            if self._backend.read_only:
+                row = self._backend.reader().execute("SELECT value FROM meta WHERE key=?",
+                                                     (atrest.BLOB_KEY,)).fetchone()
+                key = None if row is None else bytes.fromhex(row[0])
+            else:
+                with self._backend.write() as tx:
+                    key = atrest.blob_key(tx.cur)
+            self._cipher = None if key is None else Cipher.of(key)
 
     def _path(self, h: str) -> str:
         return os.path.join(self.directory, h[:2], h)
@@ -135,7 +146,8 @@ class BlobStore:
         """Read a stream while hashing; small ones stay in memory, large ones go to a temp file."""
         h = hashlib.sha256()
         buf = bytearray()
-        out = None
+        out: Any = None
+        sink: Any = None
         size = 0
         try:
             while True:
@@ -150,12 +162,15 @@ class BlobStore:
                     buf += chunk
                     if len(buf) > INLINE_MAX:
                         out = self._temp()
-                        out.write(buf)
+                        sink = self._sealing(out)
+                        sink.write(buf)
                         buf = bytearray()
                 else:
-                    out.write(chunk)
+                    sink.write(chunk)
             if out is None:
                 return bytes(buf), h.hexdigest(), size, None
+            if sink is not out:
+                sink.close()
             self._sync(out)
             out.close()
             return None, h.hexdigest(), size, out.name
@@ -171,12 +186,39 @@ class BlobStore:
         out = self._temp()
         try:
             with out:
-                out.write(data)
+                sink = self._sealing(out)
+                sink.write(data)
+                if sink is not out:
+                    sink.close()
                 self._sync(out)
         except OSError as e:
             _unlink(out.name)
             raise _os_error(e, "a blob") from e
         return out.name
+
+    def _sealing(self, out: Any) -> Any:
+        """``out`` itself, or a writer sealing into it when the store is encrypted."""
+        return out if self._cipher is None else self._cipher.writer(out)
+
+    def _file(self, h: str, path: str | None = None) -> Any:
+        """The plaintext stream of blob file ``h`` (opened, unverified); FileNotFoundError if missing."""
+        f = open(path or self._path(h), "rb")
+        if self._cipher is None:
+            return f
+        try:
+            return self._cipher.reader(f, f"blob {h}", errors.CorruptedData)
+        except BaseException:
+            f.close()
+            raise
+
+    def file_digest(self, h: str, path: str | None = None) -> tuple[str, int]:
+        """SHA-256 and length of blob file ``h``'s content (decrypted when sealed); ``path``: a copy of it."""
+        digest, size = hashlib.sha256(), 0
+        with self._file(h, path) as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size
 
     def _temp(self) -> Any:
         tmpdir = os.path.join(self.directory, "tmp")
@@ -251,7 +293,7 @@ class BlobStore:
                 raise errors.CorruptedData(f"blob {h}: stored bytes do not match their hash")
             return io.BytesIO(data)
         try:
-            f = open(self._path(h), "rb")
+            f = self._file(h)
         except FileNotFoundError as e:
             raise errors.CorruptedData(f"blob {h}: its file {self._path(h)!r} is missing",
                                        hint="restore from a backup") from e

@@ -330,9 +330,9 @@ def cmd_backups(_: None, args: argparse.Namespace, out: Output) -> None:
         out.emit({"removed": removed})
 
 
-def _key(args: argparse.Namespace) -> bytes | str | None:
-    """The backup key from --encryption-key-file: 32 bytes are a raw key, anything else a passphrase."""
-    path = getattr(args, "encryption_key_file", None)
+def _key(args: argparse.Namespace, option: str = "encryption_key_file") -> bytes | str | None:
+    """A key from a key file option: 32 bytes are a raw key, anything else a passphrase."""
+    path = getattr(args, option, None)
     if path is None:
         return None
     try:
@@ -346,10 +346,19 @@ def _key(args: argparse.Namespace) -> bytes | str | None:
         text = data.decode().rstrip("\r\n")
     except UnicodeDecodeError as e:
         raise errors.ValidationError(f"{path}: a key file holds 32 raw bytes or a UTF-8 passphrase",
-                                     path="encryption_key_file") from e
+                                     path=option) from e
     if not text:
-        raise errors.ValidationError(f"{path} is empty", path="encryption_key_file")
+        raise errors.ValidationError(f"{path} is empty", path=option)
     return text
+
+
+def cmd_rekey(args: argparse.Namespace, out: Output) -> int:
+    """Encrypt a plain store, or change an encrypted store's key (offline)."""
+    from . import atrest
+
+    sealed = atrest.rekey(args.directory, _key(args, "key_file"), _key(args, "new_key_file"))
+    out.emit({"rekeyed": args.directory, "blob_files_sealed": sealed})
+    return 0
 
 
 def _until(text: str | None) -> int | datetime | None:
@@ -402,6 +411,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON output even on a terminal")
     p.add_argument("--durability", choices=["full", "normal", "off"], default="normal")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds a writer waits for the lock")
+    p.add_argument("--key-file", default=os.environ.get("KURADB_KEY_FILE"), metavar="F",
+                   help="the key of an encrypted store: 32 raw bytes or a passphrase (default: $KURADB_KEY_FILE)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, fn: Any, help: str, *, collection: bool = False, id: bool = False) -> Any:
@@ -504,6 +515,8 @@ def _parser() -> argparse.ArgumentParser:
         if action == "prune":
             for rule in ("last", "daily", "weekly"):
                 sp.add_argument(f"--keep-{rule}", type=int, metavar="N")
+    sp = command("rekey", None, "encrypt a store, or change its key (--key-file: the current one); offline")
+    sp.add_argument("--new-key-file", required=True, metavar="F", help="the new key: 32 raw bytes or a passphrase")
     sp = sub.add_parser("restore", help="restore a backup as a new store (verified before it appears)",
                         description="restore a backup as a new store (verified before it appears)")
     sp.add_argument("dest", metavar="DEST", help="the backup directory")
@@ -548,8 +561,10 @@ def main(argv: list[str] | None = None) -> int:
         read_only = args.command in _READ_ONLY or getattr(args, "action", None) == "list"
         if args.command not in _CREATES and not os.path.exists(os.path.join(args.directory, DB_FILE)):
             raise errors.NotFound(f"no kuradb store at {args.directory!r}", hint="create it with kuradb init")
+        if args.command == "rekey":
+            return cmd_rekey(args, out)
         with open_store(args.directory, durability=args.durability, timeout=args.timeout,
-                        read_only=read_only) as store:
+                        read_only=read_only, encryption_key=_key(args, "key_file")) as store:
             code = args.fn(store, args, out)
             if code:
                 return int(code)

@@ -18,7 +18,7 @@ import apsw
 import orjson
 
 from . import audit, errors
-from .encoding import blob_hash_of, checksum, make_rev, sha256_file
+from .encoding import blob_hash_of, checksum, make_rev
 from .query import fulltext
 from .query.catalog import array_paths, backfill
 from .query.indexes import index_ddl, load_meta
@@ -93,7 +93,7 @@ def verify(store: Store, progress: Callable[[float], None] | None = None) -> Rep
             _sqlite(cur, report)
             _log(cur, report, bar)
             _docs(cur, report, bar)
-            _blobs(cur, store.blobs._path, report, bar)
+            _blobs(cur, store.blobs, report, bar)
             _indexes(cur, report)
             bar.finish()
     except apsw.Error as e:
@@ -191,7 +191,7 @@ def _docs(cur: apsw.Cursor, report: Report, bar: _Progress) -> None:
     report.checked["records"] = records
 
 
-def _blobs(cur: apsw.Cursor, path_of: Callable[[str], str], report: Report, bar: _Progress) -> None:
+def _blobs(cur: apsw.Cursor, blobs: Any, report: Report, bar: _Progress) -> None:
     n = 0
     for h, size, data in cur.execute("SELECT hash, size, data FROM blobs"):
         bar.step()
@@ -200,9 +200,12 @@ def _blobs(cur: apsw.Cursor, path_of: Callable[[str], str], report: Report, bar:
             if len(data) != size or hashlib.sha256(data).hexdigest() != h:
                 report.add(f"blob {h}: stored bytes do not match their hash")
             continue
-        path = path_of(h)
+        path = blobs._path(h)
         try:
-            digest, length = sha256_file(path)
+            digest, length = blobs.file_digest(h)
+        except errors.CorruptedData as e:
+            report.add(f"blob {h}: file {path!r} cannot be opened: {e.message}")
+            continue
         except FileNotFoundError:
             report.add(f"blob {h}: its file {path!r} is missing")
             continue

@@ -21,7 +21,7 @@ from typing import Any
 
 import apsw
 
-from . import errors
+from . import atrest, errors
 from .schema import AFTER_MIGRATION, APPLICATION_ID, LATEST, MIGRATIONS, migration_checksum
 
 DURABILITY = ("full", "normal", "off")
@@ -191,7 +191,7 @@ class SQLiteBackend:
     """A kuradb database file in a directory."""
 
     def __init__(self, directory: str, *, durability: str = "normal", read_only: bool = False,
-                 timeout: float = 5.0, cache_mb: int = 128) -> None:
+                 timeout: float = 5.0, cache_mb: int = 128, key: Any = None) -> None:
         if durability not in DURABILITY:
             raise errors.ValidationError(
                 f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}",
@@ -218,6 +218,8 @@ class SQLiteBackend:
                                               hint="choose a writable location") from e
         elif not os.path.exists(self.path):
             raise errors.NotFound(f"no kuradb store at {directory!r}", hint="create it with kuradb init")
+        atrest.before_open(self.path, key)
+        self.key = key
         self._writer: apsw.Connection | None = None if read_only else self._connect()
         self._writer_cur: Any = None if self._writer is None else self._writer.cursor()
         self._migrate(self._writer or self._connect())
@@ -230,6 +232,12 @@ class SQLiteBackend:
             apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
         try:
             conn = apsw.Connection(self.path, flags=flags)
+            if self.key is not None:
+                try:
+                    atrest.unlock(conn, self.key, self.path)
+                except BaseException:
+                    conn.close()
+                    raise
             conn.setbusytimeout(int(self.timeout * 1000))
             if not self.read_only:
                 mode = scalar(conn, "PRAGMA journal_mode=WAL")

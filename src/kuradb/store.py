@@ -42,16 +42,15 @@ def open(location: str | os.PathLike[str], *, durability: str = "normal", cache:
     ``location`` is a directory, or ``":memory:"`` for a throwaway store that
     lives in a private temporary directory (RAM-backed where the OS offers it)
     and is deleted on close. ``timeout`` bounds how long a writer waits for
-    another writer before raising ``Busy``.
+    another writer before raising ``Busy``. ``encryption_key`` (32 bytes, or a
+    passphrase str) encrypts the database, its WAL and the blob files
+    (kuradb/atrest.py); a wrong or missing key raises ``PermissionDenied``.
     """
     location = os.fspath(location)
     if location.startswith(("postgresql://", "postgres://", "http://", "https://")):
         raise errors.KuraError(f"{location.split(':')[0]} stores are not available in this version",
                                hint="open a directory or ':memory:'")
     cache_config = CacheConfig.of(cache)
-    if encryption_key is not None:
-        raise errors.KuraError("encryption at rest is not available in this version",
-                               hint="pass encryption_key=None")
     temporary = None
     if location == ":memory:":
         base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
@@ -59,7 +58,7 @@ def open(location: str | os.PathLike[str], *, durability: str = "normal", cache:
     try:
         return Store(location, durability=durability, read_only=read_only, author=author,
                      timeout=timeout, max_document_size=max_document_size, temporary=temporary is not None,
-                     cache=cache_config)
+                     cache=cache_config, encryption_key=encryption_key)
     except BaseException:
         if temporary:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -76,14 +75,14 @@ class Store:
     def __init__(self, directory: str, *, durability: str = "normal", read_only: bool = False,
                  author: str | None = None, timeout: float = 5.0,
                  max_document_size: int = DEFAULT_MAX_DOCUMENT_BYTES, temporary: bool = False,
-                 cache: CacheConfig | None = None) -> None:
+                 cache: CacheConfig | None = None, encryption_key: Any = None) -> None:
         self.directory = directory
         self.author = author
         self.max_document_size = max_document_size
         self._temporary = temporary
         self._pid = os.getpid()
         self._backend = SQLiteBackend(directory, durability=durability, read_only=read_only,
-                                      timeout=timeout)
+                                      timeout=timeout, key=encryption_key)
         self._collections: dict[str, Collection] = {}
         self._ensured: set[str] = set()  # collections known to have their row
         self._arrays = ArrayCatalog()

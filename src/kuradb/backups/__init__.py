@@ -61,7 +61,7 @@ def verify(dest: str | os.PathLike[str], id: str | None = None, *, encryption_ke
             continue
         if problems:
             continue
-        if m.get("encryption") is not None and encryption_key is None:
+        if (m.get("encryption") is not None or m.get("store_encrypted")) and encryption_key is None:
             report.add(f"backup {bid} is encrypted: give its encryption_key to check that it restores")
             continue
         with tempfile.TemporaryDirectory(prefix="kuradb-verify-") as tmp:

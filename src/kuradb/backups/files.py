@@ -67,7 +67,8 @@ def fsync_dir(path: str) -> None:
 
 def info(m: dict[str, Any]) -> BackupInfo:
     return BackupInfo(m["id"], m["kind"], m["parent"], m["position"], datetime.fromisoformat(m["created"]),
-                      sum(f["size"] for f in m["files"]), m.get("since", 0), m.get("encryption") is not None)
+                      sum(f["size"] for f in m["files"]), m.get("since", 0),
+                      m.get("encryption") is not None or bool(m.get("store_encrypted")))
 
 
 def read_manifest(dest: str, bid: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import apsw
 import orjson
 
-from .. import errors
+from .. import atrest, errors
 from ..query import fulltext, indexes
 from ..query.catalog import array_paths, encode
 from ..query.indexes import IndexInfo
@@ -44,9 +44,9 @@ TXN = 17
 class Source:
     """One backup's data, read-only."""
 
-    def __init__(self, path: str, bid: str) -> None:
+    def __init__(self, path: str, bid: str, key: Any = None) -> None:
         self.bid = bid
-        self.conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+        self.conn = atrest.connect(path, key, apsw.SQLITE_OPEN_READONLY)
         have = {r[1] for r in self.conn.execute("PRAGMA table_info(log)")}
         self._select = ", ".join(c if c in have else "NULL" for c in COLUMNS)
         self._tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}

@@ -27,9 +27,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import audit, errors
+from ..crypto import Cipher
 from ..encoding import sha256_file
 from . import files, replay
-from .crypto import Cipher
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -205,9 +205,21 @@ class _Unpacker:
             self._paths[m["id"]] = path
         return path
 
+    def store_key(self, m: Manifest) -> Any:
+        """The key of the store ``m`` was taken from, when it was encrypted."""
+        if not m.get("store_encrypted"):
+            return None
+        if self.key is None:
+            raise errors.PermissionDenied(f"backup {m['id']} is of an encrypted store; give its encryption_key")
+        return self.key
+
     def source(self, m: Manifest) -> replay.Source:
         if m["id"] not in self._sources:
-            self._sources[m["id"]] = replay.Source(self.database(m), m["id"])
+            path = self.database(m)
+            try:
+                self._sources[m["id"]] = replay.Source(path, m["id"], self.store_key(m))
+            except errors.PermissionDenied as e:
+                raise errors.PermissionDenied(f"backup {m['id']}: {e.message}") from e
         return self._sources[m["id"]]
 
     def blob(self, h: str, target: str) -> bool:
@@ -224,8 +236,8 @@ class _Unpacker:
                 shutil.copyfile(source, target)
             else:
                 cipher.open_file(source, target, where)
-            if sha256_file(target) != (h, entry.get("content", entry)["size"]):
-                raise errors.RestoreError(f"{where} does not match its hash")
+            if not m.get("store_encrypted") and sha256_file(target) != (h, entry.get("content", entry)["size"]):
+                raise errors.RestoreError(f"{where} does not match its hash")   # sealed ones: by store.verify()
             return True
         return False
 
@@ -236,10 +248,19 @@ def _build(store_dir: str, base: list[Manifest], tail: Manifest | None, p: int, 
     from ..store import open as open_store
 
     os.makedirs(os.path.join(store_dir, "blobs"))
+    plan = [*base, *([tail] if tail is not None else [])]
+    if len({bool(m.get("store_encrypted")) for m in plan}) > 1:
+        raise errors.RestoreError("this point needs backups taken before and after the store was encrypted",
+                                  hint="restore a point covered by backups of one kind (kuradb backups list)")
+    key = unpacker.store_key(plan[0]) if plan else None
     if base:
         unpacker.database(base[0], os.path.join(store_dir, "kura.db"))
     steps = len(base) + (tail is not None) + 1
-    with open_store(store_dir) as store:
+    try:
+        store = open_store(store_dir, encryption_key=key)
+    except errors.PermissionDenied as e:
+        raise errors.PermissionDenied(f"backup {plan[0]['id']}: {e.message}") from e
+    with store:
         for i, m in enumerate(base[1:], 2):
             replay.replay(store, unpacker.source(m), m["since"], m["position"])
             if progress is not None:

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import apsw
 
-from .. import audit, errors
+from .. import atrest, audit, errors
+from ..crypto import Cipher
 from ..encoding import sha256_file
 from ..ids import new_id
 from . import files
-from .crypto import Cipher
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -52,6 +52,9 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", en
     """
     if kind not in files.KINDS:
         raise errors.ValidationError(f"kind must be one of {', '.join(files.KINDS)}, not {kind!r}", path="kind")
+    if store._backend.key is not None and encryption_key is not None:
+        raise errors.ValidationError("a backup of an encrypted store is encrypted with the store's own key",
+                                     path="encryption_key", hint="leave encryption_key out")
     files.zstd()
     dest = os.fspath(dest)
     try:
@@ -77,7 +80,8 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", en
         manifest = {"format": files.FORMAT, "id": bid, "kind": kind, "parent": parent["id"] if parent else None,
                     "since": since, "position": position, "audit_head": head.hex(), "position_at": at,
                     "created": created.isoformat(), "store": os.path.abspath(store.directory),
-                    "encryption": cipher.params if cipher else None, "files": [entry, *blobs]}
+                    "encryption": cipher.params if cipher else None,
+                    "store_encrypted": store._backend.key is not None, "files": [entry, *blobs]}
         files.write_manifest(work, manifest)
         files.fsync_dir(os.path.join(work, "blobs"))
         files.fsync_dir(work)
@@ -99,7 +103,8 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", en
 def _parent(store: Store, dest: str, kind: str) -> dict[str, Any] | None:
     """The backup an incremental (newest of any kind) or differential (newest full) builds on."""
     found = [m for m in files.manifests(dest) if kind == "incremental" or m["kind"] == "full"]
-    found = [m for m in found if m.get("audit_head")]
+    encrypted = store._backend.key is not None    # a store encrypted (or decrypted) since starts a new chain
+    found = [m for m in found if m.get("audit_head") and bool(m.get("store_encrypted")) == encrypted]
     if not found:
         return None
     m = max(found, key=lambda m: (m["position"], m["created"]))
@@ -137,7 +142,7 @@ def _full(store: Store, work: str, cipher: Cipher | None,
     raw = os.path.join(work, "kura.db")
     source = _snapshot_connection(store)
     try:
-        dest = apsw.Connection(raw)
+        dest = atrest.connect(raw, store._backend.key)   # an encrypted store's copy stays encrypted
         try:
             with dest.backup("main", source, "main") as b:
                 while not b.done:
@@ -148,7 +153,7 @@ def _full(store: Store, work: str, cipher: Cipher | None,
         raise errors.BackupError(f"copying the database failed: {e}") from e
     finally:
         _release(store, source)
-    conn = apsw.Connection(raw)
+    conn = atrest.connect(raw, store._backend.key)
     try:
         position, head = audit.head(conn)
         at = _at(conn, position)
@@ -164,7 +169,10 @@ def _changes(store: Store, work: str, since: int, parent_head: str | None, ciphe
     raw = os.path.join(work, "changes.db")
     conn = _snapshot_connection(store)
     try:
-        conn.execute("ATTACH ? AS out", (raw,))
+        if store._backend.key is None:
+            conn.execute("ATTACH ? AS out", (raw,))
+        else:
+            conn.execute("ATTACH ? AS out KEY ?", (raw, atrest.key_value(store._backend.key)))
         conn.execute("BEGIN")
         try:
             position, head = audit.head(conn)      # the snapshot starts here
@@ -186,7 +194,7 @@ def _changes(store: Store, work: str, since: int, parent_head: str | None, ciphe
         raise errors.BackupError(f"reading the changes since position {since} failed: {e}") from e
     finally:
         _release(store, conn)
-    out = apsw.Connection(raw)
+    out = atrest.connect(raw, store._backend.key)
     try:
         blobs = _copy_blobs(store, out, work, cipher, progress)
     finally:
@@ -222,11 +230,14 @@ def _copy_blobs(store: Store, conn: apsw.Connection, work: str, cipher: Cipher |
                 continue
             raise errors.BackupError(f"blob {h}: its file {src!r} is missing from the store",
                                      hint="run kuradb verify on the store") from None
-        digest, length = sha256_file(target)
+        digest, length = store.blobs.file_digest(h, target)
         if digest != h or length != size:
             raise errors.BackupError(f"blob {h}: the store's file {src!r} does not match its hash",
                                      hint="run kuradb verify on the store")
         entry: dict[str, Any] = {"path": f"blobs/{h}", "size": size, "sha256": h}
+        if store.blobs._cipher is not None:   # sealed with the store's blob key: the manifest hashes the file
+            digest, length = sha256_file(target)
+            entry = {"path": f"blobs/{h}", "size": length, "sha256": digest, "content": {"size": size, "sha256": h}}
         if cipher is not None:
             cipher.seal_file(target, target + ".sealed")
             os.replace(target + ".sealed", target)

@@ -1,4 +1,4 @@
-"""Encrypted backups: AES-256-GCM in 1 MiB chunks, a key per backup derived from the caller's.
+"""AES-256-GCM in 1 MiB chunks: encrypted backups (a key per backup derived from the caller's) and blob files.
 
 The caller's key is 32 raw bytes or a passphrase (``str``). Each backup draws a
 random salt; its data key is HKDF-SHA256(raw key, salt), or scrypt(passphrase,
@@ -19,7 +19,7 @@ import os
 import struct
 from typing import Any
 
-from .. import errors
+from . import errors
 
 MAGIC = b"KURAENC1"
 _PLAIN = 1 << 20
@@ -31,8 +31,8 @@ def _aesgcm() -> Any:
     try:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     except ImportError as e:
-        raise errors.BackupError("encrypted backups need the cryptography package",
-                                 hint="pip install 'kuradb[encryption]'") from e
+        raise errors.KuraError("encryption needs the cryptography package",
+                               hint="pip install 'kuradb[encryption]'") from e
     return AESGCM
 
 
@@ -87,8 +87,14 @@ class Cipher:
     def writer(self, sink: Any) -> _Writer:
         return _Writer(self._aead, sink)
 
-    def reader(self, src: Any, where: str) -> _Reader:
-        return _Reader(self._aead, src, where)
+    @classmethod
+    def of(cls, data_key: bytes) -> Cipher:
+        """A cipher for a key that is already a data key (a store's blob key)."""
+        return cls(data_key, {})
+
+    def reader(self, src: Any, where: str, error: type[errors.KuraError] = errors.RestoreError) -> _Reader:
+        """Opens what ``writer`` sealed; damage raises ``error`` naming ``where``."""
+        return _Reader(self._aead, src, where, error)
 
     def seal_file(self, source: str, target: str) -> None:
         with open(source, "rb") as src, open(target, "wb") as out:
@@ -122,7 +128,7 @@ class _Writer:
 
     def _emit(self, plain: bytes, last: bool) -> None:
         if self._i >= 0xFFFFFFFF:
-            raise errors.BackupError("a backup file over 4 PiB cannot be sealed")
+            raise errors.KuraError("a file over 4 PiB cannot be sealed")
         sealed = self._aead.encrypt(_nonce(self._prefix, self._i), plain, struct.pack(">I?", self._i, last))
         self._sink.write(_LEN.pack(len(sealed)) + sealed)
         self._i += 1
@@ -143,11 +149,11 @@ class _Writer:
 
 
 class _Reader:
-    def __init__(self, aead: Any, src: Any, where: str) -> None:
-        self._aead, self._src, self._where = aead, src, where
+    def __init__(self, aead: Any, src: Any, where: str, error: type[errors.KuraError]) -> None:
+        self._aead, self._src, self._where, self._error = aead, src, where, error
         head = src.read(len(MAGIC) + 8)
         if len(head) != len(MAGIC) + 8 or head[:len(MAGIC)] != MAGIC:
-            raise errors.RestoreError(f"{where} is not an encrypted kuradb backup file")
+            raise error(f"{where} is not a file kuradb encrypted")
         self._prefix = head[len(MAGIC):]
         self._i = 0
         self._buf = b""
@@ -156,7 +162,7 @@ class _Reader:
     def _next(self) -> None:
         n = self._src.read(_LEN.size)
         if len(n) != _LEN.size:
-            raise errors.RestoreError(f"{self._where} is cut short (chunk {self._i} missing)")
+            raise self._error(f"{self._where} is cut short (chunk {self._i} missing)")
         sealed = self._src.read(_LEN.unpack(n)[0])
         from cryptography.exceptions import InvalidTag
         for last in (False, True):
@@ -168,7 +174,7 @@ class _Reader:
             self._done = last
             self._i += 1
             return
-        raise errors.RestoreError(f"{self._where}: chunk {self._i} fails authentication (damaged or altered)")
+        raise self._error(f"{self._where}: chunk {self._i} fails authentication (damaged or altered)")
 
     def read(self, size: int = -1) -> bytes:
         out = bytearray()
@@ -183,5 +189,19 @@ class _Reader:
             self._buf = self._buf[take:]
         return bytes(out)
 
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        memoryview(b)[:len(data)] = data
+        return len(data)
+
     def readable(self) -> bool:
         return True
+
+    def close(self) -> None:
+        self._src.close()
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
