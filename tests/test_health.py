@@ -72,3 +72,24 @@ def test_cli_exit_code_reflects_status(tmp_path, capsys):
     capsys.readouterr()
     assert main(["health", d]) == 2
     assert json.loads(capsys.readouterr().out)["checks"]["last_verify"]["status"] == "failing"
+
+
+def test_the_read_cache_hit_rate_is_a_check_once_it_means_something(tmp_path):
+    with kuradb.open(tmp_path / "s", cache="default") as s:
+        c = s["n"]
+        c.put_many([(f"k{i}", {"i": i}) for i in range(2000)])
+        for i in range(10):
+            c.get(f"k{i}")
+        check = s.health().checks["cache_hit_rate"]
+        assert check.status == "ok" and "too few to judge" in check.detail
+        for i in range(2000):          # every read a first read: a miss
+            c.get(f"k{i}")
+        check = s.health().checks["cache_hit_rate"]
+        assert check.status == "degraded" and check.value < 0.2
+        for _ in range(5):
+            for i in range(100):
+                c.get(f"k{i}")
+        assert s.health(thresholds={"cache_hit_rate": {"degraded": 0.1}}).checks["cache_hit_rate"].status == "ok"
+        assert "cache_hit_rate" not in s.health(thresholds={"cache_hit_rate": None}).checks
+    with kuradb.open(tmp_path / "s") as s:
+        assert "cache_hit_rate" not in s.health().checks     # no cache, no check

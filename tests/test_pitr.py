@@ -428,3 +428,94 @@ def test_backups_under_another_process_writing_restore_consistent_states(tmp_pat
         check(state)
         if how == "id":
             assert at == next(b.position for b in infos if b.id == value)
+
+
+# -- faults ---------------------------------------------------------------------------------------
+
+def _chain(tmp_path):
+    dest = tmp_path / "bk"
+    with _store(tmp_path, 300) as s:
+        s["notes"].put({"file": s.blobs.put(os.urandom(90_000))}, id="f0")
+        s.backup(dest)
+        s["notes"].put({"file": s.blobs.put(os.urandom(90_000))}, id="f1")
+        s.backup(dest, kind="incremental")
+        s["notes"].put({"x": 2}, id="x")
+        s.backup(dest, kind="differential")
+    return dest
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_every_file_of_a_chain_damaged_is_named_and_refused(tmp_path, damage):
+    dest = _chain(tmp_path)
+    originals = {p: open(p, "rb").read() for p in _files_under(dest)}
+    assert {os.path.basename(p) for p in originals} >= {"kura.db.zst", "changes.db.zst", "manifest.json"}
+    for path, data in originals.items():
+        with open(path, "wb") as f:
+            if damage == "flip":
+                f.write(data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 0x40]) + data[len(data) // 2 + 1:])
+            else:
+                f.write(data[:len(data) - max(1, len(data) // 3)])
+        name = os.path.relpath(path, dest).split(os.sep, 1)[1]
+        problems = backups.verify(dest).problems
+        assert any(name in p for p in problems), (name, problems)
+        bid = os.path.relpath(path, dest).split(os.sep)[0]
+        with pytest.raises((errors.RestoreError, errors.NotFound)):
+            backups.restore(dest, tmp_path / "copy", id=bid)
+        assert not (tmp_path / "copy").exists()
+        with open(path, "wb") as f:
+            f.write(data)
+    assert backups.verify(dest).ok
+
+
+def test_prune_keeps_the_chain_a_kept_backup_needs(tmp_path):
+    dest = _chain(tmp_path)
+    full, inc, diff = backups.list(dest)
+    assert backups.prune(dest, keep_last=1) == [inc.id]          # the differential needs only the full
+    assert [b.id for b in backups.list(dest)] == [full.id, diff.id]
+    assert restored(dest, tmp_path)[0].id == diff.id
+
+
+def test_a_full_destination_is_storage_full_and_leaves_nothing(tmp_path, monkeypatch):
+    """Simulated: the filesystem says ENOSPC while the backup is written (see the tmpfs test for a real one)."""
+    import errno
+
+    from kuradb.backups import files
+
+    dest = tmp_path / "bk"
+    with _store(tmp_path, 100) as s:
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(files, "pack", full)
+        with pytest.raises(errors.StorageFull, match="is full"):
+            s.backup(dest)
+    assert os.listdir(dest) == [] and backups.list(dest) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (needs the right to mount, as root in CI has)."""
+    import subprocess
+
+    path = tmp_path / "small"
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)],
+                      capture_output=True).returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must be able to mount a small tmpfs for the disk-full test")
+        pytest.skip("mounting a small tmpfs needs root; run the suite as root to test a really full disk")
+    yield path
+    subprocess.run(["umount", str(path)], check=True)
+
+
+def test_a_really_full_disk_fails_backup_and_restore_cleanly(tmp_path, small_disk):
+    with _store(tmp_path, 20) as s:
+        s["notes"].put({"file": s.blobs.put(os.urandom(2_000_000))}, id="big")   # more than the disk holds
+        with pytest.raises(errors.StorageFull):
+            s.backup(small_disk / "bk")
+        assert backups.list(small_disk / "bk") == [] and os.listdir(small_disk / "bk") == []
+        s.backup(tmp_path / "bk")
+    with pytest.raises(errors.StorageFull):
+        backups.restore(tmp_path / "bk", small_disk / "restored")
+    assert not (small_disk / "restored").exists()
+    assert [p for p in os.listdir(small_disk) if p != "bk"] == []

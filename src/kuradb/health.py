@@ -7,6 +7,7 @@ overrides any of them; ``None`` turns a check off):
     wal_size       the write-ahead log's size             degraded > 256 MiB, failing > 1 GiB
     last_backup    age of the last successful backup      degraded > 1 day or none recorded
     last_verify    the last ``verify()`` result           failing if it found problems
+    cache_hit_rate the read cache's hit rate (``cache=``)  degraded < 0.2, once it has seen 1,000 reads
 
 ``backup()`` and ``verify()`` record their outcome in the store (``meta``)
 when it is writable, so any process can see them.
@@ -32,7 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "wal_size": {"degraded": 256 * MiB, "failing": 1 * GiB},
     "last_backup": {"degraded": 86_400},  # seconds
     "last_verify": {},
+    "cache_hit_rate": {"degraded": 0.2},
 }
+CACHE_SAMPLE = 1000   # reads before the hit rate means anything
 ORDER = {"ok": 0, "degraded": 1, "failing": 2}
 
 
@@ -130,5 +133,12 @@ def health(store: Store, thresholds: dict[str, Any] | None = None) -> Health:
             detail = (f"{last['problems']} problem(s) found" if last["problems"] else "no problem found") + \
                 f" {age / 3600:,.1f} h ago"
             checks["last_verify"] = Check(status, detail, last["problems"])
+    rc = store._read_cache
+    if limits["cache_hit_rate"] is not None and rc is not None:
+        st = rc.cache.stats()
+        reads = st.hits + st.misses
+        status = _below(st.hit_rate, limits["cache_hit_rate"]) if reads >= CACHE_SAMPLE else "ok"
+        checks["cache_hit_rate"] = Check(status, f"{st.hit_rate:.1%} of {reads:,} cached reads"
+                                         + ("" if reads >= CACHE_SAMPLE else " (too few to judge)"), st.hit_rate)
     worst = max((c.status for c in checks.values()), key=ORDER.__getitem__, default="ok")
     return Health(worst, checks)

@@ -19,6 +19,7 @@ raises ``RestoreError`` and leaves ``target`` as it was.
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -82,6 +83,8 @@ def restore(dest: str | os.PathLike[str], target: str | os.PathLike[str], *, unt
             os.rename(store_dir, target)
             files.fsync_dir(parent)
     except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise errors.StorageFull(f"the disk holding {target!r} is full", hint="nothing was restored") from e
         raise errors.RestoreError(f"restoring into {target!r} failed: {e.strerror or e}") from e
     finally:
         shutil.rmtree(work, ignore_errors=True)

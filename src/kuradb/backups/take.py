@@ -10,6 +10,7 @@ references, and the store's small catalog tables. Everything is written under
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Callable
@@ -89,6 +90,11 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", en
         files.fsync_dir(dest)
     except BaseException as e:
         shutil.rmtree(work, ignore_errors=True)
+        full = isinstance(e, apsw.FullError) or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT))
+        if full or isinstance(e.__cause__, apsw.FullError):
+            raise errors.StorageFull(f"the disk holding {dest!r} is full",
+                                     hint="nothing was kept of this backup; free space, prune old backups"
+                                     " (kuradb backups prune) or choose another DEST") from e
         if isinstance(e, errors.KuraError):
             raise
         if isinstance(e, OSError):
