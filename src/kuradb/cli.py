@@ -319,7 +319,8 @@ def cmd_backups(_: None, args: argparse.Namespace, out: Output) -> None:
         out.table([b.to_dict() for b in backups.list_backups(args.dest)],
                   ["id", "kind", "parent", "position", "created", "size"])
     elif args.action == "verify":
-        report = backups.verify(args.dest, args.id, encryption_key=_key(args))
+        with Progress(f"verifying backups in {args.dest}", total=1000) as bar:
+            report = backups.verify(args.dest, args.id, encryption_key=_key(args), progress=bar.fraction)
         out.emit(report.to_dict())
         if not report.ok:
             raise errors.CorruptedData(f"{args.dest}: {len(report.problems)} problem(s) found",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from .. import errors
@@ -36,7 +37,8 @@ def list_backups(dest: str | os.PathLike[str]) -> list[BackupInfo]:
     return [files.info(m) for m in files.manifests(os.fspath(dest))]
 
 
-def verify(dest: str | os.PathLike[str], id: str | None = None, *, encryption_key: Any = None) -> Report:
+def verify(dest: str | os.PathLike[str], id: str | None = None, *, encryption_key: Any = None,
+           progress: Callable[[float], None] | None = None) -> Report:
     """Check every file's hash and every chain, then restore each backup into a temporary
     directory and run the store's own verify there. An encrypted backup needs its key."""
     dest = os.fspath(dest)
@@ -46,7 +48,9 @@ def verify(dest: str | os.PathLike[str], id: str | None = None, *, encryption_ke
     ids = [id] if id is not None else [b for b in sorted(os.listdir(dest)) if not b.startswith(".")
                                          and os.path.isdir(os.path.join(dest, b))]
     good = {m["id"] for m in files.manifests(dest)}
-    for bid in ids:
+    for i, bid in enumerate(ids):
+        if progress is not None:
+            progress(i / max(len(ids), 1))
         try:
             m = files.read_manifest(dest, bid)
         except (errors.CorruptedData, errors.NotFound) as e:
@@ -69,6 +73,8 @@ def verify(dest: str | os.PathLike[str], id: str | None = None, *, encryption_ke
                 restore(dest, os.path.join(tmp, "store"), id=bid, encryption_key=encryption_key)
             except errors.KuraError as e:
                 report.add(f"backup {bid}: {e.message}")
+    if progress is not None:
+        progress(1.0)
     return report
 
 
