@@ -64,7 +64,7 @@ def test_nothing_under_the_store_directory_is_plaintext(tmp_path, secret_blob):
         assert s.blobs.get(s["notes"].get("assets")["file"]) == secret_blob
 
 
-@pytest.mark.parametrize("key,wrong", [(KEY, bytes(32)), ("a long passphrase", "a long passphrasE")])
+@pytest.mark.parametrize("key,wrong", [(KEY, bytes(32)), ("it's a \"long\" passphrase", "it's a long passphrase")])
 def test_a_wrong_or_missing_key_is_refused_without_touching_the_files(tmp_path, key, wrong):
     path = tmp_path / "store"
     with kuradb.open(path, encryption_key=key) as s:
@@ -211,3 +211,14 @@ def test_cli_key_file_and_rekey(tmp_path, capsys):
     assert main(["--key-file", str(old), "get", store, "notes", "a"]) == errors.EXIT_CODES["permission_denied"]
     capsys.readouterr()
     assert main(["--key-file", str(new), "verify", store]) == 0
+
+
+def test_an_encrypted_store_with_a_read_cache(tmp_path):
+    path = tmp_path / "store"
+    with kuradb.open(path, encryption_key=KEY, cache="default") as s:
+        s["c"].put({"v": 1}, id="a")
+        assert s["c"].get("a")["v"] == 1
+        with kuradb.open(path, encryption_key=KEY) as other:     # another writer: the cache must see it
+            other["c"].put({"v": 2}, id="a")
+        assert s["c"].get("a")["v"] == 2
+        assert s.stats()["cache"]["catch_ups"] >= 1 and s.stats()["encrypted"] is True

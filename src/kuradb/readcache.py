@@ -31,7 +31,7 @@ from typing import Any
 
 import apsw
 
-from . import errors
+from . import atrest, errors
 from .cache import Cache
 
 _HEADER = 48
@@ -87,14 +87,14 @@ class CacheConfig:
 
 
 class ReadCache:
-    def __init__(self, db_path: str, config: CacheConfig) -> None:
+    def __init__(self, db_path: str, config: CacheConfig, key: Any = None) -> None:
         if not isinstance(config.max_staleness, int | float) or config.max_staleness < 0:
             raise errors.ValidationError("max_staleness must be a number of seconds >= 0", path="max_staleness")
         self.config = config
         self.cache = Cache(None, l1_max_items=config.l1_max_items, l2_max_items=config.l2_max_items,
                            l1_max_bytes=config.l1_max_bytes, l2_max_bytes=config.l2_max_bytes, access_log=0)
         self.get = self.cache.get
-        self._conn = apsw.Connection(db_path, flags=apsw.SQLITE_OPEN_READONLY)
+        self._conn = atrest.connect(db_path, key, apsw.SQLITE_OPEN_READONLY)
         self._conn.setbusytimeout(5000)
         self._lock = threading.Lock()
         self.gen = 0

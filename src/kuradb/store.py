@@ -95,7 +95,7 @@ class Store:
         self.blobs = BlobStore(self, os.path.join(directory, "blobs"))
         self._read_cache: ReadCache | None = None
         if cache is not None:
-            self._read_cache = ReadCache(self._backend.path, cache)
+            self._read_cache = ReadCache(self._backend.path, cache, encryption_key)
             if cache.max_staleness:
                 self._backend.on_commit(self._read_cache.catch_up)   # own commits: seen at once
 
@@ -408,7 +408,7 @@ class Store:
             files["db_bytes" if not suffix else "wal_bytes"] = os.path.getsize(p) if os.path.exists(p) else 0
         return {
             "directory": self.directory, "durability": self.durability, "read_only": self.read_only,
-            "position": self.position, "collections": len(self.collections()),
+            "encrypted": self._backend.key is not None, "position": self.position, "collections": len(self.collections()),
             "records": int(live), "deleted": int(deleted),
             "versions": q("SELECT count(*) FROM log WHERE kind='record' AND erased=0")[0],
             "blobs": blobs, "blob_bytes": blob_bytes, **files,
