@@ -90,9 +90,10 @@ def restore(dest: str | os.PathLike[str], target: str | os.PathLike[str], *, unt
         shutil.rmtree(work, ignore_errors=True)
     if tail is None or tail["position"] == p:
         return files.info(tail or base[-1])
-    return files.BackupInfo(tail["id"], "point-in-time", base[-1]["id"] if base else None, p, files.info(tail).created,
+    last = files.info(tail)
+    return files.BackupInfo(tail["id"], "point-in-time", base[-1]["id"] if base else None, p, last.created,
                             sum(files.info(m).size for m in [*base, tail]), base[-1]["position"] if base else 0,
-                            tail.get("encryption") is not None)
+                            last.encrypted)
 
 
 # -- planning -----------------------------------------------------------------------------
