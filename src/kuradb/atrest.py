@@ -101,7 +101,8 @@ def before_open(path: str, key: Any) -> None:
     encrypted = is_encrypted(path)
     if encrypted and key is None:
         raise errors.PermissionDenied(f"the store at {os.path.dirname(path)!r} is encrypted (or its database"
-                                      " is random bytes)", hint="open it with encryption_key=")
+                                      " is random bytes)",
+                                      hint="open it with encryption_key= (on the command line: kuradb --key-file F)")
     if encrypted is False and key is not None and head_is_plain(path):
         raise errors.PermissionDenied(f"the store at {os.path.dirname(path)!r} is not encrypted",
                                       hint="kuradb rekey DIR --new-key-file F encrypts it; or open it without a key")

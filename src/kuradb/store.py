@@ -408,7 +408,8 @@ class Store:
             files["db_bytes" if not suffix else "wal_bytes"] = os.path.getsize(p) if os.path.exists(p) else 0
         return {
             "directory": self.directory, "durability": self.durability, "read_only": self.read_only,
-            "encrypted": self._backend.key is not None, "position": self.position, "collections": len(self.collections()),
+            "encrypted": self._backend.key is not None, "position": self.position,
+            "collections": len(self.collections()),
             "records": int(live), "deleted": int(deleted),
             "versions": q("SELECT count(*) FROM log WHERE kind='record' AND erased=0")[0],
             "blobs": blobs, "blob_bytes": blob_bytes, **files,
