@@ -257,7 +257,9 @@ def cmd_verify(store: Store, args: argparse.Namespace, out: Output) -> None:
 
 
 def cmd_repair(store: Store, args: argparse.Namespace, out: Output) -> None:
-    out.emit(store.repair().to_dict())
+    with Progress("repairing", total=1000) as bar:
+        report = store.repair(progress=bar.fraction)
+    out.emit(report.to_dict())
 
 
 def cmd_health(store: Store, args: argparse.Namespace, out: Output) -> int:

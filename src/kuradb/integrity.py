@@ -262,12 +262,16 @@ def _indexes(cur: apsw.Cursor, report: Report) -> None:
     report.checked["indexes"] = n
 
 
-def repair(store: Store) -> Report:
+def repair(store: Store, progress: Callable[[float], None] | None = None) -> Report:
     """Rebuild derived state: array catalog, blob references, secondary and text indexes.
 
     Records, versions and blobs are never changed. Problems that repair cannot
     fix (a checksum mismatch, a missing blob file) remain in ``verify``'s report.
     """
+    def step(fraction: float) -> None:
+        if progress is not None:
+            progress(fraction)
+
     report = Report()
     with store._backend.write() as tx:
         cur = tx.cur
@@ -276,6 +280,7 @@ def repair(store: Store) -> Report:
         added = scalar(cur, "SELECT count(*) FROM array_paths") - before
         if added:
             report.repaired.append(f"array catalog: {added} paths added")
+        step(0.2)
         refs = 0
         bodies: list[Any] = cur.execute("SELECT position, json(body) FROM log WHERE kind='record'"
                                         " AND body IS NOT NULL AND instr(json(body), '\"$blob\"')").fetchall()
@@ -287,8 +292,10 @@ def repair(store: Store) -> Report:
                                     " RETURNING 1", (h, position)).fetchone() is not None
         if refs:
             report.repaired.append(f"blob references: {refs} added")
+        step(0.4)
         collections: list[Any] = cur.execute("SELECT DISTINCT collection FROM indexes").fetchall()
-        for (coll,) in collections:
+        for n, (coll,) in enumerate(collections):
+            step(0.4 + 0.6 * n / len(collections))
             for info in load_meta(cur, coll).indexes:
                 if info.kind == "text":
                     fulltext.drop_objects(cur, coll)
@@ -305,4 +312,5 @@ def repair(store: Store) -> Report:
                             hint="resolve the duplicates (see kuradb find), then repair again") from e
                     report.repaired.append(f"{coll}: index {info.name!r} rebuilt")
     report.checked["derived"] = len(report.repaired)
+    step(1.0)
     return report

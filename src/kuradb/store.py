@@ -389,9 +389,11 @@ class Store:
         ``status`` is the worst. See kuradb.health for the default thresholds."""
         return health.health(self, thresholds)
 
-    def repair(self) -> Report:
-        """Rebuild derived state (array catalog, blob references, indexes); never changes user data."""
-        return integrity.repair(self)
+    def repair(self, *, progress: Any = None) -> Report:
+        """Rebuild derived state (array catalog, blob references, indexes); never changes user data.
+
+        ``progress(fraction)`` is called as it goes."""
+        return integrity.repair(self, progress)
 
     # -- introspection ---------------------------------------------------------------
 
