@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import kuradb
@@ -119,6 +119,58 @@ def test_restore_at_any_position_or_time_equals_the_model(tmp_path_factory, ops,
         assert (at, state) == (p, expected(p))
     info, (at, state) = restored(dest, tmp)
     assert (at, state) == (newest, expected(newest))
+
+
+erasing_ops = st.lists(st.one_of(
+    st.tuples(st.just("put"), st.just("notes"), names, values),
+    st.tuples(st.just("purge"), names),
+    st.tuples(st.just("keep"), st.integers(1, 3)),
+    st.tuples(st.just("backup"), st.sampled_from(["full", "incremental", "differential"])),
+), min_size=1, max_size=30)
+
+
+def current(snap):
+    """The current records of a snapshot, without history (which keep_history trims)."""
+    return {c: {id: rec[:4] for id, rec in recs.items()} for c, (recs, _) in snap.items()}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ops=erasing_ops, data=st.data())
+def test_erased_content_is_restored_exactly_or_refused_never_invented(tmp_path_factory, ops, data):
+    """With purge and keep_history, a restore gives the model's current records or refuses (RestoreError
+    naming the erasure); at a point where a backup was taken it always succeeds."""
+    tmp = str(tmp_path_factory.mktemp("erase"))
+    dest = os.path.join(tmp, "bk")
+    model, taken = {}, []
+    with kuradb.open(os.path.join(tmp, "store")) as s:
+        s.collection("notes")
+        for op in [*ops, ("backup", "incremental")]:
+            before = s.position
+            if op[0] == "backup":
+                taken.append(s.backup(dest, kind=op[1]).position)
+            elif op[0] == "put":
+                s["notes"].put(op[3], id=op[2])
+            elif op[0] == "purge":
+                if s["notes"].get(op[1], None) is not None or op[1] in [r.id for r in s["notes"].find()]:
+                    s["notes"].purge(op[1])
+            elif op[0] == "keep":
+                s.collection("notes", keep_history=op[1])
+            if s.position != before:
+                model[s.position] = current(snapshot(s)[1])
+        newest = s.position
+    if not newest:
+        return
+    points = data.draw(st.lists(st.integers(1, newest), min_size=1, max_size=3), label="points")
+    for p in [*points, *[t for t in taken if t]]:
+        want = model[max(q for q in model if q <= p)]
+        try:
+            _, (at, state) = restored(dest, tmp, until=p)
+        except errors.RestoreError as e:
+            assert p not in taken and "erased" in e.message, (p, e.message)
+            event("refused: content erased before any backup held it")
+            continue
+        event("restored")
+        assert current(state) == want, p
 
 
 def _store(tmp_path, n=200):
