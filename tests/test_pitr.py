@@ -571,3 +571,41 @@ def test_a_really_full_disk_fails_backup_and_restore_cleanly(tmp_path, small_dis
         backups.restore(tmp_path / "bk", small_disk / "restored")
     assert not (small_disk / "restored").exists()
     assert [p for p in os.listdir(small_disk) if p != "bk"] == []
+
+
+BACKER = """
+import sys, kuradb
+with kuradb.open(sys.argv[1]) as s:
+    print("ready", flush=True)
+    s.backup(sys.argv[2], kind=sys.argv[3])
+"""
+
+
+@pytest.mark.parametrize("kind", ["full", "incremental"])
+def test_a_backup_killed_midway_is_never_listed_and_the_next_one_works(tmp_path, kind):
+    import subprocess
+    import sys
+
+    path, dest = tmp_path / "store", tmp_path / "bk"
+    with _store(tmp_path, 5000) as s:
+        s.backup(dest)
+        for i in range(60):     # the backup below copies and fsyncs these: long enough to be cut
+            s["notes"].put({"file": s.blobs.put(os.urandom(100_000))}, id=f"blob{i}")
+        s["notes"].put_many([(f"k{i:03}", {"i": -i}) for i in range(3000)])
+    interrupted = 0
+    for delay in (0.002, 0.01, 0.03):
+        before = backups.list(dest)
+        p = subprocess.Popen([sys.executable, "-c", BACKER, str(path), str(dest), kind], stdout=subprocess.PIPE)
+        assert p.stdout.readline().strip() == b"ready"
+        time.sleep(delay)
+        p.kill()
+        p.wait()
+        after = backups.list(dest)
+        interrupted += len(after) == len(before)
+        assert after[:len(before)] == before and len(after) <= len(before) + 1
+        assert backups.verify(dest).ok      # whatever is listed is whole; a .partial- folder is not listed
+    assert interrupted, "no kill landed inside a backup: make the store bigger"
+    with kuradb.open(path) as s:
+        info = s.backup(dest, kind=kind)
+        want = snapshot(s)
+    assert restored(dest, tmp_path, id=info.id)[1] == want
