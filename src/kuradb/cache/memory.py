@@ -93,7 +93,30 @@ class Sketch:
             self._adds //= 2
 
 
-class LRUTier:
+class _Tier:
+    """What both memory tiers keep: entries by key, their bytes, and the hits of entries gone."""
+
+    def __init__(self, max_items: int, max_bytes: int | None) -> None:
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.data: dict[str, list[Any]] = {}
+        self.bytes = 0
+        self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def keys(self) -> Iterator[str]:
+        return iter(list(self.data))
+
+    def over(self) -> bool:
+        return len(self.data) > self.max_items or (self.max_bytes is not None and self.bytes > self.max_bytes)
+
+    def total_hits(self) -> int:
+        return self.hits + sum(e[HITS] for e in list(self.data.values()))
+
+
+class LRUTier(_Tier):
     """L1: least recently used goes first (approximated by CLOCK), within priority classes: every low
     entry goes before any normal one.
 
@@ -104,18 +127,8 @@ class LRUTier:
     """
 
     def __init__(self, max_items: int, max_bytes: int | None) -> None:
-        self.max_items = max_items
-        self.max_bytes = max_bytes
-        self.data: dict[str, list[Any]] = {}
+        super().__init__(max_items, max_bytes)   # hits: of entries that have left; the rest count in their entry
         self.order: tuple[OrderedDict[str, None], ...] = (OrderedDict(), OrderedDict(), OrderedDict())
-        self.bytes = 0
-        self.hits = 0        # L1 hits of entries that have left; those still here count in their entry
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def keys(self) -> Iterator[str]:
-        return iter(list(self.data))
 
     def put(self, key: str, entry: list[Any]) -> None:
         old = self.data.get(key)
@@ -139,12 +152,6 @@ class LRUTier:
             self.hits += e[HITS]
         return e
 
-    def total_hits(self) -> int:
-        return self.hits + sum(e[HITS] for e in list(self.data.values()))
-
-    def over(self) -> bool:
-        return len(self.data) > self.max_items or (self.max_bytes is not None and self.bytes > self.max_bytes)
-
     def victim(self) -> str:
         data = self.data
         for order in self.order:
@@ -159,7 +166,7 @@ class LRUTier:
         raise KeyError("empty tier")
 
 
-class LFUTier:
+class LFUTier(_Tier):
     """L2: evicts the least frequently used of a random sample, lower priority first.
 
     A newcomer from L1 enters only if the sketch says it is used more often than the
@@ -171,21 +178,11 @@ class LFUTier:
     SAMPLE = 8
 
     def __init__(self, max_items: int, max_bytes: int | None, sketch: Sketch) -> None:
-        self.max_items = max_items
-        self.max_bytes = max_bytes
+        super().__init__(max_items, max_bytes)   # hits: those already added to the sketch
         self.sketch = sketch
-        self.data: dict[str, list[Any]] = {}
-        self.hits = 0                # hits already added to the sketch
         self._keys: list[str] = []   # for sampling: index-addressable, swap-removed
         self._at: dict[str, int] = {}
-        self.bytes = 0
         self._rand = random.Random(0x6B757261).random
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def keys(self) -> Iterator[str]:
-        return iter(list(self.data))
 
     def put(self, key: str, entry: list[Any]) -> None:
         old = self.data.get(key)
@@ -214,17 +211,11 @@ class LFUTier:
         return len(self.data) >= self.max_items or (
             self.max_bytes is not None and self.bytes + entry[SIZE] > self.max_bytes)
 
-    def over(self) -> bool:
-        return len(self.data) > self.max_items or (self.max_bytes is not None and self.bytes > self.max_bytes)
-
     def _flush(self, key: str, e: list[Any]) -> None:
         if e[HITS]:
             self.sketch.add(key, e[HITS])
             self.hits += e[HITS]
             e[HITS] = 0
-
-    def total_hits(self) -> int:
-        return self.hits + sum(e[HITS] for e in list(self.data.values()))
 
     def rank(self, key: str, entry: list[Any]) -> tuple[int, int]:
         self._flush(key, entry)
