@@ -72,38 +72,37 @@ def connect(path: str, key: Any, flags: int | None = None) -> apsw.Connection:
     return conn
 
 
-def is_encrypted(path: str) -> bool | None:
-    """True/False for an existing database file, None when there is none (or it is empty).
-
-    An encrypted page is indistinguishable from random bytes; a file that is neither
-    a plain database nor random-looking is "not encrypted" (and fails as corrupt)."""
+def _head(path: str) -> bytes:
+    """The first page's worth of the database file (empty when there is none)."""
     try:
         with open(path, "rb") as f:
-            head = f.read(4096)
+            return f.read(4096)
     except FileNotFoundError:
-        return None
-    if not head:
-        return None
-    if head.startswith(PLAIN_HEADER):
-        return False
-    return len(head) >= 512 and len(set(head)) > min(200, len(head) // 4)
+        return b""
 
 
-def head_is_plain(path: str) -> bool:
-    with open(path, "rb") as f:
-        return f.read(len(PLAIN_HEADER)) == PLAIN_HEADER
+def _looks_encrypted(head: bytes) -> bool:
+    """An encrypted page is indistinguishable from random bytes; a file that is neither a plain
+    database nor random-looking is "not encrypted" (and fails as corrupt when opened)."""
+    return not head.startswith(PLAIN_HEADER) and len(head) >= 512 and len(set(head)) > min(200, len(head) // 4)
+
+
+def is_encrypted(path: str) -> bool | None:
+    """True/False for an existing database file, None when there is none (or it is empty)."""
+    head = _head(path)
+    return _looks_encrypted(head) if head else None
 
 
 def before_open(path: str, key: Any) -> None:
     """Refuse a key/store mismatch before a connection could touch the files."""
     if key is not None:
         check_key(key)
-    encrypted = is_encrypted(path)
-    if encrypted and key is None:
+    head = _head(path)
+    if key is None and _looks_encrypted(head):
         raise errors.PermissionDenied(f"the store at {os.path.dirname(path)!r} is encrypted (or its database"
                                       " is random bytes)",
                                       hint="open it with encryption_key= (on the command line: kuradb --key-file F)")
-    if encrypted is False and key is not None and head_is_plain(path):
+    if key is not None and head.startswith(PLAIN_HEADER):
         raise errors.PermissionDenied(f"the store at {os.path.dirname(path)!r} is not encrypted",
                                       hint="kuradb rekey DIR --new-key-file F encrypts it; or open it without a key")
 

@@ -84,16 +84,7 @@ class BlobStore:
         self._backend = store._backend
         self._ops = store._ops
         self.directory = directory
-        self._cipher: Cipher | None = None
-        if self._backend.key is not None:   # blob files are sealed with the store's blob key
-            if self._backend.read_only:
-                row = self._backend.reader().execute("SELECT value FROM meta WHERE key=?",
-                                                     (atrest.BLOB_KEY,)).fetchone()
-                key = None if row is None else bytes.fromhex(row[0])
-            else:
-                with self._backend.write() as tx:
-                    key = atrest.blob_key(tx.cur)
-            self._cipher = None if key is None else Cipher.of(key)
+        self._cipher: Cipher | None = None   # see cipher()
 
     def _path(self, h: str) -> str:
         return os.path.join(self.directory, h[:2], h)
@@ -196,17 +187,32 @@ class BlobStore:
             raise _os_error(e, "a blob") from e
         return out.name
 
+    def cipher(self, create: bool = False) -> Cipher | None:
+        """What seals the blob files of an encrypted store (None for a plain one). Its key lives in
+        the encrypted database, made by the first blob file written (``create``)."""
+        if self._cipher is None and self._backend.key is not None:
+            row = self._backend.reader().execute("SELECT value FROM meta WHERE key=?",
+                                                 (atrest.BLOB_KEY,)).fetchone()
+            if row is not None:
+                self._cipher = Cipher.of(bytes.fromhex(row[0]))
+            elif create:
+                with self._backend.write() as tx:
+                    self._cipher = Cipher.of(atrest.blob_key(tx.cur))
+        return self._cipher
+
     def _sealing(self, out: Any) -> Any:
         """``out`` itself, or a writer sealing into it when the store is encrypted."""
-        return out if self._cipher is None else self._cipher.writer(out)
+        cipher = self.cipher(create=True)
+        return out if cipher is None else cipher.writer(out)
 
     def _file(self, h: str, path: str | None = None) -> Any:
         """The plaintext stream of blob file ``h`` (opened, unverified); FileNotFoundError if missing."""
         f = open(path or self._path(h), "rb")
-        if self._cipher is None:
+        cipher = self.cipher()
+        if cipher is None:
             return f
         try:
-            return self._cipher.reader(f, f"blob {h}", errors.CorruptedData)
+            return cipher.reader(f, f"blob {h}", errors.CorruptedData)
         except BaseException:
             f.close()
             raise

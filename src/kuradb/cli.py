@@ -282,6 +282,7 @@ def cmd_audit(store: Store, args: argparse.Namespace, out: Output) -> None:
 KEY_FILE = ("--encryption-key-file",)
 KEY_HELP = "encrypt (or open) backups with the key in this file: 32 raw bytes, or a passphrase"
 
+
 def cmd_backup(store: Store, args: argparse.Namespace, out: Output) -> int:
     """One backup; with --every, one now and then one per interval until SIGINT/SIGTERM (exit 0)."""
     key = _key(args)
@@ -355,13 +356,12 @@ def _key(args: argparse.Namespace, option: str = "encryption_key_file") -> bytes
     return text
 
 
-def cmd_rekey(args: argparse.Namespace, out: Output) -> int:
-    """Encrypt a plain store, or change an encrypted store's key (offline)."""
+def cmd_rekey(_: None, args: argparse.Namespace, out: Output) -> None:
+    """Encrypt a plain store, or change an encrypted store's key (offline: it opens the file itself)."""
     from . import atrest
 
     sealed = atrest.rekey(args.directory, _key(args, "key_file"), _key(args, "new_key_file"))
     out.emit({"rekeyed": args.directory, "blob_files_sealed": sealed})
-    return 0
 
 
 def _until(text: str | None) -> int | datetime | None:
@@ -518,8 +518,9 @@ def _parser() -> argparse.ArgumentParser:
         if action == "prune":
             for rule in ("last", "daily", "weekly"):
                 sp.add_argument(f"--keep-{rule}", type=int, metavar="N")
-    sp = command("rekey", None, "encrypt a store, or change its key (--key-file: the current one); offline")
+    sp = command("rekey", cmd_rekey, "encrypt a store, or change its key (--key-file: the current one); offline")
     sp.add_argument("--new-key-file", required=True, metavar="F", help="the new key: 32 raw bytes or a passphrase")
+    sp.set_defaults(store=False)
     sp = sub.add_parser("restore", help="restore a backup as a new store (verified before it appears)",
                         description="restore a backup as a new store (verified before it appears)")
     sp.add_argument("dest", metavar="DEST", help="the backup directory")
@@ -564,8 +565,6 @@ def main(argv: list[str] | None = None) -> int:
         read_only = args.command in _READ_ONLY or getattr(args, "action", None) == "list"
         if args.command not in _CREATES and not os.path.exists(os.path.join(args.directory, DB_FILE)):
             raise errors.NotFound(f"no kuradb store at {args.directory!r}", hint="create it with kuradb init")
-        if args.command == "rekey":
-            return cmd_rekey(args, out)
         with open_store(args.directory, durability=args.durability, timeout=args.timeout,
                         read_only=read_only, encryption_key=_key(args, "key_file")) as store:
             code = args.fn(store, args, out)

@@ -231,13 +231,7 @@ class SQLiteBackend:
         flags = apsw.SQLITE_OPEN_READONLY if self.read_only else (
             apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
         try:
-            conn = apsw.Connection(self.path, flags=flags)
-            if self.key is not None:
-                try:
-                    atrest.unlock(conn, self.key, self.path)
-                except BaseException:
-                    conn.close()
-                    raise
+            conn = atrest.connect(self.path, self.key, flags)
             conn.setbusytimeout(int(self.timeout * 1000))
             if not self.read_only:
                 mode = scalar(conn, "PRAGMA journal_mode=WAL")

@@ -71,11 +71,11 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", en
     try:
         os.makedirs(os.path.join(work, "blobs"))
         if parent is None:
-            entry, position, head, at, blobs = _full(store, work, cipher, progress)
+            entry, blobs, position, head, at = _full(store, work, cipher, progress)
             since = 0
         else:
             since = parent["position"]
-            entry, position, head, at, blobs = _changes(store, work, since, parent.get("audit_head"), cipher,
+            entry, blobs, position, head, at = _changes(store, work, since, parent.get("audit_head"), cipher,
                                                         progress)
         created = datetime.now(UTC)
         manifest = {"format": files.FORMAT, "id": bid, "kind": kind, "parent": parent["id"] if parent else None,
@@ -144,7 +144,7 @@ def _release(store: Store, conn: apsw.Connection) -> None:
 
 
 def _full(store: Store, work: str, cipher: Cipher | None,
-          progress: Progress) -> tuple[dict[str, Any], int, bytes, int | None, list[dict[str, Any]]]:
+          progress: Progress) -> tuple[dict[str, Any], list[dict[str, Any]], int, bytes, int | None]:
     raw = os.path.join(work, "kura.db")
     source = _snapshot_connection(store)
     try:
@@ -163,15 +163,14 @@ def _full(store: Store, work: str, cipher: Cipher | None,
     try:
         position, head = audit.head(conn)
         at = _at(conn, position)
-        blobs = _copy_blobs(store, conn, work, cipher, progress)
         conn.execute("PRAGMA journal_mode=DELETE").fetchall()
     finally:
         conn.close()
-    return _pack(raw, work, files.DB_NAME, cipher), position, head, at, blobs
+    return *_blobs_and_pack(store, raw, work, files.DB_NAME, cipher, progress), position, head, at
 
 
 def _changes(store: Store, work: str, since: int, parent_head: str | None, cipher: Cipher | None,
-             progress: Progress) -> tuple[dict[str, Any], int, bytes, int | None, list[dict[str, Any]]]:
+             progress: Progress) -> tuple[dict[str, Any], list[dict[str, Any]], int, bytes, int | None]:
     raw = os.path.join(work, "changes.db")
     conn = _snapshot_connection(store)
     try:
@@ -200,12 +199,7 @@ def _changes(store: Store, work: str, since: int, parent_head: str | None, ciphe
         raise errors.BackupError(f"reading the changes since position {since} failed: {e}") from e
     finally:
         _release(store, conn)
-    out = atrest.connect(raw, store._backend.key)
-    try:
-        blobs = _copy_blobs(store, out, work, cipher, progress)
-    finally:
-        out.close()
-    return _pack(raw, work, files.CHANGES_NAME, cipher), position, head, at, blobs
+    return *_blobs_and_pack(store, raw, work, files.CHANGES_NAME, cipher, progress), position, head, at
 
 
 def _at(conn: apsw.Connection, position: int) -> int | None:
@@ -213,10 +207,18 @@ def _at(conn: apsw.Connection, position: int) -> int | None:
     return None if row is None else int(row[0])
 
 
-def _pack(raw: str, work: str, name: str, cipher: Cipher | None) -> dict[str, Any]:
+def _blobs_and_pack(store: Store, raw: str, work: str, name: str, cipher: Cipher | None,
+                    progress: Progress) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Copy the blob files the database copy ``raw`` refers to, then pack ``raw`` as ``name``:
+    the manifest entries of both."""
+    conn = atrest.connect(raw, store._backend.key)
+    try:
+        blobs = _copy_blobs(store, conn, work, cipher, progress)
+    finally:
+        conn.close()
     entry = files.pack(raw, os.path.join(work, name), cipher)
     os.unlink(raw)
-    return {"path": name, **entry}
+    return {"path": name, **entry}, blobs
 
 
 def _copy_blobs(store: Store, conn: apsw.Connection, work: str, cipher: Cipher | None,
@@ -241,7 +243,7 @@ def _copy_blobs(store: Store, conn: apsw.Connection, work: str, cipher: Cipher |
             raise errors.BackupError(f"blob {h}: the store's file {src!r} does not match its hash",
                                      hint="run kuradb verify on the store")
         entry: dict[str, Any] = {"path": f"blobs/{h}", "size": size, "sha256": h}
-        if store.blobs._cipher is not None:   # sealed with the store's blob key: the manifest hashes the file
+        if store.blobs.cipher() is not None:   # sealed with the store's blob key: the manifest hashes the file
             digest, length = sha256_file(target)
             entry = {"path": f"blobs/{h}", "size": length, "sha256": digest, "content": {"size": size, "sha256": h}}
         if cipher is not None:
