@@ -128,3 +128,115 @@ def test_memory_store_blobs(tmp_path):
     with kuradb.open(":memory:") as s:
         ref = s.blobs.put(os.urandom(INLINE_MAX * 2))
         assert len(s.blobs.get(ref)) == INLINE_MAX * 2
+
+
+# -- content types (issue #13 item 7) ------------------------------------------------------------
+
+
+def test_a_blob_keeps_the_content_type_it_was_stored_with(store):
+    ref = store.blobs.put(b"same bytes", content_type="image/png")
+    assert store.blobs.put(b"same bytes").content_type == "image/png"            # no type: refers to it
+    assert store.blobs.put(b"same bytes", content_type="image/png") == ref
+    with pytest.raises(errors.ConflictError, match="stored with content type 'image/png'") as e:
+        store.blobs.put(b"same bytes", content_type="image/jpeg")
+    assert e.value.current.content_type == "image/png"
+    assert store.blobs.stat(ref).content_type == "image/png"
+
+
+@pytest.mark.parametrize("bad", [5, b"image/png", "png", "image/", "/png", "image/png\nx", "a/" + "b" * 300])
+def test_a_content_type_must_be_a_mime_type(store, bad):
+    with pytest.raises(errors.ValidationError) as e:
+        store.blobs.put(b"data", content_type=bad)
+    assert e.value.path == "content_type"
+    assert not store.blobs.exists(hashlib.sha256(b"data").hexdigest())
+
+
+def test_content_types_with_parameters_are_accepted(store):
+    assert store.blobs.put(b"t", content_type="text/plain; charset=utf-8").content_type == "text/plain; charset=utf-8"
+
+
+# -- references read back, seekable streams (issue #13 item 17) ---------------------------------
+
+
+def test_a_reference_read_back_equals_the_blob_ref_stored(store):
+    ref = store.blobs.put(b"png bytes", content_type="image/png")
+    rec = store["canvas"].put({"image": ref, "layers": [ref]}, id="c1")
+    again = store["canvas"].get("c1")
+    assert again["image"] == ref and again["layers"] == [ref] and rec["image"] == ref
+    assert again["image"] == {"$blob": ref.hash}
+    assert store.blobs.get(again["image"]) == b"png bytes"
+    assert store["canvas"].find({"image": ref})[0].id == "c1"
+
+
+def test_a_blob_ref_is_immutable_and_survives_copy_and_pickle(store):
+    import copy
+    import pickle
+
+    ref = store.blobs.put(b"x", content_type="text/plain")
+    with pytest.raises(TypeError):
+        ref["$blob"] = "0" * 64
+    with pytest.raises(TypeError):
+        ref.update({"a": 1})
+    with pytest.raises((TypeError, AttributeError)):
+        ref.size = 5
+    assert copy.deepcopy(ref) == ref
+    back = pickle.loads(pickle.dumps(ref))
+    assert (back.hash, back.size, back.content_type) == (ref.hash, 1, "text/plain")
+
+
+def _check_seeks(f, data):
+    assert f.seekable()
+    assert f.read(100) == data[:100]
+    f.seek(len(data) // 2)
+    assert f.read(1000) == data[len(data) // 2:len(data) // 2 + 1000]
+    f.seek(-10, io.SEEK_END)
+    assert f.read() == data[-10:] and f.tell() == len(data)
+    f.seek(5)
+    assert f.read(5) == data[5:10]
+    f.seek(0)
+    assert f.read() == data
+
+
+@pytest.mark.parametrize("size", [100, INLINE_MAX + 1, 3 * (1 << 20) + 7])
+def test_blob_streams_are_seekable(store, size):
+    data = os.urandom(size)
+    ref = store.blobs.put(data)
+    with store.blobs.open(ref) as f:
+        _check_seeks(f, data)
+
+
+def test_encrypted_blob_streams_are_seekable(tmp_path):
+    pytest.importorskip("cryptography")
+    data = os.urandom(2 * (1 << 20) + 123)       # three sealed chunks
+    with kuradb.open(tmp_path / "s", encryption_key=bytes(range(32))) as s:
+        ref = s.blobs.put(data)
+        with s.blobs.open(ref) as f:
+            _check_seeks(f, data)
+        exact = os.urandom(1 << 20)              # exactly one full chunk: the end is a chunk boundary
+        with s.blobs.open(s.blobs.put(exact)) as f:
+            f.seek(0, io.SEEK_END)
+            assert f.read() == b"" and f.tell() == 1 << 20
+            f.seek(1 << 19)
+            assert f.read() == exact[1 << 19:]
+
+
+def test_pillow_style_access_works(store):
+    """What PIL.Image.open does: peek at the header, seek back, read it all."""
+    data = b"\x89PNG\r\n\x1a\n" + os.urandom(INLINE_MAX * 2)
+    ref = store.blobs.put(data, content_type="image/png")
+    with store.blobs.open(ref) as f:
+        head = f.read(16)
+        f.seek(0)
+        assert head.startswith(b"\x89PNG") and f.read() == data
+
+
+def test_a_seek_into_a_damaged_blob_file_raises_corrupted_data(store):
+    data = os.urandom(INLINE_MAX * 3)
+    ref = store.blobs.put(data)
+    path = os.path.join(store.directory, "blobs", ref.hash[:2], ref.hash)
+    with open(path, "r+b") as f:
+        f.seek(len(data) - 5)
+        f.write(b"XXXXX")
+    with store.blobs.open(ref) as f:
+        with pytest.raises(errors.CorruptedData, match="does not match its hash"):
+            f.seek(1000)

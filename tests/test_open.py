@@ -127,3 +127,124 @@ def test_public_names():
                                    "Repository", "errors"}
     for name in kuradb.__all__:
         assert hasattr(kuradb, name)
+
+
+# -- a directory or file that is not a store is never turned into one (issue #13 item 3) --------
+
+
+def test_a_directory_holding_other_files_is_refused_and_left_untouched(tmp_path):
+    (tmp_path / "backups").mkdir()
+    (tmp_path / "backups" / "kura.db.zst").write_bytes(b"\x28\xb5\x2f\xfd...")
+    with pytest.raises(errors.NotFound, match="holds files .*no kuradb store") as e:
+        kuradb.open(tmp_path / "backups")
+    assert "create=True" in (e.value.hint or "")
+    assert sorted(os.listdir(tmp_path / "backups")) == ["kura.db.zst"]
+
+
+def test_create_true_makes_a_store_in_a_directory_with_other_files(tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "settings.toml").write_text("x = 1")
+    with kuradb.open(tmp_path / "app", create=True) as s:
+        s["c"].put({"a": 1}, id="x")
+    with kuradb.open(tmp_path / "app") as s:     # a store now: opens without create
+        assert s["c"].get("x")["a"] == 1
+
+
+def test_create_false_never_makes_a_store(tmp_path):
+    with pytest.raises(errors.NotFound):
+        kuradb.open(tmp_path / "missing", create=False)
+    assert not os.path.exists(tmp_path / "missing" / "kura.db")
+
+
+def test_an_empty_directory_becomes_a_store(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with kuradb.open(tmp_path / "empty") as s:
+        assert s.position == 0
+
+
+@pytest.mark.parametrize("create", [None, True])
+def test_an_empty_database_file_beside_blobs_is_refused_never_reinitialised(tmp_path, create):
+    d = tmp_path / "s"
+    with kuradb.open(d) as s:
+        ref = s.blobs.put(b"x" * 100_000)
+        s["c"].put({"img": ref}, id="a")
+    (d / "kura.db").write_bytes(b"")
+    for suffix in ("-wal", "-shm"):
+        if (d / f"kura.db{suffix}").exists():
+            (d / f"kura.db{suffix}").unlink()
+    with pytest.raises(errors.CorruptedData, match="empty") as e:
+        kuradb.open(d, create=create)
+    assert "backup" in (e.value.hint or "")
+    assert (d / "kura.db").stat().st_size == 0
+
+
+def test_a_sqlite_file_that_is_not_a_store_is_refused_even_when_blank(tmp_path):
+    d = tmp_path / "s"
+    d.mkdir()
+    conn = apsw.Connection(str(d / "kura.db"))
+    conn.execute("PRAGMA journal_mode=WAL").fetchall()   # a valid, blank SQLite database
+    conn.close()
+    with pytest.raises(errors.CorruptedData, match="not a kuradb store"):
+        kuradb.open(d)
+
+
+def test_a_crash_while_a_store_is_made_leaves_no_half_store(tmp_path):
+    """Creation builds the database under a temporary name; only a whole store is ever kura.db."""
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "kura.db.creating-123-abcd").write_bytes(b"partial")   # what a killed creator leaves
+    with kuradb.open(d) as s:
+        s["c"].put({"a": 1}, id="x")
+    assert os.path.getsize(d / "kura.db") > 0
+
+
+def test_processes_racing_to_create_one_store_share_it(tmp_path):
+    import multiprocessing as mp
+
+    d = str(tmp_path / "race")
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        pool.map(_put_one, [(d, f"p{i}") for i in range(8)])
+    with kuradb.open(d) as s:
+        assert sorted(s["c"]) == [f"p{i}" for i in range(8)]
+        assert s.verify().ok
+
+
+def _put_one(args):
+    d, id = args
+    with kuradb.open(d) as s:
+        s["c"].put({"by": id}, id=id)
+
+
+# -- open() arguments are checked, typed (issue #13 item 10) ------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, path", [
+    ({"timeout": "x"}, "timeout"), ({"timeout": -1}, "timeout"), ({"durability": "fast"}, "durability"),
+    ({"read_only": "yes"}, "read_only"), ({"author": 5}, "author"), ({"max_document_size": 0}, "max_document_size"),
+    ({"create": "no"}, "create"), ({"cache": "big"}, "cache"),
+])
+def test_bad_open_arguments_raise_validation_error(tmp_path, kwargs, path):
+    with pytest.raises(errors.ValidationError) as e:
+        kuradb.open(tmp_path / "s", **kwargs)
+    assert e.value.path == path
+    assert not os.path.exists(tmp_path / "s")
+
+
+@pytest.mark.parametrize("location", [None, 5, b"", ""])
+def test_a_location_that_is_not_a_path_raises_validation_error(location):
+    with pytest.raises(errors.ValidationError) as e:
+        kuradb.open(location)
+    assert e.value.path == "location"
+
+
+def test_kuradb_init_makes_a_store_in_a_directory_with_other_files_on_purpose(tmp_path):
+    from kuradb.cli import main
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "notes.txt").write_text("mine")
+    (tmp_path / "in.jsonl").write_text('{"_id": "x", "a": 1}\n')
+    assert main(["import", str(tmp_path / "app"), "c", str(tmp_path / "in.jsonl")]) != 0   # refused: not a store
+    assert not (tmp_path / "app" / "kura.db").exists()
+    assert main(["init", str(tmp_path / "app")]) == 0
+    assert (tmp_path / "app" / "kura.db").exists() and (tmp_path / "app" / "notes.txt").read_text() == "mine"

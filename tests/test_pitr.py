@@ -154,7 +154,7 @@ def test_erased_content_is_restored_exactly_or_refused_never_invented(tmp_path_f
                 if s["notes"].get(op[1], None) is not None or op[1] in [r.id for r in s["notes"].find()]:
                     s["notes"].purge(op[1])
             elif op[0] == "keep":
-                s.collection("notes", keep_history=op[1])
+                s["notes"].configure(keep_history=op[1])   # may lower it: an explicit act
             if s.position != before:
                 model[s.position] = current(snapshot(s)[1])
         newest = s.position

@@ -349,3 +349,151 @@ def test_find_equality_is_type_strict(notes):
     assert [r.id for r in notes.find({"w.v": 1})] == ["nested"]
     with pytest.raises(errors.QueryError, match=r"\$gt"):
         notes.find({"$gt": 1})
+
+
+# -- collection options: one source of truth, the database (issue #13 item 1) --------------------
+
+
+def _versions(store, coll, id):
+    return store._backend.reader().execute(
+        "SELECT count(*) FROM log WHERE collection=? AND id=? AND kind='record' AND erased=0",
+        (coll, id)).fetchone()[0]
+
+
+def test_keep_history_raised_by_another_handle_holds_for_every_handle(tmp_path):
+    with kuradb.open(tmp_path / "s") as a, kuradb.open(tmp_path / "s") as b:
+        drafts = a.collection("drafts", keep_history=3)
+        b.collection("drafts", keep_history=50)            # another process raises the limit
+        for i in range(10):
+            drafts.put({"v": i}, id="d")                    # through the handle that said 3
+        assert drafts.keep_history == 50
+        assert [r["v"] for r in drafts.history("d")] == list(range(10))
+        assert _versions(a, "drafts", "d") == 10            # nothing was erased
+
+
+def test_keep_history_is_honoured_through_put_many_and_in_reads(tmp_path):
+    with kuradb.open(tmp_path / "s") as a, kuradb.open(tmp_path / "s") as b:
+        old = a.collection("c")                             # made before any limit existed
+        old.put({"v": 0}, id="x")
+        b.collection("c").configure(keep_history=2)
+        old.put_many([("x", {"v": i}) for i in range(1, 6)])
+        assert [r["v"] for r in old.history("x")] == [4, 5]
+        with pytest.raises(errors.NotFound):
+            old.get("x", version=3)
+
+
+def test_lowering_keep_history_is_an_explicit_act(store):
+    c = store.collection("c", keep_history=10)
+    for i in range(6):
+        c.put({"v": i}, id="x")
+    with pytest.raises(errors.ValidationError, match="would erase history") as e:
+        store.collection("c", keep_history=3)
+    assert "configure(keep_history=3)" in (e.value.hint or "")
+    assert c.keep_history == 10 and len(c.history("x")) == 6
+    c.configure(keep_history=3)
+    assert c.keep_history == 3 and [r["v"] for r in c.history("x")] == [3, 4, 5]
+    c.configure(keep_history=None)                          # keep everything from now on
+    assert store.collection("c").keep_history is None
+
+
+def test_a_first_limit_on_a_collection_that_keeps_everything_is_lowering(store):
+    store["c"].put({"v": 1}, id="x")
+    with pytest.raises(errors.ValidationError, match="keeps every version"):
+        store.collection("c", keep_history=5)
+    store.collection("new", keep_history=5)                 # a new collection: its first setting
+    assert store["new"].keep_history == 5
+
+
+def test_a_saved_schema_set_by_another_handle_is_checked_by_every_handle(tmp_path):
+    schema = {"type": "object", "required": ["title"]}
+    with kuradb.open(tmp_path / "s") as a, kuradb.open(tmp_path / "s") as b:
+        old = a.collection("docs")
+        old.put({"title": "ok"}, id="1")
+        b.collection("docs", schema=schema)
+        with pytest.raises(errors.ValidationError, match="schema violation"):
+            old.put({"no": "title"}, id="2")
+        with pytest.raises(errors.ValidationError, match=r"items\[1\]: .*schema violation"):
+            old.put_many([("3", {"title": "x"}), ("4", {"nope": 1})])
+        assert "2" not in old and "3" not in old
+        old.configure(schema=None)
+        old.put({"no": "title"}, id="2")
+
+
+# -- Record is a read-only Mapping over its content (issue #13 item 12) ---------------------------
+
+
+def test_a_record_is_a_read_only_mapping_of_its_content(notes):
+    rec = notes.put({"title": "hi", "n": 1}, id="a")
+    assert "title" in rec and "nope" not in rec and 0 not in rec
+    assert dict(rec) == {"title": "hi", "n": 1} == rec.content
+    assert sorted(rec) == ["n", "title"] and len(rec) == 2
+    assert sorted(rec.keys()) == ["n", "title"] and sorted(rec.items()) == [("n", 1), ("title", "hi")]
+    with pytest.raises(TypeError):
+        rec["title"] = "x"  # type: ignore[index]
+
+
+def test_a_tombstone_is_an_empty_mapping_and_every_record_is_true(notes):
+    notes.put({}, id="empty")
+    assert notes.get("empty") and len(notes.get("empty")) == 0
+    dead = notes.delete("empty")
+    assert dead and dict(dead) == {} and "x" not in dead
+
+
+def test_records_compare_by_version_not_by_content(notes):
+    a = notes.put({"v": 1}, id="a")
+    b = notes.put({"v": 1}, id="b")
+    assert a != b and a == notes.get("a") and {a, notes.get("a")} == {a}
+
+
+# -- arguments of the record API are checked, typed (issue #13 items 7 and 10) ---------------------
+
+
+@pytest.mark.parametrize("call, path", [
+    (lambda c: c.put({}, type=5), "type"),
+    (lambda c: c.put({}, type=""), "type"),
+    (lambda c: c.put({}, author=5), "author"),
+    (lambda c: c.insert({}, author=["x"]), "author"),
+    (lambda c: c.put({}, id="a", if_version="1"), "if_version"),
+    (lambda c: c.put({}, id="a", if_version=-1), "if_version"),
+    (lambda c: c.update("a", {}, if_version=1.0), "if_version"),
+    (lambda c: c.delete("a", if_version=True), "if_version"),
+    (lambda c: c.get("a", version="1"), "version"),
+    (lambda c: c.get("a", version=0), "version"),
+    (lambda c: c.revert("a", "1"), "version"),
+    (lambda c: c.put_many(5), "items"),
+    (lambda c: c.put_many("abc"), "items"),
+    (lambda c: c.put_many([{"a": 1}], type=5), "type"),
+    (lambda c: c.get_many("abc"), "ids"),
+    (lambda c: c.get_many([1, 2]), "ids[0]"),
+    (lambda c: c.put({}, id="\ud800"), "id"),
+    (lambda c: c.update("a", {"x": {1, 2}}), "x"),
+])
+def test_bad_arguments_raise_validation_error_and_write_nothing(store, call, path):
+    c = store.collection("c")
+    c.put({"v": 1}, id="a")
+    before = store.position
+    with pytest.raises(errors.ValidationError) as e:
+        call(c)
+    assert e.value.path == path
+    assert store.position == before and c.get("a")["v"] == 1
+
+
+def test_a_record_type_is_a_string_and_queries_find_it(notes):
+    notes.put({}, id="a", type="note")
+    assert [r.id for r in notes.find({"_type": "note"})] == ["a"]
+
+
+@pytest.mark.parametrize("kwargs, path", [({"since": "0"}, "since"), ({"since": -1}, "since"),
+                                          ({"limit": -1}, "limit"), ({"limit": "1"}, "limit")])
+def test_bad_changes_arguments_raise_validation_error_at_the_call(store, kwargs, path):
+    with pytest.raises(errors.ValidationError) as e:
+        store.changes(**kwargs)                 # raised by the call, not by the first next()
+    assert e.value.path == path
+
+
+@pytest.mark.parametrize("kwargs, path", [({"since": "0"}, "since"), ({"timeout": "1"}, "timeout"),
+                                          ({"timeout": -1}, "timeout"), ({"poll": 0}, "poll")])
+def test_bad_watch_arguments_raise_validation_error_at_the_call(store, kwargs, path):
+    with pytest.raises(errors.ValidationError) as e:
+        store.watch(**kwargs)
+    assert e.value.path == path

@@ -143,3 +143,40 @@ def test_random_bad_input_never_changes_what_is_stored(notes, doc, bad):
     assert notes.get("keep") == before and notes.get("keep").content == {"stable": True}
     assert notes._store.position == position
     assert "other" not in notes
+
+
+# -- text that is not Unicode, and nesting depth (issue #13 item 10) ------------------------------
+
+
+def _nested(depth, make):
+    value = 1
+    for _ in range(depth):
+        value = make(value)
+    return value
+
+
+@pytest.mark.parametrize("content, path", [
+    ({"x": "\ud800"}, "x"), ({"a": ["ok", "\udfff tail"]}, "a[1]"), ({"a": {"\ud83d": 1}}, "a"),
+])
+def test_lone_surrogates_are_rejected_with_path(notes, content, path):
+    with pytest.raises(errors.ValidationError, match="surrogate") as info:
+        notes.put(content, id="x")
+    assert info.value.path == path and "x" not in notes
+
+
+@pytest.mark.parametrize("depth", [101, 254, 255, 1_000, 50_000])
+@pytest.mark.parametrize("make", [lambda v: {"a": v}, lambda v: [v]], ids=["objects", "arrays"])
+def test_documents_nested_past_the_limit_are_rejected(notes, depth, make):
+    with pytest.raises(errors.ValidationError, match="deeper than 100"):
+        notes.put({"top": _nested(depth - 1, make)}, id="x")
+    with pytest.raises(errors.ValidationError, match="deeper than 100"):
+        notes.put_many([("y", {"top": _nested(depth - 1, make)})])
+    notes.put({"v": 1}, id="z")
+    with pytest.raises(errors.ValidationError, match="deeper than 100"):
+        notes.update("z", {"top": _nested(depth - 1, make)})
+    assert "x" not in notes and "y" not in notes and notes.get("z")["v"] == 1
+
+
+def test_documents_at_the_depth_limit_round_trip(notes):
+    doc = {"top": _nested(99, lambda v: {"a": v})}
+    assert notes.put(doc, id="x").content == doc and notes.get("x").content == doc

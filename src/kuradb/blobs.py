@@ -11,8 +11,10 @@ import errno
 import hashlib
 import io
 import os
+import re
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
@@ -47,33 +49,79 @@ def _hex_hash(value: Any) -> str:
     return h
 
 
-class _VerifyingReader(io.RawIOBase):
-    """Streams a blob file and raises CorruptedData at the end if its hash or size is wrong."""
+class _BlobReader(io.RawIOBase):
+    """A blob file's content, seekable. Read in order from the start, it is checked against its hash
+    at the end (CorruptedData); the first seek elsewhere checks the whole file first, once."""
 
-    def __init__(self, f: Any, hash: str, size: int) -> None:
-        self._f, self._hash, self._size = f, hash, size
-        self._h = hashlib.sha256()
-        self._read = 0
-        self._checked = False
+    def __init__(self, open_plain: Callable[[], Any], hash: str, size: int) -> None:
+        self._open, self._hash, self._size = open_plain, hash, size
+        self._f = open_plain()
+        self._h: Any = hashlib.sha256()   # None once the content is known good, or order was lost
+        self._pos = 0
+        self._eof = False
 
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
     def readinto(self, b: Any) -> int:
-        n = self._f.readinto(b)
-        if n:
-            self._h.update(memoryview(b)[:n])
-            self._read += n
-        elif not self._checked:
-            self._checked = True
-            if self._read != self._size or self._h.hexdigest() != self._hash:
-                raise errors.CorruptedData(f"blob {self._hash}: file content does not match its hash")
-        return n or 0
+        n = 0 if self._eof else (self._f.readinto(b) or 0)
+        if self._h is not None:
+            if n:
+                self._h.update(memoryview(b)[:n])
+            else:
+                self._check(self._h, self._pos)
+                self._h = None
+        self._pos += n
+        return n
+
+    def _check(self, digest: Any, length: int) -> None:
+        if length != self._size or digest.hexdigest() != self._hash:
+            raise errors.CorruptedData(f"blob {self._hash}: file content does not match its hash",
+                                       hint="restore the store from a backup")
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence] + offset
+        if target < 0:
+            raise ValueError(f"negative seek position {target}")
+        if target == self._pos:
+            return target
+        if self._h is not None:     # random access from now on: check the whole content first
+            digest, length = hashlib.sha256(), 0
+            with self._open() as f:
+                while chunk := f.read(_CHUNK):
+                    digest.update(chunk)
+                    length += len(chunk)
+            self._check(digest, length)
+            self._h = None
+        self._eof = target >= self._size
+        if not self._eof:
+            self._f.seek(target)
+        self._pos = target
+        return target
 
     def close(self) -> None:
         self._f.close()
         super().close()
 
+
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+                           r"(\s*;[\x20-\x7e]*)?")
+
+
+def check_content_type(value: Any) -> str | None:
+    """A MIME type like ``image/png`` (RFC 6838 names, parameters allowed), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 255 or not _CONTENT_TYPE.fullmatch(value):
+        raise errors.ValidationError(f"content_type must be a MIME type like 'image/png', not {value!r}",
+                                     path="content_type")
+    return value
 
 
 class BlobStore:
@@ -93,7 +141,12 @@ class BlobStore:
 
     @instrumented("blobs.put")
     def put(self, source: Any, *, content_type: str | None = None) -> BlobRef:
-        """Store bytes, a binary file object or a file path; returns its BlobRef (deduplicated)."""
+        """Store bytes, a binary file object or a file path; returns its BlobRef (deduplicated).
+
+        The same bytes are stored once, with the content type of the put that stored them:
+        a later put of those bytes naming another content type raises ConflictError.
+        """
+        content_type = check_content_type(content_type)
         data: bytes | None
         tmp: str | None
         if isinstance(source, (bytes, bytearray, memoryview)):
@@ -118,6 +171,12 @@ class BlobStore:
                 try:
                     row = conn.execute("SELECT size, content_type FROM blobs WHERE hash=?", (h,)).fetchone()
                     if row is not None:
+                        if content_type is not None and row[1] != content_type:
+                            raise errors.ConflictError(
+                                f"blob {h} is stored with content type {row[1]!r}, not {content_type!r}",
+                                current=BlobRef(h, row[0], row[1]),
+                                hint="the same bytes are stored once, with the content type of the put that"
+                                " stored them; put them without content_type to refer to them")
                         return BlobRef(h, row[0], row[1])
                     if tmp is not None:
                         self._place(tmp, h)
@@ -292,18 +351,19 @@ class BlobStore:
 
     @instrumented("blobs.open")
     def open(self, ref: Any) -> BinaryIO:
-        """A binary stream of the blob; it raises CorruptedData when the end shows a mismatch."""
+        """A seekable binary stream of the blob. Read in order, it raises CorruptedData when the end
+        shows a mismatch; the first seek elsewhere checks the whole content first."""
         h, (size, data) = self._row(ref, "size, data")  # one read: an inline blob's bytes come with it
         if data is not None:
             if len(data) != size or hashlib.sha256(data).hexdigest() != h:
                 raise errors.CorruptedData(f"blob {h}: stored bytes do not match their hash")
             return io.BytesIO(data)
         try:
-            f = self._file(h)
+            raw = _BlobReader(lambda: self._file(h), h, size)
         except FileNotFoundError as e:
             raise errors.CorruptedData(f"blob {h}: its file {self._path(h)!r} is missing",
                                        hint="restore from a backup") from e
-        return io.BufferedReader(_VerifyingReader(f, h, size), _CHUNK)  # type: ignore[return-value]
+        return io.BufferedReader(raw, _CHUNK)  # type: ignore[return-value]
 
     # -- garbage collection ------------------------------------------------------------
 

@@ -566,7 +566,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command not in _CREATES and not os.path.exists(os.path.join(args.directory, DB_FILE)):
             raise errors.NotFound(f"no kuradb store at {args.directory!r}", hint="create it with kuradb init")
         with open_store(args.directory, durability=args.durability, timeout=args.timeout,
-                        read_only=read_only, encryption_key=_key(args, "key_file")) as store:
+                        read_only=read_only, encryption_key=_key(args, "key_file"),
+                        create=True if args.command == "init" else None) as store:
             code = args.fn(store, args, out)
             if code:
                 return int(code)

@@ -1,6 +1,7 @@
 """Collection: versioned JSON records of one name, each write one transaction with its log entry."""
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -10,8 +11,9 @@ import orjson
 
 from . import audit, errors
 from .encoding import checksum, encode_content, make_rev, merge_patch
-from .ids import check_id, new_id
+from .ids import check_author, check_id, check_type, check_version, new_id
 from .opstats import instrumented
+from .options import UNSET
 from .query import aggregate as aggregation
 from .query import engine, fulltext, indexes
 from .query.builder import Query
@@ -19,7 +21,7 @@ from .query.catalog import array_paths
 from .query.engine import Spec
 from .query.indexes import IndexInfo
 from .records import Record
-from .schemas import Validator
+from .schemas import Validator, compile_schema
 from .sqlite import Transaction, all_rows, scalar, translate
 
 if TYPE_CHECKING:
@@ -76,15 +78,36 @@ def _next_version(current: Any, data: bytes | None, now: int) -> tuple[int, str 
 class Collection:
     """A named set of records. Get one with ``store.collection(name)`` or ``store[name]``."""
 
-    def __init__(self, store: Store, name: str, *, validator: Validator | None,
-                 keep_history: int | None, schema: Any = None) -> None:
+    def __init__(self, store: Store, name: str, *, model: Any = None) -> None:
         self._store = store
         self._backend = store._backend
         self._ops = store._ops
         self.name = name
-        self.schema = schema
-        self.keep_history = keep_history
-        self._validate = validator
+        self._model = model
+        self._validate_model: Validator | None = None if model is None else compile_schema(model, name)
+
+    @property
+    def keep_history(self) -> int | None:
+        """How many versions of each record are kept (None: all), as saved in the store."""
+        return self._store._options(self._backend.reader(), self.name).keep_history
+
+    @property
+    def schema(self) -> Any:
+        """This handle's pydantic model, else the saved JSON Schema (None: no schema)."""
+        if self._model is not None:
+            return self._model
+        return self._store._options(self._backend.reader(), self.name).schema
+
+    def configure(self, *, keep_history: Any = UNSET, schema: Any = UNSET) -> None:
+        """Change the saved options on purpose; ``None`` removes one (keep every version, no schema).
+
+        Lowering ``keep_history`` hides the versions beyond the new limit at once;
+        their content is erased as each record is next written.
+        """
+        if schema is not UNSET and schema is not None and not isinstance(schema, dict):
+            raise errors.ValidationError("configure(schema=) takes a JSON Schema dict or None; a pydantic model"
+                                         " is given to store.collection(name, schema=Model)", path="schema")
+        self._store._configure(self.name, keep_history=keep_history, schema=schema, explicit=True)
 
     def __repr__(self) -> str:
         return f"<Collection {self.name!r}>"
@@ -131,9 +154,8 @@ class Collection:
             if version is None:
                 row = self._backend.reader().execute(_GET, (name, id)).fetchone()
             else:
-                row = self._backend.reader().execute(_GET_VERSION, (name, id, version - 1, version)).fetchone()
-                if row is not None and self._hidden_by_keep_history(id, version):
-                    row = None
+                check_version(version, "version", required=True)
+                row = self._get_version(id, version)
         except apsw.Error as e:
             raise translate(e, f"{name}/{id}") from e
         if row is not None and not row[6]:
@@ -183,7 +205,13 @@ class Collection:
 
     def get_many(self, ids: Iterable[str]) -> list[Record | None]:
         """Records for ``ids`` in order, None where missing; read in one snapshot."""
+        if isinstance(ids, (str, bytes, dict)) or not isinstance(ids, Iterable):
+            raise errors.ValidationError(f"get_many takes an iterable of ids, not {builtins.type(ids).__name__}",
+                                         path="ids", hint="e.g. get_many(['a', 'b'])")
         ids = list(ids)
+        for i, id in enumerate(ids):
+            if builtins.type(id) is not str:
+                check_id(id, where=f"ids[{i}]")
         out: list[Record | None] = []
         conn = self._backend.reader()
         own = not self._backend.in_transaction()
@@ -206,12 +234,9 @@ class Collection:
     def history(self, id: str) -> list[Record]:
         """Every kept version of ``id``, oldest first, deletions included."""
         try:
-            conn = self._backend.reader()
-            floor = 0
-            if self.keep_history is not None:
-                head = conn.execute(_CURRENT, (self.name, id)).fetchone()
-                floor = head[0] - self.keep_history if head else 0
-            rows = conn.execute(_HISTORY, (self.name, id, floor, floor)).fetchall()
+            with self._backend.read() as cur:
+                floor = self._history_floor(cur, id)
+                rows = cur.execute(_HISTORY, (self.name, id, floor, floor)).fetchall()
         except apsw.Error as e:
             raise translate(e, f"{self.name}/{id}") from e
         if not rows:
@@ -219,12 +244,20 @@ class Collection:
             raise errors.NotFound(f"{self.name}/{id} has no history")
         return [self._record(id, row) for row in rows]
 
-    def _hidden_by_keep_history(self, id: str, version: int) -> bool:
-        """Versions beyond keep_history are erased in steps; until then reads hide them."""
-        if self.keep_history is None:
-            return False
-        head = self._fetch(_CURRENT, (self.name, id))
-        return head is not None and version <= head[0] - self.keep_history
+    def _history_floor(self, cur: Any, id: str) -> int:
+        """The newest version that keep_history hides (0: none). Versions beyond the saved limit
+        are erased in steps as the record is written; until then reads hide them."""
+        keep = self._store._options(cur, self.name).keep_history
+        if keep is None:
+            return 0
+        head = cur.execute(_CURRENT, (self.name, id)).fetchone()
+        return max(0, head[0] - keep) if head else 0
+
+    def _get_version(self, id: str, version: int) -> Any:
+        with self._backend.read() as cur:
+            if version <= self._history_floor(cur, id):
+                return None
+            return cur.execute(_GET_VERSION, (self.name, id, version - 1, version)).fetchone()
 
     def __len__(self) -> int:
         return int(scalar(self._backend.reader(), "SELECT count(*) FROM docs WHERE collection=? AND deleted=0",
@@ -352,10 +385,11 @@ class Collection:
     # -- writes ----------------------------------------------------------------------
 
     def _prepare(self, content: Any) -> tuple[bytes, list[str], set[tuple[str, ...]]]:
-        """Canonical bytes, blob references and array paths of valid content."""
+        """Canonical bytes, blob references and array paths of valid content (checked against this
+        handle's pydantic model; the saved JSON Schema is checked by the write, in its transaction)."""
         data, blobs = encode_content(content, max_bytes=self._store.max_document_size)
-        if self._validate is not None:
-            self._validate(content)
+        if self._validate_model is not None:
+            self._validate_model(content)
         return data, blobs, array_paths(content) if b"[" in data else set()
 
     @instrumented("put")
@@ -363,9 +397,10 @@ class Collection:
             author: str | None = None, if_version: int | None = None) -> Record:
         """Create or replace a record; ``if_version=N`` writes only if the current version is N."""
         id = new_id() if id is None else check_id(id)
+        type, author, if_version = check_type(type), check_author(author), check_version(if_version, "if_version")
         data, blobs, arrays = self._prepare(content)
         with self._backend.write() as tx:
-            return self._write(tx, id, data, blobs, arrays, type=type, author=author,
+            return self._write(tx, id, content, data, blobs, arrays, type=type, author=author,
                                if_version=if_version, op="put")
 
     @instrumented("insert")
@@ -373,9 +408,10 @@ class Collection:
                author: str | None = None) -> Record:
         """Create a record; AlreadyExists if ``id`` is live."""
         id = new_id() if id is None else check_id(id)
+        type, author = check_type(type), check_author(author)
         data, blobs, arrays = self._prepare(content)
         with self._backend.write() as tx:
-            return self._write(tx, id, data, blobs, arrays, type=type, author=author, op="insert",
+            return self._write(tx, id, content, data, blobs, arrays, type=type, author=author, op="insert",
                                must_not_exist=True)
 
     @instrumented("update")
@@ -383,32 +419,39 @@ class Collection:
                author: str | None = None) -> Record:
         """Apply a JSON merge patch (RFC 7386) to the current content, as a new version."""
         check_id(id)
+        author, if_version = check_author(author), check_version(if_version, "if_version")
         if not isinstance(patch, dict):
             raise errors.ValidationError(
                 f"a merge patch must be a dict, not {type(patch).__name__}", path="patch")
+        encode_content(patch, max_bytes=self._store.max_document_size)  # JSON values only, bounded depth
         with self._backend.write() as tx:
             current, head = self._current(tx, id, if_version)
             content = merge_patch(current.content, patch)
             data, blobs, arrays = self._prepare(content)
-            return self._write(tx, id, data, blobs, arrays, type=current.type, author=author, op="update",
-                               head=head)
+            return self._write(tx, id, content, data, blobs, arrays, type=current.type, author=author,
+                               op="update", head=head)
 
     @instrumented("delete")
     def delete(self, id: str, *, if_version: int | None = None, author: str | None = None) -> Record:
         """Write a tombstone version; NotFound if ``id`` is not live."""
         check_id(id)
+        author, if_version = check_author(author), check_version(if_version, "if_version")
         with self._backend.write() as tx:
             current, head = self._current(tx, id, if_version)
-            return self._write(tx, id, None, [], set(), type=current.type, author=author, op="delete", head=head)
+            return self._write(tx, id, None, None, [], set(), type=current.type, author=author, op="delete",
+                               head=head)
 
     @instrumented("revert")
     def revert(self, id: str, version: int, *, author: str | None = None) -> Record:
         """Write a new version whose content is that of ``version``."""
         check_id(id)
+        author = check_author(author)
+        check_version(version, "version", required=True)
         with self._backend.write() as tx:
             old = self.get(id, version=version)
             data, blobs, arrays = self._prepare(old.content)
-            return self._write(tx, id, data, blobs, arrays, type=old.type, author=author, op="revert")
+            return self._write(tx, id, old.content, data, blobs, arrays, type=old.type, author=author,
+                               op="revert")
 
     @instrumented("purge")
     def purge(self, id: str) -> None:
@@ -434,6 +477,10 @@ class Collection:
 
         Every item is validated before anything is written: one bad item writes none.
         """
+        type, author = check_type(type), check_author(author)
+        if isinstance(items, (str, bytes, dict)) or not isinstance(items, Iterable):
+            raise errors.ValidationError(f"put_many takes an iterable of content dicts or (id, content) pairs,"
+                                         f" not {builtins.type(items).__name__}", path="items")
         prepared = []
         for i, item in enumerate(items):
             if isinstance(item, tuple) and len(item) == 2:
@@ -441,9 +488,10 @@ class Collection:
             else:
                 id, content = new_id(), item
             try:
-                prepared.append((id, *self._prepare(content)))
+                prepared.append((id, content, *self._prepare(content)))
             except errors.ValidationError as e:
-                raise errors.ValidationError(f"items[{i}]: {e.message}", path=e.path, hint=e.hint) from e
+                raise errors.ValidationError(f"items[{i}]: {e.message}", path=f"items[{i}].{e.path}".rstrip("."),
+                                             hint=e.hint) from e
         with self._backend.transaction() as tx:  # a savepoint when nested: all or nothing
             return self._write_many(tx, prepared, type=type, author=author)
 
@@ -466,7 +514,7 @@ class Collection:
             f"{self.name}/{id} {found}, expected version {expected}", current=current,
             hint="read the record again and retry with its version")
 
-    def _write(self, tx: Transaction, id: str, data: bytes | None, blobs: list[str],
+    def _write(self, tx: Transaction, id: str, content: Any, data: bytes | None, blobs: list[str],
                arrays: set[tuple[str, ...]], *, type: str | None, author: str | None, op: str,
                if_version: int | None = None, must_not_exist: bool = False, head: Any = _MISSING) -> Record:
         """Write the next version of ``id``. ``head`` is the docs head when the caller
@@ -479,6 +527,9 @@ class Collection:
         store = self._store
         name = self.name
         try:
+            opts = store._options(conn, name)
+            if opts.validate is not None and content is not None:
+                opts.validate(content)
             row = conn.execute(_CURRENT, (name, id)).fetchone() if head is _MISSING else head
             if if_version is not None and if_version != (row[0] if row else 0):
                 raise self._conflict(id, if_version, conn.execute(_GET, (name, id)).fetchone())
@@ -510,7 +561,7 @@ class Collection:
             if blobs:
                 conn.executemany("INSERT OR IGNORE INTO blob_refs(hash, position) VALUES(?, ?)",
                                  [(h, position) for h in set(blobs)])
-            keep = self.keep_history
+            keep = opts.keep_history
             if keep is not None and version > keep and (version - keep) % max(1, keep // 4) == 0:
                 # Erase in steps of keep/4 versions so a write walks the chain rarely;
                 # reads already hide the versions past the limit.
@@ -541,7 +592,8 @@ class Collection:
                     break
         return first or translate(e, self.name)
 
-    def _write_many(self, tx: Transaction, prepared: list[tuple[str, bytes, list[str], set[tuple[str, ...]]]],
+    def _write_many(self, tx: Transaction,
+                    prepared: list[tuple[str, Any, bytes, list[str], set[tuple[str, ...]]]],
                     *, type: str | None, author: str | None) -> list[Record]:
         """The batch form of ``_write``: one lookup of the current versions, then ``executemany``.
 
@@ -550,13 +602,21 @@ class Collection:
         """
         cur, store, name = tx.cur, self._store, self.name
         current: dict[str, Any] = {}
-        unique = list(dict.fromkeys(id for id, _, _, _ in prepared))
+        unique = list(dict.fromkeys(id for id, _, _, _, _ in prepared))
         try:
+            opts = store._options(cur, name)
+            if opts.validate is not None:
+                for i, (_, content, _, _, _) in enumerate(prepared):
+                    try:
+                        opts.validate(content)
+                    except errors.ValidationError as e:
+                        raise errors.ValidationError(f"items[{i}]: {e.message}", path=f"items[{i}].{e.path}"
+                                                     .rstrip("."), hint=e.hint) from e
             for i in range(0, len(unique), 500):
                 chunk = orjson.dumps(unique[i:i + 500]).decode()
                 for row in all_rows(cur, _CURRENT_MANY, (name, chunk)):
                     current[row[0]] = row[1:]
-            all_blobs = [h for _, _, blobs, _ in prepared for h in blobs]
+            all_blobs = [h for _, _, _, blobs, _ in prepared for h in blobs]
             if all_blobs:
                 store.blobs._check_refs(cur, all_blobs, name)
             position, prev_hash = audit.head(cur)
@@ -569,7 +629,7 @@ class Collection:
             records: list[Record] = []
             first_version: dict[str, int] = {}
             arrays: set[tuple[str, ...]] = set()
-            for id, data, blobs, paths in prepared:
+            for id, _, data, blobs, paths in prepared:
                 position += 1
                 row = current.get(id)
                 version, ck, rev, created, text = _next_version(row, data, now)
@@ -594,7 +654,7 @@ class Collection:
                 store._arrays.note(tx, name, arrays)
             if refs:
                 cur.executemany("INSERT OR IGNORE INTO blob_refs(hash, position) VALUES(?, ?)", refs)
-            keep = self.keep_history
+            keep = opts.keep_history
             if keep is not None:
                 step = max(1, keep // 4)
                 for id, first in first_version.items():

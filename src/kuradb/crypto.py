@@ -189,6 +189,15 @@ class _Reader:
             self._buf = self._buf[take:]
         return bytes(out)
 
+    def seek(self, pos: int) -> None:
+        """Go to plaintext offset ``pos`` (before the end) of a seekable source: every chunk but the
+        last holds exactly 1 MiB, so chunk ``pos // 1 MiB`` starts at a computed offset."""
+        i = pos // _PLAIN
+        self._src.seek(len(MAGIC) + 8 + i * (_LEN.size + _PLAIN + 16))
+        self._i, self._buf, self._done = i, b"", False
+        self._next()
+        self._buf = self._buf[pos % _PLAIN:]
+
     def readinto(self, b: Any) -> int:
         data = self.read(len(b))
         memoryview(b)[:len(data)] = data

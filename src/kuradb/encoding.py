@@ -16,12 +16,19 @@ import orjson
 from .errors import ValidationError
 
 DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 100   # nested objects and arrays in a document (MongoDB's limit too); README "Documents"
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 _SCALARS = (str, bool, type(None))
 
 
-class BlobRef:
-    """A reference to a stored blob; in a document it encodes as ``{"$blob": hash}``."""
+class BlobRef(dict):  # type: ignore[type-arg]
+    """A reference to a stored blob: the mapping ``{"$blob": hash}``, immutable, with ``size`` and
+    ``content_type`` as the put that stored it returned them.
+
+    In a document it is stored as that mapping, and a record read back holds the plain
+    mapping, which compares equal to the BlobRef (``rec["image"] == ref``); every
+    ``store.blobs`` call takes either.
+    """
 
     __slots__ = ("hash", "size", "content_type")
     hash: str
@@ -29,18 +36,28 @@ class BlobRef:
     content_type: str | None
 
     def __init__(self, hash: str, size: int | None = None, content_type: str | None = None) -> None:
+        dict.__init__(self, {"$blob": hash})
         object.__setattr__(self, "hash", hash)
         object.__setattr__(self, "size", size)
         object.__setattr__(self, "content_type", content_type)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("BlobRef is immutable")
+    def _immutable(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("BlobRef is immutable")
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, BlobRef) and other.hash == self.hash
+    __setattr__ = __delattr__ = __setitem__ = __delitem__ = _immutable  # type: ignore[assignment]
+    update = pop = popitem = clear = setdefault = __ior__ = _immutable  # type: ignore[assignment]
 
-    def __hash__(self) -> int:
+    def __hash__(self) -> int:  # type: ignore[override]
         return hash(self.hash)
+
+    def __reduce__(self) -> Any:
+        return BlobRef, (self.hash, self.size, self.content_type)
+
+    def __copy__(self) -> BlobRef:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> BlobRef:
+        return self
 
     def __repr__(self) -> str:
         return f"BlobRef(hash={self.hash!r}, size={self.size!r}, content_type={self.content_type!r})"
@@ -63,12 +80,16 @@ def _fail(path: str, message: str, hint: str | None = None) -> ValidationError:
     return ValidationError(f"{message} at {where}", path=path, hint=hint)
 
 
-def _walk(value: Any, path: str, blobs: list[str]) -> None:
+def _walk(value: Any, path: str, blobs: list[str], depth: int = 1) -> None:
     """Check that ``value`` is JSON-compatible; collect blob references into ``blobs``.
 
     The hot path is a dict of scalars, so scalars are checked inline without a call.
+    ``depth`` counts the objects and arrays around ``value``, itself included.
     """
     t = type(value)
+    if depth > MAX_DEPTH and (t is dict or t is list or isinstance(value, (dict, list, tuple))):
+        raise _fail(path, f"the document nests deeper than {MAX_DEPTH} objects and arrays",
+                    "flatten the structure, or store deep trees as a blob")
     if t is dict:
         if len(value) == 1 and "$blob" in value:
             if not isinstance(value["$blob"], str):
@@ -82,7 +103,7 @@ def _walk(value: Any, path: str, blobs: list[str]) -> None:
             if tv is str or tv is bool or v is None or (tv is int and INT_MIN <= v <= INT_MAX) or (
                     tv is float and v - v == 0.0):
                 continue
-            _walk(v, f"{path}.{k}" if path else k, blobs)
+            _walk(v, f"{path}.{k}" if path else k, blobs, depth + 1)
         return
     if t is list:
         for i, v in enumerate(value):
@@ -90,7 +111,7 @@ def _walk(value: Any, path: str, blobs: list[str]) -> None:
             if tv is str or tv is bool or v is None or (tv is int and INT_MIN <= v <= INT_MAX) or (
                     tv is float and v - v == 0.0):
                 continue
-            _walk(v, f"{path}[{i}]", blobs)
+            _walk(v, f"{path}[{i}]", blobs, depth + 1)
         return
     if t in _SCALARS:
         return
@@ -109,11 +130,11 @@ def _walk(value: Any, path: str, blobs: list[str]) -> None:
     if isinstance(value, (str, bool)):
         return
     if isinstance(value, int):
-        return _walk(int(value), path, blobs)
+        return _walk(int(value), path, blobs, depth)
     if isinstance(value, float):
-        return _walk(float(value), path, blobs)
+        return _walk(float(value), path, blobs, depth)
     if isinstance(value, dict):
-        return _walk(dict(value), path, blobs)
+        return _walk(dict(value), path, blobs, depth)
     hint = "use a list" if isinstance(value, (tuple, set, frozenset)) else "store JSON values only"
     raise _fail(path, f"a {t.__name__} is not a JSON value", hint)
 
@@ -141,12 +162,43 @@ def encode_content(content: Any, *, max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES)
         if type(k) is str and k[:1] == "_":
             raise _fail(k, f"top-level key {k!r} starts with '_', which is reserved for envelope fields")
     _walk(content, "", blobs)
-    data = orjson.dumps(content, default=_default, option=_OPTS)
+    try:
+        data = orjson.dumps(content, default=_default, option=_OPTS)
+    except orjson.JSONEncodeError:
+        raise _not_text(content, "") or ValidationError("the document cannot be encoded as JSON",
+                                                         path="") from None
     if len(data) > max_bytes:
         raise ValidationError(
             f"document is {len(data):,} bytes, over the limit of {max_bytes:,}", path="",
             hint="store large payloads as blobs and keep a BlobRef in the document")
     return data, blobs
+
+
+def _not_text(value: Any, path: str) -> ValidationError | None:
+    """The error for the first string (or key) in ``value`` that is not Unicode text (a lone surrogate)."""
+    def bad(s: str) -> bool:
+        try:
+            s.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+
+    if isinstance(value, str):
+        return _fail(path, f"string {value[:40]!r} holds a lone surrogate, which is not Unicode text",
+                     "decode the text with errors='replace' first") if bad(value) else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(k, str) and bad(k):
+                return _fail(path, f"key {k[:40]!r} holds a lone surrogate, which is not Unicode text")
+            found = _not_text(v, f"{path}.{k}" if path else str(k))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _not_text(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def decode(data: str | bytes) -> Any:

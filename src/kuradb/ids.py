@@ -1,4 +1,4 @@
-"""Record ids and collection names: generation of time-ordered ids, and validation of both."""
+"""Names on records: generation of time-ordered ids, and validation of ids, collection names, types, authors."""
 from __future__ import annotations
 
 import os
@@ -47,6 +47,51 @@ def check_id(value: object, *, where: str = "id") -> str:
             f"{where} must be 1 to {MAX_ID_LENGTH} characters, got {len(value)}", path=where)
     if _CONTROL_RE.search(value):
         raise ValidationError(f"{where} {value!r} contains a control character", path=where)
+    if not value.isascii():
+        _check_text(value, where)
+    return value
+
+
+def _check_text(value: str, where: str) -> None:
+    try:
+        value.encode()
+    except UnicodeEncodeError as e:
+        raise ValidationError(f"{where} {value!r} holds a lone surrogate ({value[e.start]!r} at {e.start}),"
+                              " which is not Unicode text", path=where) from None
+
+
+MAX_NAME_LENGTH = 256
+
+
+def check_type(value: object, *, where: str = "type") -> str | None:
+    """A record type (``put(type=...)``, ``_type`` in queries): None or a string of 1 to 256 characters."""
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise ValidationError(f"{where} must be a string or None, not {type(value).__name__}", path=where,
+                              hint=f"e.g. {where}='note'")
+    if not 1 <= len(value) <= MAX_NAME_LENGTH or _CONTROL_RE.search(value):
+        raise ValidationError(f"{where} must be 1 to {MAX_NAME_LENGTH} characters without control characters,"
+                              f" not {value[:40]!r}", path=where)
+    if not value.isascii():
+        _check_text(value, where)
+    return value
+
+
+def check_author(value: object, *, where: str = "author") -> str | None:
+    """An author (the actor recorded with a write): None or a string of 1 to 256 characters."""
+    return check_type(value, where=where)
+
+
+def check_version(value: object, where: str, *, required: bool = False) -> int | None:
+    """A record version (``if_version=``, ``version=``): an int >= 0 (``if_version=0``: must not exist)."""
+    if value is None and not required:
+        return None
+    if type(value) is not int or value < 0 or value > 2**62:
+        raise ValidationError(f"{where} must be a version number (an int >= {1 if required else 0}),"
+                              f" not {value!r}", path=where)
+    if required and value < 1:
+        raise ValidationError(f"{where} must be 1 or more, not {value}", path=where)
     return value
 
 

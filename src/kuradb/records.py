@@ -1,6 +1,7 @@
 """Record and Change: the immutable values that reads and the change log return."""
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -25,8 +26,13 @@ def from_us(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, tz=_UTC)
 
 
-class Record:
+class Record(Mapping[str, Any]):
     """One version of a document. Immutable; content is decoded on first access.
+
+    A read-only Mapping over its content: ``rec["title"]``, ``"title" in rec``,
+    ``dict(rec)``, ``rec.keys()``. A tombstone is an empty mapping. A Record is
+    always true (``if rec:``), whatever its content; two Records are equal when
+    they are the same version (collection, id and rev).
 
     ``rev`` is ``"{version}-{digest}"`` with the digest over the parent rev and
     the content; ``checksum`` covers the canonical encoding of the content.
@@ -92,6 +98,19 @@ class Record:
         if content is None:
             raise KeyError(key)
         return content[key]
+
+    def __contains__(self, key: object) -> bool:
+        content = self.content
+        return content is not None and key in content
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.content or ())
+
+    def __len__(self) -> int:
+        return len(self.content or ())
+
+    def __bool__(self) -> bool:
+        return True
 
     def get(self, key: str, default: Any = None) -> Any:
         content = self.content

@@ -9,6 +9,8 @@ Nested transactions are SAVEPOINTs.
 """
 from __future__ import annotations
 
+import builtins
+import errno
 import functools
 import os
 import re
@@ -26,6 +28,15 @@ from .schema import AFTER_MIGRATION, APPLICATION_ID, LATEST, MIGRATIONS, migrati
 
 DURABILITY = ("full", "normal", "off")
 DB_FILE = "kura.db"
+_CREATING = "kura.db.creating-"   # a store being made (see SQLiteBackend._create)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 # SQLite connections must not be used across fork(). In a child, every backend
 # opened by the parent is marked unusable; its connections are kept, not closed,
@@ -191,7 +202,7 @@ class SQLiteBackend:
     """A kuradb database file in a directory."""
 
     def __init__(self, directory: str, *, durability: str = "normal", read_only: bool = False,
-                 timeout: float = 5.0, cache_mb: int = 128, key: Any = None) -> None:
+                 timeout: float = 5.0, cache_mb: int = 128, key: Any = None, create: bool | None = None) -> None:
         if durability not in DURABILITY:
             raise errors.ValidationError(
                 f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}",
@@ -210,20 +221,69 @@ class SQLiteBackend:
         self._closed = False
         self._closed_reason = "the store is closed"
         self._commit_listeners: list[Callable[[], Any]] = []
-        if not read_only:
-            try:
-                os.makedirs(directory, exist_ok=True)
-            except OSError as e:
-                raise errors.PermissionDenied(f"cannot create the store directory {directory!r}: {e.strerror}",
-                                              hint="choose a writable location") from e
-        elif not os.path.exists(self.path):
-            raise errors.NotFound(f"no kuradb store at {directory!r}", hint="create it with kuradb init")
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            raise errors.PermissionDenied(f"{directory!r} is a file, not a store directory",
+                                          hint="give the directory that holds kura.db")
         atrest.before_open(self.path, key)
         self.key = key
+        if not os.path.exists(self.path):
+            if read_only or create is False:
+                raise errors.NotFound(f"no kuradb store at {directory!r}", hint="create it with kuradb init DIR")
+            self._create(bool(create))
+        elif os.path.getsize(self.path) == 0:
+            raise errors.CorruptedData(
+                f"{self.path!r} is empty: it is not a kuradb store (it was truncated, or made by something else)",
+                hint="kuradb never re-initialises an existing file; restore the store from a backup")
         self._writer: apsw.Connection | None = None if read_only else self._connect()
         self._writer_cur: Any = None if self._writer is None else self._writer.cursor()
         self._migrate(self._writer or self._connect())
         _live_backends.add(self)
+
+    def _create(self, anywhere: bool) -> None:
+        """Make the store's database, atomically: built and migrated under a temporary name, then linked
+        into place, so a ``kura.db`` that exists is always a whole store (a crash leaves only the
+        temporary file). Refuses a directory that holds other files unless ``anywhere``."""
+        directory = self.directory
+        try:
+            os.makedirs(directory, exist_ok=True)
+            entries = [e for e in os.listdir(directory) if not e.startswith(_CREATING)]
+        except OSError as e:
+            raise errors.PermissionDenied(f"cannot create the store directory {directory!r}: {e.strerror}",
+                                          hint="choose a writable location") from e
+        if entries and not anywhere:
+            shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
+            raise errors.NotFound(f"{directory!r} holds files ({shown}) but no kuradb store",
+                                  hint="open the store's own directory; to make a store here on purpose:"
+                                  " kuradb init DIR, or kuradb.open(DIR, create=True)")
+        tmp = os.path.join(directory, f"{_CREATING}{os.getpid()}-{os.urandom(4).hex()}")
+        try:
+            conn = atrest.connect(tmp, self.key, apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
+            try:
+                scalar(conn, "PRAGMA journal_mode=WAL")
+                self._apply_migrations(conn)
+            finally:
+                conn.close()    # the last connection: SQLite checkpoints the WAL into the file and removes it
+            if self.durability != "off":
+                with builtins.open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+            try:
+                os.link(tmp, self.path)        # fails if another process made the store first: use theirs
+            except FileExistsError:
+                pass
+            _fsync_dir(directory)
+        except apsw.Error as e:
+            raise translate(e, self.path) from e
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise errors.StorageFull(f"the disk is full: cannot create a store in {directory!r}") from e
+            raise errors.PermissionDenied(f"cannot create a store in {directory!r}: {e.strerror}",
+                                          hint="choose a writable location") from e
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                try:
+                    os.unlink(tmp + suffix)
+                except OSError:
+                    pass
 
     # -- connections ---------------------------------------------------------------
 
@@ -233,6 +293,11 @@ class SQLiteBackend:
         try:
             conn = atrest.connect(self.path, self.key, flags)
             conn.setbusytimeout(int(self.timeout * 1000))
+            if scalar(conn, "PRAGMA application_id") != APPLICATION_ID:   # before anything could change it
+                conn.close()
+                raise errors.CorruptedData(f"{self.path!r} is a SQLite file but not a kuradb store",
+                                           hint="kuradb never re-initialises an existing file; open a store's"
+                                           " own directory, or restore it from a backup")
             if not self.read_only:
                 mode = scalar(conn, "PRAGMA journal_mode=WAL")
                 if mode.lower() != "wal":
@@ -373,11 +438,7 @@ class SQLiteBackend:
 
     def _migrate(self, conn: apsw.Connection) -> None:
         try:
-            app_id = scalar(conn, "PRAGMA application_id")
             version = scalar(conn, "PRAGMA user_version")
-            tables = scalar(conn, "SELECT count(*) FROM sqlite_schema")
-            if app_id != APPLICATION_ID and (app_id != 0 or version != 0 or tables):
-                raise errors.CorruptedData(f"{self.path!r} is a SQLite file but not a kuradb store")
             if version > LATEST:
                 raise errors.UnsupportedVersion(
                     f"{self.path!r} has schema version {version}; this kuradb knows up to {LATEST}",

@@ -13,14 +13,14 @@ from typing import Any
 import apsw
 import orjson
 
-from . import audit, backups, errors, health, integrity
+from . import audit, backups, errors, health, integrity, options
 from .audit import AuditEntry
 from .backups import BackupInfo
 from .blobs import BlobStore
 from .collection import Collection, now_us
 from .encoding import DEFAULT_MAX_DOCUMENT_BYTES
 from .health import Health
-from .ids import check_collection_name
+from .ids import check_author, check_collection_name
 from .integrity import Report
 from .opstats import OpStats
 from .query import indexes
@@ -34,19 +34,40 @@ from .sqlite import SQLiteBackend, Transaction, all_rows, scalar, translate
 _CHANGE_COLS = "position, kind, collection, id, version, rev, op, at, author"
 
 
+def _check_position(value: Any, name: str) -> int:
+    if type(value) is not int or not 0 <= value < 2**63:
+        raise errors.ValidationError(f"{name} must be a change-log position (an int >= 0), not {value!r}",
+                                     path=name, hint="positions come from store.position or Change.position")
+    return value
+
+
 def open(location: str | os.PathLike[str], *, durability: str = "normal", cache: Any = None,
          encryption_key: Any = None, read_only: bool = False, author: str | None = None,
-         timeout: float = 5.0, max_document_size: int = DEFAULT_MAX_DOCUMENT_BYTES) -> Store:
-    """Open (creating if missing) the store at ``location``.
+         timeout: float = 5.0, max_document_size: int = DEFAULT_MAX_DOCUMENT_BYTES,
+         create: bool | None = None) -> Store:
+    """Open the store at ``location``, making it if there is none yet.
 
     ``location`` is a directory, or ``":memory:"`` for a throwaway store that
     lives in a private temporary directory (RAM-backed where the OS offers it)
-    and is deleted on close. ``timeout`` bounds how long a writer waits for
-    another writer before raising ``Busy``. ``encryption_key`` (32 bytes, or a
+    and is deleted on close. A store is made in a directory that is missing or
+    empty; ``create=True`` also makes one in a directory that holds other files,
+    ``create=False`` never makes one (NotFound). An existing database file is
+    never re-initialised: one that is empty or not a kuradb store is refused
+    (CorruptedData). ``timeout`` bounds how long a writer waits for another
+    writer before raising ``Busy``. ``encryption_key`` (32 bytes, or a
     passphrase str) encrypts the database, its WAL and the blob files
     (kuradb/atrest.py); a wrong or missing key raises ``PermissionDenied``.
     """
+    if not isinstance(location, (str, os.PathLike)):
+        raise errors.ValidationError(f"location must be a directory path or ':memory:', not"
+                                     f" {type(location).__name__}", path="location")
     location = os.fspath(location)
+    if not isinstance(location, str):
+        location = os.fsdecode(location)
+    if not location or "\x00" in location:
+        raise errors.ValidationError(f"location {location!r} is not a path", path="location")
+    _check_open_options(durability=durability, read_only=read_only, author=author, timeout=timeout,
+                        max_document_size=max_document_size, create=create)
     if location.startswith(("postgresql://", "postgres://", "http://", "https://")):
         raise errors.KuraError(f"{location.split(':')[0]} stores are not available in this version",
                                hint="open a directory or ':memory:'")
@@ -58,11 +79,28 @@ def open(location: str | os.PathLike[str], *, durability: str = "normal", cache:
     try:
         return Store(location, durability=durability, read_only=read_only, author=author,
                      timeout=timeout, max_document_size=max_document_size, temporary=temporary is not None,
-                     cache=cache_config, encryption_key=encryption_key)
+                     cache=cache_config, encryption_key=encryption_key, create=create)
     except BaseException:
         if temporary:
             shutil.rmtree(temporary, ignore_errors=True)
         raise
+
+
+def _check_open_options(*, durability: Any, read_only: Any, author: Any, timeout: Any, max_document_size: Any,
+                        create: Any) -> None:
+    if durability not in ("full", "normal", "off"):
+        raise errors.ValidationError(f"durability must be one of full, normal, off, not {durability!r}",
+                                     path="durability")
+    for name, value in (("read_only", read_only), ("create", create)):
+        if not isinstance(value, bool) and not (name == "create" and value is None):
+            raise errors.ValidationError(f"{name} must be True or False, not {value!r}", path=name)
+    check_author(author)
+    if type(timeout) not in (int, float) or not 0 <= timeout <= 86_400:
+        raise errors.ValidationError(f"timeout must be a number of seconds from 0 to 86400, not {timeout!r}",
+                                     path="timeout")
+    if type(max_document_size) is not int or not 1 <= max_document_size <= 1 << 30:
+        raise errors.ValidationError(f"max_document_size must be an int from 1 to 2**30 bytes, not"
+                                     f" {max_document_size!r}", path="max_document_size")
 
 
 class Store:
@@ -75,14 +113,14 @@ class Store:
     def __init__(self, directory: str, *, durability: str = "normal", read_only: bool = False,
                  author: str | None = None, timeout: float = 5.0,
                  max_document_size: int = DEFAULT_MAX_DOCUMENT_BYTES, temporary: bool = False,
-                 cache: CacheConfig | None = None, encryption_key: Any = None) -> None:
+                 cache: CacheConfig | None = None, encryption_key: Any = None, create: bool | None = None) -> None:
         self.directory = directory
         self.author = author
         self.max_document_size = max_document_size
         self._temporary = temporary
         self._pid = os.getpid()
         self._backend = SQLiteBackend(directory, durability=durability, read_only=read_only,
-                                      timeout=timeout, key=encryption_key)
+                                      timeout=timeout, key=encryption_key, create=create)
         self._collections: dict[str, Collection] = {}
         self._ensured: set[str] = set()  # collections known to have their row
         self._arrays = ArrayCatalog()
@@ -141,43 +179,51 @@ class Store:
                    vector: Any = None) -> Collection:
         """The collection ``name`` (created on first write), with its options.
 
-        Options given here are saved with the collection (a pydantic model is
-        kept for this Store only; a JSON Schema dict is saved); options not
-        given are the saved ones.
+        Options are saved in the database and every handle, in every process,
+        honours the saved ones at write time (kuradb/options.py). Given here, a
+        JSON Schema dict replaces the saved one and ``keep_history`` may set or
+        raise the limit; lowering it is ``configure(keep_history=N)``. A pydantic
+        model is kept by this Store's handles only.
         """
         check_collection_name(name)
         if vector is not None:
             raise errors.KuraError("vector collections are not available in this version")
-        if keep_history is not None and (type(keep_history) is not int or keep_history < 1):
-            raise errors.ValidationError(f"keep_history must be a positive int or None, not {keep_history!r}",
-                                         path="keep_history")
+        options.check_keep_history(keep_history)
+        model = None
+        if schema is not None and not isinstance(schema, dict):
+            compile_schema(schema, name)      # a pydantic model class, or a clear error
+            model = schema
         with self._lock:
             existing = self._collections.get(name)
             if existing is not None and schema is None and keep_history is None:
                 return existing
-            saved = self._saved_options(name)
-            schema = schema if schema is not None else saved.get("schema")
-            keep_history = keep_history if keep_history is not None else saved.get("keep_history")
-            validator = compile_schema(schema, name)
-            if not self.read_only:
-                options = {k: v for k, v in (("schema", schema if isinstance(schema, dict) else None),
-                                             ("keep_history", keep_history)) if v is not None}
-                if options != saved:
-                    with self._backend.transaction() as tx:
-                        self._ensure_collection(tx, name)
-                        tx.cur.execute("UPDATE collections SET options=? WHERE name=?",
-                                        (orjson.dumps(options).decode(), name))
-                        self._append_log(tx, "collection", name, None, None, None, "options", None, options)
-            coll = Collection(self, name, validator=validator, keep_history=keep_history, schema=schema)
+            if keep_history is not None or isinstance(schema, dict):
+                self._configure(name, keep_history=options.UNSET if keep_history is None else keep_history,
+                                schema=schema if isinstance(schema, dict) else options.UNSET, explicit=False)
+            coll = Collection(self, name, model=model)
             self._collections[name] = coll
             return coll
 
     __getitem__ = collection
 
-    def _saved_options(self, name: str) -> dict[str, Any]:
-        row: Any = self._backend.reader().execute(
-            "SELECT options FROM collections WHERE name=?", (name,)).fetchone()
-        return orjson.loads(row[0]) if row else {}
+    def _configure(self, name: str, *, keep_history: Any, schema: Any, explicit: bool) -> options.Options:
+        """Change a collection's saved options in one write transaction (see kuradb/options.py)."""
+        with self._backend.transaction() as tx:
+            row: Any = tx.cur.execute("SELECT options FROM collections WHERE name=?", (name,)).fetchone()
+            saved = options.parse(name, row[0] if row else None)
+            new = options.merge(name, saved, row is not None, keep_history=keep_history, schema=schema,
+                                explicit=explicit)
+            if new is not saved:
+                body = new.to_json()
+                self._ensure_collection(tx, name)
+                tx.cur.execute("UPDATE collections SET options=? WHERE name=?", (orjson.dumps(body).decode(), name))
+                self._append_log(tx, "collection", name, None, None, None, "options", None, body)
+            return new
+
+    def _options(self, cur: Any, name: str) -> options.Options:
+        """The collection's saved options as ``cur``'s transaction or snapshot sees them."""
+        row: Any = cur.execute("SELECT options FROM collections WHERE name=?", (name,)).fetchone()
+        return options.parse(name, row[0] if row else None)
 
     def _ensure_collection(self, tx: Transaction, name: str) -> None:
         tx.cur.execute("INSERT OR IGNORE INTO collections(name, created) VALUES(?, ?)", (name, now_us()))
@@ -258,6 +304,12 @@ class Store:
 
     def changes(self, since: int = 0, *, limit: int | None = None) -> Iterator[Change]:
         """Changes after position ``since``, oldest first, read in pages."""
+        _check_position(since, "since")
+        if limit is not None and (type(limit) is not int or limit < 0):
+            raise errors.ValidationError(f"limit must be None or an int >= 0, not {limit!r}", path="limit")
+        return self._changes(since, limit)
+
+    def _changes(self, since: int, limit: int | None) -> Iterator[Change]:
         left = limit
         while left is None or left > 0:
             page = 1000 if left is None else min(left, 1000)
@@ -283,7 +335,16 @@ class Store:
         without a change (None: never). Commits in this process wake it at
         once; other processes' commits are seen within ``poll`` seconds.
         """
-        position = self.position if since is None else since
+        if since is not None:
+            _check_position(since, "since")
+        for name, value in (("timeout", timeout), ("poll", poll)):
+            if value is not None and (type(value) not in (int, float) or not value >= 0 or value == float("inf")):
+                raise errors.ValidationError(f"{name} must be a number of seconds >= 0, not {value!r}", path=name)
+        if not poll:
+            raise errors.ValidationError("poll must be more than 0 seconds", path="poll")
+        return self._watch(self.position if since is None else since, timeout, poll)
+
+    def _watch(self, position: int, timeout: float | None, poll: float) -> Iterator[Change]:
         quiet_since = time.monotonic()
         with self._changed:
             self._watchers += 1
@@ -296,7 +357,7 @@ class Store:
     def _tail(self, position: int, quiet_since: float, timeout: float | None, poll: float) -> Iterator[Change]:
         while not self.closed:
             seen = False
-            for change in self.changes(position, limit=1000):
+            for change in self._changes(position, 1000):
                 seen = True
                 position = change.position
                 yield change

@@ -261,7 +261,7 @@ def _build(store_dir: str, base: list[Manifest], tail: Manifest | None, p: int, 
         unpacker.database(base[0], os.path.join(store_dir, "kura.db"))
     steps = len(base) + (tail is not None) + 1
     try:
-        store = open_store(store_dir, encryption_key=key)
+        store = open_store(store_dir, encryption_key=key, create=True)
     except errors.PermissionDenied as e:
         raise errors.PermissionDenied(f"backup {plan[0]['id']}: {e.message}") from e
     with store:
