@@ -12,7 +12,7 @@ import pytest
 
 import kuradb
 from kuradb import errors
-from kuradb.cli import _parser, main
+from kuradb.cli import main, parser
 
 
 def run(capsys, monkeypatch, *argv, stdin=None):
@@ -26,9 +26,9 @@ def run(capsys, monkeypatch, *argv, stdin=None):
 def test_put_get_delete_history_round_trip(tmp_path, capsys, monkeypatch):
     d = str(tmp_path)
     assert run(capsys, monkeypatch, "init", d)[0] == 0
-    code, out, _ = run(capsys, monkeypatch, "put", d, "notes", "n1", '{"title": "hi"}', "--type", "note")
+    code, out, _ = run(capsys, monkeypatch, "put", d, "notes", '{"title": "hi"}', "--id", "n1", "--type", "note")
     assert code == 0 and json.loads(out)["version"] == 1
-    code, out, _ = run(capsys, monkeypatch, "put", d, "notes", "n1", stdin='{"title": "ho"}')
+    code, out, _ = run(capsys, monkeypatch, "put", d, "notes", "-", "--id", "n1", stdin='{"title": "ho"}')
     assert code == 0 and json.loads(out)["content"] == {"title": "ho"}
     code, out, _ = run(capsys, monkeypatch, "get", d, "notes", "n1")
     rec = json.loads(out)
@@ -49,12 +49,12 @@ def test_errors_exit_with_their_code_and_message(tmp_path, capsys, monkeypatch):
     code, out, err = run(capsys, monkeypatch, "get", d, "notes", "missing")
     assert code == errors.EXIT_CODES["not_found"] and out == ""
     assert err.startswith("kuradb: not_found: notes/missing does not exist")
-    code, _, err = run(capsys, monkeypatch, "put", d, "notes", "x", "{bad json")
+    code, _, err = run(capsys, monkeypatch, "put", d, "notes", "{bad json", "--id", "x")
     assert code == errors.EXIT_CODES["invalid_data"] and "not valid JSON" in err
-    code, _, err = run(capsys, monkeypatch, "put", d, "notes", "x", '{"_id": 1}')
+    code, _, err = run(capsys, monkeypatch, "put", d, "notes", '{"_id": 1}', "--id", "x")
     assert code == errors.EXIT_CODES["invalid_data"] and "reserved" in err
-    run(capsys, monkeypatch, "put", d, "notes", "x", "{}")
-    code, _, err = run(capsys, monkeypatch, "put", d, "notes", "x", "{}", "--if-version", "5")
+    run(capsys, monkeypatch, "put", d, "notes", "{}", "--id", "x")
+    code, _, err = run(capsys, monkeypatch, "put", d, "notes", "{}", "--id", "x", "--if-version", "5")
     assert code == errors.EXIT_CODES["conflict_detected"] and "hint:" in err
     code, _, err = run(capsys, monkeypatch, "get", str(tmp_path / "none"), "notes", "x")
     assert code == errors.EXIT_CODES["not_found"] and "no kuradb store" in err
@@ -102,7 +102,7 @@ def test_import_is_all_or_nothing(tmp_path, capsys, monkeypatch):
 
 def test_stats_reports_counts(tmp_path, capsys, monkeypatch):
     d = str(tmp_path)
-    run(capsys, monkeypatch, "put", d, "notes", "a", "{}")
+    run(capsys, monkeypatch, "put", d, "notes", "{}", "--id", "a")
     code, out, _ = run(capsys, monkeypatch, "stats", d)
     stats = json.loads(out)
     assert code == 0 and stats["records"] == 1 and stats["position"] == 1
@@ -116,14 +116,14 @@ def test_demo_runs(capsys, monkeypatch):
 
 
 def test_console_script_runs_as_a_module(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "kuradb", "put", str(tmp_path), "c", "x", '{"a": 1}'],
+    out = subprocess.run([sys.executable, "-m", "kuradb", "put", str(tmp_path), "c", '{"a": 1}', "--id", "x"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and json.loads(out.stdout)["id"] == "x"
 
 
 def test_every_command_is_documented_in_the_readme():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    sub = next(a for a in _parser()._actions if a.dest == "command")
+    sub = next(a for a in parser()._actions if a.dest == "command")
     for name in sub.choices:
         assert re.search(rf"kuradb {name}\b", readme), f"`kuradb {name}` is not in the README"
 
@@ -184,7 +184,7 @@ def test_query_commands(tmp_path, capsys, monkeypatch):
 ])
 def test_query_commands_report_bad_input(tmp_path, capsys, monkeypatch, argv, code, message):
     d = str(tmp_path)
-    run(capsys, monkeypatch, "put", d, "notes", "x", "{}")
+    run(capsys, monkeypatch, "put", d, "notes", "{}", "--id", "x")
     got, out, err = run(capsys, monkeypatch, *[d if a == "D" else a for a in argv])
     assert got == errors.EXIT_CODES[code] and out == "" and message in err
 
@@ -226,3 +226,246 @@ def test_cache_stats_and_clear(capsys, monkeypatch, tmp_path):
     assert json.loads(out)["tiers"]["l3"]["items"] == 3
     assert main(["cache", "stats", str(tmp_path / "none")]) == errors.EXIT_CODES["not_found"]
     assert not (tmp_path / "none").exists()
+
+
+def seed(d, collection="notes", **records):
+    """Records written through the library: the tests below are about other commands."""
+    with kuradb.open(d) as s:
+        for id, content in records.items():
+            s[collection].put(content, id=id)
+
+
+# -- put: CONTENT is the argument, the id an option ------------------------------------------------
+
+
+def test_put_takes_the_content_as_its_argument_and_the_id_as_an_option(tmp_path, capsys, monkeypatch):
+    d = str(tmp_path)
+    code, out, _ = run(capsys, monkeypatch, "put", d, "notes", '{"title": "x"}')
+    rec = json.loads(out)
+    assert code == 0 and rec["content"] == {"title": "x"} and rec["id"] != '{"title": "x"}'
+    code, out, _ = run(capsys, monkeypatch, "put", d, "notes", "--id", "n1", '{"title": "y"}')
+    assert code == 0 and (json.loads(out)["id"], json.loads(out)["content"]) == ("n1", {"title": "y"})
+    code, out, _ = run(capsys, monkeypatch, "put", d, "notes", "{}", "--id=-dash")  # an id that starts with '-'
+    assert code == 0 and json.loads(out)["id"] == "-dash"
+    code, out, _ = run(capsys, monkeypatch, "get", d, "notes", "--", "-dash")
+    assert code == 0 and json.loads(out)["id"] == "-dash"
+
+
+def test_put_dash_reads_the_content_from_stdin(tmp_path):
+    def put(*argv, stdin):
+        return subprocess.run([sys.executable, "-m", "kuradb", "put", str(tmp_path), "notes", *argv], input=stdin,
+                              capture_output=True, text=True, timeout=60)
+
+    done = put("-", stdin='{"title": "from stdin"}')
+    rec = json.loads(done.stdout)
+    assert done.returncode == 0 and rec["content"] == {"title": "from stdin"} and rec["id"] != "-"
+    done = put("-", "--id", "n1", stdin='{"v": 2}')
+    assert done.returncode == 0 and (json.loads(done.stdout)["id"], json.loads(done.stdout)["content"]) == (
+        "n1", {"v": 2})
+    done = put("-", stdin="not json")
+    assert done.returncode == errors.EXIT_CODES["invalid_data"] and "content on stdin is not valid JSON" in done.stderr
+    with kuradb.open(tmp_path) as s:
+        assert sorted(r.id for r in s["notes"].find()) == sorted(["n1", rec["id"]])
+
+
+def test_put_refuses_the_old_id_then_json_form_and_says_how(tmp_path, capsys, monkeypatch):
+    d = str(tmp_path / "s")
+    with pytest.raises(SystemExit) as info:
+        main(["put", d, "notes", "n1", '{"title": "x"}'])
+    assert info.value.code == 2 and "--id ID" in capsys.readouterr().err
+    code, _, err = run(capsys, monkeypatch, "put", d, "notes", "n1")  # an id where the content goes
+    assert code == errors.EXIT_CODES["invalid_data"] and "CONTENT is not valid JSON" in err and "--id" in err
+    assert not (tmp_path / "s").exists()   # nothing was created for a command that failed on its arguments
+
+
+def test_put_is_documented_with_content_and_id():
+    sub = next(a for a in parser()._actions if a.dest == "command")
+    text = sub.choices["put"].format_help()
+    assert "CONTENT" in text and "--id ID" in text and "stdin" in text
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "kuradb put data/ notes '{\"title\": \"hi\"}' --id n1" in readme
+    assert re.search(r"kuradb put data/ notes - --id n1", readme)
+
+
+def test_option_values_and_arguments_that_start_with_a_dash(tmp_path, capsys, monkeypatch):
+    d = str(tmp_path)
+    run(capsys, monkeypatch, "import", d, "notes", stdin='{"_id": "a", "s": 1}\n{"_id": "b", "s": 2}\n')
+    code, out, _ = run(capsys, monkeypatch, "find", d, "notes", "--sort", "-s", "--fields", "s")
+    assert code == 0 and [r["id"] for r in _jsonl(out)] == ["b", "a"]
+    code, out, _ = run(capsys, monkeypatch, "index", "create", d, "notes", "--", "-s")
+    assert code == 0 and json.loads(out)["index"] == "s_desc"
+
+
+def test_global_options_may_follow_the_command(tmp_path, capsys, monkeypatch):
+    d = str(tmp_path)
+    seed(d, a={})
+    code, out, _ = run(capsys, monkeypatch, "get", d, "notes", "a", "--json", "--timeout", "1", "--durability", "full")
+    assert code == 0 and json.loads(out)["id"] == "a"
+
+
+# -- import and export: paths, missing collections, line numbers -------------------------------------
+
+
+def test_import_of_a_file_that_is_not_there_creates_nothing(tmp_path, capsys, monkeypatch):
+    d = str(tmp_path / "s")
+    code, out, err = run(capsys, monkeypatch, "import", d, "things", str(tmp_path / "missing.jsonl"))
+    assert code == errors.EXIT_CODES["not_found"] and out == ""
+    assert err.startswith(f"kuradb: not_found: cannot read '{tmp_path / 'missing.jsonl'}'")
+    assert not (tmp_path / "s").exists()
+    code, _, err = run(capsys, monkeypatch, "import", d, "things", str(tmp_path))   # a directory
+    assert code == errors.EXIT_CODES["invalid_data"] and "Is a directory" in err
+
+
+def test_import_of_bytes_that_are_not_utf8_names_the_line(tmp_path, capsys, monkeypatch):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b'{"_id": "a"}\n{"_id": "b", "x": "\xff\xfe"}\n')
+    code, _, err = run(capsys, monkeypatch, "import", str(tmp_path / "s"), "things", str(src))
+    assert code == errors.EXIT_CODES["invalid_data"]
+    assert err.startswith("kuradb: invalid_data: line 2 is not valid JSON")
+
+
+def test_an_import_error_names_the_line_not_the_batch_item(tmp_path, capsys, monkeypatch):
+    d = str(tmp_path)
+    lines = [json.dumps({"_id": f"k{i}"}) for i in range(1500)]
+    lines[1200] = json.dumps({"_id": 5})     # line 1201: in the second batch, its item 200
+    code, _, err = run(capsys, monkeypatch, "import", d, "things", stdin="\n".join(lines))
+    assert code == errors.EXIT_CODES["invalid_data"]
+    assert err.startswith("kuradb: invalid_data: line 1201: _id must be a string, not int"), err
+    assert "items[" not in err
+    code, _, err = run(capsys, monkeypatch, "import", d, "things", stdin='{"_id": "a"}\n\n{"_id": "", "_type": "t"}\n')
+    assert code == errors.EXIT_CODES["invalid_data"] and err.startswith("kuradb: invalid_data: line 3: _id must be")
+    with kuradb.open(d) as s:
+        assert s.collections() == [] or len(s["things"]) == 0
+
+
+def test_import_keeps_the_order_of_lines_for_one_id(tmp_path, capsys, monkeypatch):
+    d = str(tmp_path)
+    code, _, _ = run(capsys, monkeypatch, "import", d, "things",
+                     stdin='{"_id": "a", "v": 1}\n{"_id": "a", "_type": "t", "v": 2}\n{"_id": "b", "v": 1}\n')
+    assert code == 0
+    with kuradb.open(d) as s:
+        rec = s["things"].get("a")
+        assert (rec.content, rec.type, rec.version) == ({"v": 2}, "t", 2)
+
+
+def test_export_of_a_collection_that_does_not_exist_is_not_found(tmp_path, capsys, monkeypatch):
+    d = str(tmp_path)
+    seed(d, a={})
+    code, out, err = run(capsys, monkeypatch, "export", d, "nocoll")
+    assert code == errors.EXIT_CODES["not_found"] and out == ""
+    assert "has no collection 'nocoll'" in err and "notes" in err   # the hint names the ones there are
+    previous = tmp_path / "previous.jsonl"
+    previous.write_text('{"_id": "kept"}\n')
+    code, _, _ = run(capsys, monkeypatch, "export", d, "nocoll", "-o", str(previous))
+    assert code == errors.EXIT_CODES["not_found"] and previous.read_text() == '{"_id": "kept"}\n'
+
+
+def test_export_to_a_path_that_cannot_be_written(tmp_path, capsys, monkeypatch):
+    d = str(tmp_path)
+    seed(d, a={})
+    code, out, err = run(capsys, monkeypatch, "export", d, "notes", "-o", str(tmp_path / "none" / "x.jsonl"))
+    assert code == errors.EXIT_CODES["not_found"] and out == "" and "cannot write" in err
+    code, _, err = run(capsys, monkeypatch, "export", d, "notes", "-o", str(tmp_path))   # a directory
+    assert code == errors.EXIT_CODES["invalid_data"] and "Is a directory" in err
+
+
+def test_export_replaces_the_file_whole_and_keeps_its_mode(tmp_path, capsys, monkeypatch):
+    import os
+
+    d = str(tmp_path / "s")
+    seed(d, a={"v": 1})
+    target = tmp_path / "out.jsonl"
+    target.write_text("old\n" * 1000)
+    os.chmod(target, 0o640)
+    code, out, _ = run(capsys, monkeypatch, "export", d, "notes", "-o", str(target))
+    assert code == 0 and json.loads(out)["exported"] == 1
+    assert target.read_text() == '{"_id":"a","_version":1,"v":1}\n' and (target.stat().st_mode & 0o777) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "s"]   # no temporary file left
+
+
+# -- what a terminal shows ---------------------------------------------------------------------------
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def on_terminal(monkeypatch, *argv):
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    code = main(list(argv))
+    monkeypatch.undo()
+    return code, screen.getvalue()
+
+
+def test_verify_and_repair_print_text_on_a_terminal_and_json_when_piped(tmp_path, capsys, monkeypatch):
+    d = str(tmp_path)
+    seed(d, a={"v": 1})
+    code, text = on_terminal(monkeypatch, "verify", d)
+    assert code == 0 and "{'" not in text and "{" not in text
+    rows = dict(line.rsplit(None, 1) for line in text.splitlines()[1:-1])
+    assert text.splitlines()[0].split() == ["CHECKED", "COUNT"] and rows["records"] == "1"
+    assert text.splitlines()[-1] == f"verify {d}: ok"
+    code, out, _ = run(capsys, monkeypatch, "verify", d)
+    report = json.loads(out)
+    assert code == 0 and report["ok"] is True and report["checked"]["records"] == 1
+    code, text = on_terminal(monkeypatch, "repair", d)
+    assert code == 0 and "{'" not in text and text.splitlines()[-1] == f"repair {d}: ok"
+
+
+def test_verify_on_a_real_terminal(tmp_path):
+    import os
+    import pty
+
+    d = str(tmp_path)
+    with kuradb.open(d) as s:
+        s["notes"].put({"v": 1}, id="a")
+    primary, secondary = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "kuradb", "verify", d], stdout=secondary,
+                              stderr=subprocess.PIPE, timeout=60)
+        os.close(secondary)
+        text = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:    # the terminal is closed once everything was read
+                break
+            if not chunk:
+                break
+            text += chunk
+    finally:
+        os.close(primary)
+    lines = text.decode().replace("\r\n", "\n").splitlines()
+    assert done.returncode == 0 and lines[0].split() == ["CHECKED", "COUNT"] and lines[-1] == f"verify {d}: ok"
+
+
+def test_history_on_a_terminal_does_not_quote_times_or_print_null(tmp_path, capsys, monkeypatch):
+    d = str(tmp_path)
+    seed(d, a={"v": 1})
+    with kuradb.open(d) as s:
+        s["notes"].put({"v": 2}, id="a", author="ann")
+    code, text = on_terminal(monkeypatch, "history", d, "notes", "a")
+    header, first, second = text.splitlines()
+    assert code == 0 and header.split() == ["VERSION", "MODIFIED", "AUTHOR", "DELETED", "CONTENT"]
+    assert '"' not in first.split("{")[0] and "null" not in first
+    modified = first.split()[1]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\+00:00", modified), modified
+    assert second.split()[:4] == ["2", second.split()[1], "ann", "false"]
+
+
+def test_import_progress_counts_every_line(tmp_path, capsys, monkeypatch):
+    """Lines without an _id (or with a _type) are written one by one; they count like the rest."""
+    from test_progress import screen
+
+    lines = [{"_id": f"k{i}"} if i % 5 else {"v": i} for i in range(2500)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps(line) for line in lines))
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    code = main(["import", str(tmp_path / "s"), "things", str(src)])
+    monkeypatch.undo()
+    assert code == 0
+    final = screen(err.getvalue())[0]
+    assert final.startswith("importing into things 2,500 ") and final.rstrip().endswith("/s"), final

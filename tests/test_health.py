@@ -59,7 +59,7 @@ def test_a_read_only_store_reports_without_recording(tmp_path):
 
 def test_cli_exit_code_reflects_status(tmp_path, capsys):
     d = str(tmp_path / "s")
-    main(["put", d, "n", "x", "{}"])
+    main(["put", d, "n", "{}", "--id", "x"])
     capsys.readouterr()
     assert main(["health", d]) == 1
     assert json.loads(capsys.readouterr().out)["status"] == "degraded"

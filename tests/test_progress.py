@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 from kuradb.progress import Progress
 
@@ -11,13 +12,33 @@ class Terminal(io.StringIO):
         return True
 
 
+def screen(text: str) -> list[str]:
+    """What a terminal shows for ``text``: '\\r' goes back to the start of the line and overwrites it."""
+    lines: list[list[str]] = [[]]
+    col = 0
+    for ch in text:
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            lines.append([])
+            col = 0
+        else:
+            line = lines[-1]
+            if col < len(line):
+                line[col] = ch
+            else:
+                line.append(ch)
+            col += 1
+    return ["".join(line) for line in lines]
+
+
 def test_progress_draws_counts_and_a_bar_on_a_terminal():
     out = Terminal()
     with Progress("exporting notes", total=4, stream=out, min_interval=0) as p:
         for _ in range(4):
             p.advance()
     text = out.getvalue()
-    assert "\rexporting notes [" in text and "4/4" in text and "/s)" in text
+    assert "\rexporting notes [" in text and "4/4" in text and "/s" in text
     assert text.endswith("\n")
 
 
@@ -32,17 +53,58 @@ def test_progress_is_silent_when_not_a_terminal():
     out = io.StringIO()
     with Progress("importing", total=10, stream=out, min_interval=0) as p:
         p.advance(10)
+        p.fraction(0.5)
     assert out.getvalue() == ""
 
 
-def test_fraction_moves_to_that_share_of_the_total():
-    import io
+def test_the_last_line_shows_the_total_even_between_redraws():
+    out = Terminal()
+    with Progress("exporting", total=50_000, stream=out, min_interval=3600) as p:
+        for _ in range(10):
+            p.advance(5_000)  # only the first is drawn: the rest come within min_interval
+    assert screen(out.getvalue())[0].startswith("exporting [" + "#" * 30 + "] 50,000/50,000 ")
 
-    from kuradb.progress import Progress
 
-    p = Progress("x", total=1000, stream=io.StringIO())
-    p.fraction(0.25)
-    p.fraction(0.5)
-    assert p.done == 500
-    p.fraction(1.0)
-    assert p.done == 1000
+def test_a_shorter_line_blanks_what_is_left_of_the_longer_one():
+    """The rate shrinks as time passes: the line on screen must be the last one drawn, not a mix."""
+    out = Terminal()
+    with Progress("x", stream=out, min_interval=0) as p:
+        p.advance(10**9)   # at once: billions a second
+        time.sleep(1.0)
+        p.advance(1)       # now at most a billion a second: the line is shorter
+    last_drawn = out.getvalue().rsplit("\r", 1)[1].rstrip("\n")
+    visible = screen(out.getvalue())[0]
+    assert visible.rstrip() == last_drawn.rstrip()
+    assert visible.rstrip().endswith("/s") and visible.count("/s") == 1
+
+
+def test_the_rate_is_items_per_second_over_the_whole_run():
+    out = Terminal()
+    started = time.monotonic()
+    with Progress("importing", stream=out, min_interval=0) as p:
+        p.advance(1000)
+        time.sleep(0.5)
+    elapsed = time.monotonic() - started
+    rate = int(screen(out.getvalue())[0].split()[-1].removesuffix("/s").replace(",", ""))
+    assert 1000 / elapsed * 0.9 <= rate <= 1000 / 0.5
+
+
+def test_work_measured_by_a_share_shows_a_percentage_and_ends_at_100():
+    out = Terminal()
+    with Progress("verifying", stream=out, min_interval=0) as p:
+        p.fraction(0.25)
+        assert "25%" in out.getvalue()
+        p.fraction(0.9)    # the library's last callback before it returns
+    final = screen(out.getvalue())[0]
+    assert "100%" in final and "/s" not in out.getvalue()  # a share has no per-second rate
+
+
+def test_a_share_is_not_drawn_as_complete_when_the_work_failed():
+    out = Terminal()
+    try:
+        with Progress("verifying", stream=out, min_interval=0) as p:
+            p.fraction(0.4)
+            raise RuntimeError("stopped")
+    except RuntimeError:
+        pass
+    assert "40%" in screen(out.getvalue())[0] and "100%" not in out.getvalue()

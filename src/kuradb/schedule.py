@@ -7,7 +7,9 @@ when the newest full one in ``dest`` is older than ``full_every``, so chains sta
 short and old ones can be pruned whole. A failed run is kept in
 ``last_error`` (and shows in ``store.health()`` as an ageing last backup); the
 schedule goes on. ``stop()``, or closing the store, ends it after the run in
-progress.
+progress. ``run()`` runs the same loop in the calling thread instead: ``kuradb
+backup --every`` does, so that a signal interrupts the backup in progress (which
+then removes its partial folder) rather than waiting for it.
 """
 from __future__ import annotations
 
@@ -47,26 +49,32 @@ class BackupSchedule:
     def __init__(self, store: Store, dest: str, every: Any, *, keep_last: int | None = None,
                  keep_daily: int | None = None, keep_weekly: int | None = None,
                  on_backup: Callable[[BackupInfo], Any] | None = None, kind: str = "full",
-                 full_every: Any = None, encryption_key: Any = None) -> None:
+                 full_every: Any = None, encryption_key: Any = None,
+                 on_error: Callable[[BaseException], Any] | None = None) -> None:
         self.store, self.dest, self.every = store, dest, parse_duration(every)
+        for name, value in (("keep_last", keep_last), ("keep_daily", keep_daily), ("keep_weekly", keep_weekly)):
+            if value is not None and (type(value) is not int or value < 1):
+                raise errors.ValidationError(f"{name} must be a positive integer, not {value!r}", path=name)
         if kind not in backups.files.KINDS:
             raise errors.ValidationError(f"kind must be one of {', '.join(backups.files.KINDS)}, not {kind!r}",
                                          path="kind")
         self.kind, self.encryption_key = kind, encryption_key
         self.full_every = None if full_every is None else parse_duration(full_every, "full_every")
         self.keep = {"keep_last": keep_last, "keep_daily": keep_daily, "keep_weekly": keep_weekly}
-        self.on_backup = on_backup
+        self.on_backup, self.on_error = on_backup, on_error
         self.runs = 0
         self.last: BackupInfo | None = None
         self.last_error: BaseException | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"kuradb-backup-{dest}", daemon=True)
+        self._thread = threading.Thread(target=self.run, name=f"kuradb-backup-{dest}", daemon=True)
 
     def start(self) -> BackupSchedule:
+        """Run the schedule in a daemon thread."""
         self._thread.start()
         return self
 
-    def _loop(self) -> None:
+    def run(self) -> None:
+        """Run the schedule in the calling thread until ``stop()`` (or an exception such as KeyboardInterrupt)."""
         while not self._stop.is_set():
             self.run_once()
             self._stop.wait(self.every)
@@ -80,6 +88,8 @@ class BackupSchedule:
             if isinstance(e, errors.Closed):
                 self._stop.set()
             self.last_error = e
+            if self.on_error is not None:
+                self.on_error(e)
             return
         finally:
             self.runs += 1

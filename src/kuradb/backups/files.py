@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -17,12 +19,19 @@ import orjson
 
 from .. import errors
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: partials are not locked, prune removes day-old ones
+    fcntl = None  # type: ignore[assignment]
+
 FORMAT = 2          # 2 adds incremental/differential kinds, the range start and encryption
 FORMATS = (1, 2)    # manifests this version reads
 MANIFEST = "manifest.json"
 DB_NAME = "kura.db.zst"           # full: the database
 CHANGES_NAME = "changes.db.zst"   # incremental/differential: the changes since the parent
 PARTIAL = ".partial-"
+PARTIAL_LOCK = ".writing"       # in a partial folder: flocked by the process writing it
+CREATING = ".creating-"         # a partial folder before its lock is taken (see Partial.create)
 CHUNK = 1 << 20
 LEVEL = 1  # zstd level: level 3 compresses no better and is 1.4x slower (DECISIONS.md)
 KINDS = ("full", "incremental", "differential")
@@ -201,3 +210,92 @@ def unpack(source: str, target: str, entry: dict[str, Any], where: str, opener: 
         os.fsync(out.fileno())
     if digest.hexdigest() != entry["content"]["sha256"]:
         raise errors.RestoreError(f"{where}: the restored bytes do not match their hash in the manifest")
+
+
+class Partial:
+    """``DEST/.partial-<id>`` while a backup is written into it, flocked so a dead writer's is told from a live one's.
+
+    ``create()`` makes it under a staging name, takes the lock inside and only
+    then renames it to ``.partial-<id>``, so a partial folder never exists
+    without its lock. ``commit(final)`` renames it into place (the lock file is
+    unlinked first: a finished backup holds only its own files); ``discard()``
+    removes it.
+    """
+
+    def __init__(self, dest: str, bid: str) -> None:
+        self.path = os.path.join(dest, PARTIAL + bid)
+        self._staging = os.path.join(dest, CREATING + bid)
+        self._fd: int | None = None
+
+    def create(self) -> None:
+        if fcntl is None:
+            os.makedirs(os.path.join(self.path, "blobs"))
+            return
+        os.makedirs(os.path.join(self._staging, "blobs"))
+        self._fd = os.open(os.path.join(self._staging, PARTIAL_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        os.rename(self._staging, self.path)
+
+    def commit(self, final: str) -> None:
+        if self._fd is not None:
+            os.unlink(os.path.join(self.path, PARTIAL_LOCK))
+        os.rename(self.path, final)
+        self._release()
+
+    def discard(self) -> None:
+        shutil.rmtree(self._staging, ignore_errors=True)
+        shutil.rmtree(self.path, ignore_errors=True)
+        self._release()
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def remove_stale_partials(dest: str) -> list[str]:
+    """Remove the ``.partial-*`` folders in ``dest`` whose writer is gone (killed, crashed); returns their names.
+
+    A partial whose lock is held is being written now and stays. One without a
+    lock file was left by an older kuradb and stays too (``prune`` removes those
+    once they are a day old). A staging folder lives for microseconds: one an
+    hour old is from a process killed in them.
+    """
+    if fcntl is None:
+        return []
+    removed = []
+    for name in sorted(os.listdir(dest)):
+        path = os.path.join(dest, name)
+        if name.startswith(CREATING):
+            try:
+                if time.time() - os.path.getmtime(path) > 3600:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(name)
+            except OSError:
+                pass
+            continue
+        if not name.startswith(PARTIAL):
+            continue
+        try:
+            fd = os.open(os.path.join(path, PARTIAL_LOCK), os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue   # its writer is alive
+            if os.fstat(fd).st_nlink == 0:
+                continue   # its writer finished (committed or discarded it) just now
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def keys_needed(dest: str) -> set[str]:
+    """Which keys the backups in ``dest`` need: ``"store"`` for backups of an encrypted store (they open with
+    the store's key), ``"backup"`` for encrypted backups of a plain store (their own key)."""
+    return {"store" if m.get("store_encrypted") else "backup" for m in manifests(dest)
+            if m.get("store_encrypted") or m.get("encryption") is not None}

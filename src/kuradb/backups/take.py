@@ -66,10 +66,12 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", en
     if parent is None:
         kind = "full"
     cipher = _cipher(encryption_key, parent)
+    files.remove_stale_partials(dest)   # those of backups killed midway
     bid = new_id()
-    work = os.path.join(dest, files.PARTIAL + bid)
+    partial = files.Partial(dest, bid)
+    work = partial.path
     try:
-        os.makedirs(os.path.join(work, "blobs"))
+        partial.create()
         if parent is None:
             entry, blobs, position, head, at = _full(store, work, cipher, progress)
             since = 0
@@ -86,10 +88,10 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", en
         files.write_manifest(work, manifest)
         files.fsync_dir(os.path.join(work, "blobs"))
         files.fsync_dir(work)
-        os.rename(work, os.path.join(dest, bid))
+        partial.commit(os.path.join(dest, bid))
         files.fsync_dir(dest)
     except BaseException as e:
-        shutil.rmtree(work, ignore_errors=True)
+        partial.discard()
         full = isinstance(e, apsw.FullError) or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT))
         if full or isinstance(e.__cause__, apsw.FullError):
             raise errors.StorageFull(f"the disk holding {dest!r} is full",
