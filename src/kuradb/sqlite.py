@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import apsw
+import orjson
 
 from . import atrest, errors
 from .schema import AFTER_MIGRATION, APPLICATION_ID, LATEST, MIGRATIONS, migration_checksum
@@ -32,6 +33,17 @@ DB_FILE = "kura.db"
 # so nothing the parent holds is touched from the child.
 _live_backends: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
 _inherited: list[Any] = []
+
+# What reading stored data can raise: the driver's errors, UnicodeDecodeError for a TEXT value
+# whose bytes are not UTF-8 and JSONDecodeError for stored JSON text that does not parse (both
+# damage: kuradb only writes UTF-8 and valid JSON). Read paths catch them all and translate().
+READ_ERRORS: tuple[type[Exception], ...] = (apsw.Error, UnicodeDecodeError, orjson.JSONDecodeError)
+DAMAGE_HINT = "run kuradb verify to see what is damaged; restore from a backup (kuradb restore)"
+
+# The backend whose cursor this thread last took: translate() tells it of damage a read met.
+# A reader cursor is used at once ("fetch its results before the next read"), so the last
+# backend taken is the one whose read failed.
+_reading = threading.local()
 
 
 def _after_fork_in_child() -> None:
@@ -65,6 +77,16 @@ def all_rows(cur: apsw.Cursor | apsw.Connection, sql: str, args: tuple[Any, ...]
 
 def translate(e: BaseException, where: str = "") -> errors.KuraError:
     """Map a driver error onto the most specific kuradb error (chain it with ``from e``)."""
+    out = _translate(e, where)
+    if isinstance(out, errors.CorruptedData) and not isinstance(e, errors.KuraError):
+        ref = getattr(_reading, "backend", None)
+        backend = ref() if ref is not None else None
+        if backend is not None:
+            backend.note_damage(out.message)
+    return out
+
+
+def _translate(e: BaseException, where: str) -> errors.KuraError:
     suffix = f" ({where})" if where else ""
     if isinstance(e, errors.KuraError):
         return e
@@ -72,8 +94,12 @@ def translate(e: BaseException, where: str = "") -> errors.KuraError:
         return errors.Busy(f"the store is locked by another writer{suffix}",
                            hint="raise timeout= in kuradb.open() or shorten write transactions")
     if isinstance(e, (apsw.CorruptError, apsw.NotADBError)):
-        return errors.CorruptedData(f"the database file is damaged: {e}{suffix}",
-                                    hint="run verify and restore from a backup")
+        return errors.CorruptedData(f"the database file is damaged: {e}{suffix}", hint=DAMAGE_HINT)
+    if isinstance(e, UnicodeDecodeError):
+        return errors.CorruptedData(f"stored text is damaged (not UTF-8 at byte {e.start}){suffix}",
+                                    hint=DAMAGE_HINT)
+    if isinstance(e, orjson.JSONDecodeError):
+        return errors.CorruptedData(f"stored JSON is damaged ({e}){suffix}", hint=DAMAGE_HINT)
     if isinstance(e, apsw.FullError):
         return errors.StorageFull(f"the disk is full{suffix}", hint="free space; nothing was written")
     if isinstance(e, apsw.ReadOnlyError):
@@ -84,8 +110,7 @@ def translate(e: BaseException, where: str = "") -> errors.KuraError:
     if isinstance(e, (apsw.ConnectionClosedError, apsw.CursorClosedError)):
         return errors.Closed(f"the store is closed{suffix}")
     if isinstance(e, apsw.SQLError) and "malformed JSON" in str(e):
-        return errors.CorruptedData(f"stored content is damaged: {e}{suffix}",
-                                    hint="run verify and restore from a backup")
+        return errors.CorruptedData(f"stored content is damaged: {e}{suffix}", hint=DAMAGE_HINT)
     if isinstance(e, apsw.IOError) and "disk" in str(e).lower() and "full" in str(e).lower():
         return errors.StorageFull(f"the disk is full{suffix}")
     return errors.KuraError(f"storage error: {e}{suffix}")
@@ -210,6 +235,9 @@ class SQLiteBackend:
         self._closed = False
         self._closed_reason = "the store is closed"
         self._commit_listeners: list[Callable[[], Any]] = []
+        # The first damage a read of this process met ({"at": epoch seconds, "problem": ...}), for health().
+        self.damage: dict[str, Any] | None = None
+        self._ref = weakref.ref(self)   # what _reading holds: a weak reference keeps no closed store alive
         if not read_only:
             try:
                 os.makedirs(directory, exist_ok=True)
@@ -220,14 +248,24 @@ class SQLiteBackend:
             raise errors.NotFound(f"no kuradb store at {directory!r}", hint="create it with kuradb init")
         atrest.before_open(self.path, key)
         self.key = key
-        self._writer: apsw.Connection | None = None if read_only else self._connect()
-        self._writer_cur: Any = None if self._writer is None else self._writer.cursor()
-        self._migrate(self._writer or self._connect())
+        try:
+            self._writer: apsw.Connection | None = None if read_only else self._connect()
+            self._writer_cur: Any = None if self._writer is None else self._writer.cursor()
+            self._migrate(self._writer or self._connect())
+        except errors.CorruptedData as e:
+            self.close()
+            if not isinstance(e.__cause__, READ_ERRORS):
+                raise   # not damage: a SQLite file that is not a store
+            raise errors.CorruptedData(
+                f"the store at {directory!r} cannot be opened: {e.message}",
+                hint="restore it from a backup (kuradb restore DEST DIR); the damaged kura.db may still give"
+                     " up some of its data to sqlite3's .recover") from e
         _live_backends.add(self)
 
     # -- connections ---------------------------------------------------------------
 
     def _connect(self) -> apsw.Connection:
+        _reading.backend = self._ref
         flags = apsw.SQLITE_OPEN_READONLY if self.read_only else (
             apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
         try:
@@ -250,8 +288,21 @@ class SQLiteBackend:
             self._conns.add(conn)
         return conn
 
+    def note_damage(self, problem: str) -> None:
+        """Remember that a read met damage (the first such problem), so health() reports it."""
+        if self.damage is None:
+            self.damage = {"at": time.time(), "problem": problem}
+
+    def _failed(self, e: Exception) -> errors.KuraError:
+        """translate(e) for a read of this backend, noting damage here (not on the thread's last reader)."""
+        out = translate(e, self.directory)
+        if isinstance(out, errors.CorruptedData):
+            self.note_damage(out.message)
+        return out
+
     def reader(self) -> apsw.Cursor:
         """The cursor reads on this thread should use; fetch its results before the next read."""
+        _reading.backend = self._ref
         d = self._local.__dict__
         tx = d.get("tx")
         if tx is not None:
@@ -274,8 +325,24 @@ class SQLiteBackend:
         cur.execute("BEGIN")
         try:
             yield cur
-        finally:
+        except READ_ERRORS as e:   # what a caller did not translate itself
+            self._end_read(cur, quiet=True)
+            raise self._failed(e) from e
+        except BaseException as e:
+            self._end_read(cur, quiet=True)
+            if isinstance(e, errors.CorruptedData):
+                self.note_damage(e.message)
+            raise
+        self._end_read(cur, quiet=False)
+
+    def _end_read(self, cur: apsw.Cursor, *, quiet: bool) -> None:
+        try:
             cur.execute("COMMIT")
+        except READ_ERRORS as e:
+            # A statement left half-read reports its error when COMMIT resets it; the read ends anyway.
+            self._rollback_quietly(cur)
+            if not quiet:
+                raise self._failed(e) from e
 
     @contextmanager
     def snapshot(self) -> Iterator[apsw.Cursor]:
@@ -287,10 +354,19 @@ class SQLiteBackend:
         conn = self._connect()
         try:
             cur = conn.cursor()
-            cur.execute("PRAGMA temp_store=FILE")
-            cur.execute("BEGIN")
-            cur.execute("SELECT 1 FROM log LIMIT 1").fetchall()  # start the snapshot now
+            try:
+                cur.execute("PRAGMA temp_store=FILE")
+                cur.execute("BEGIN")
+                cur.execute("SELECT 1 FROM log LIMIT 1").fetchall()  # start the snapshot now
+            except READ_ERRORS as e:
+                raise self._failed(e) from e
+            _reading.backend = self._ref
             yield cur
+        except READ_ERRORS as e:   # what a caller did not translate itself
+            raise self._failed(e) from e
+        except errors.CorruptedData as e:   # exact even when a lazy scan interleaves with other reads
+            self.note_damage(e.message)
+            raise
         finally:
             with self._conns_lock:
                 self._conns.discard(conn)
@@ -324,6 +400,7 @@ class SQLiteBackend:
             raise translate(e, "begin") from e
         tx = Transaction(self._writer, self._writer_cur)
         self._local.tx = tx
+        _reading.backend = self._ref
         return tx
 
     def _end(self, tx: Transaction, *, commit: bool) -> None:
