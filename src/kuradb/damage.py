@@ -111,20 +111,26 @@ def _tables(cur: apsw.Cursor) -> set[str]:
         return set()
 
 
-def copy_problems(conn: apsw.Connection, limit: int = 20) -> list[str]:
+def copy_problems(conn: apsw.Connection, limit: int = 20, *, schema: str = "main", full: bool = True) -> list[str]:
     """The cheap check of a database copy: the b-trees (``quick_check``) and every stored body being
     well-formed JSONB. It finds a damaged page and damaged content bytes; a change that leaves a body
-    well-formed (a flipped bit inside a string) is left to verify, which checks every checksum."""
-    roots = _roots(conn.cursor())
-    try:
-        found = [_named(f, roots) for f in _lines(conn.cursor(), f"PRAGMA quick_check({int(limit)})") if f != "ok"]
-    except READ_ERRORS as e:
-        return [f"the file's structure cannot be checked: {error_text(e)}"]
+    well-formed (a flipped bit inside a string) is left to verify, which checks every checksum.
+
+    ``full=False``: only the bodies of the change log in ``schema`` (a changes file being written)."""
+    found: list[str] = []
+    if full:
+        roots = _roots(conn.cursor())
+        try:
+            found += [_named(f, roots) for f in _lines(conn.cursor(), f"PRAGMA {schema}.quick_check({int(limit)})")
+                      if f != "ok"]
+        except READ_ERRORS as e:
+            return [f"the file's structure cannot be checked: {error_text(e)}"]
+    docs = (f" UNION ALL SELECT 'docs', position, collection, id FROM {schema}.docs"
+            " WHERE body IS NOT NULL AND NOT json_valid(body, 8)") if full else ""
     try:
         for table, key, coll, id in conn.execute(
-                "SELECT 'log', position, collection, id FROM log WHERE body IS NOT NULL AND NOT json_valid(body, 8)"
-                " UNION ALL SELECT 'docs', position, collection, id FROM docs"
-                " WHERE body IS NOT NULL AND NOT json_valid(body, 8) LIMIT ?", (limit,)):
+                f"SELECT 'log', position, collection, id FROM {schema}.log WHERE body IS NOT NULL"
+                f" AND NOT json_valid(body, 8){docs} LIMIT ?", (limit,)):
             where = f"change log position {key}" if table == "log" else f"the current record (position {key})"
             found.append(f"{coll}/{id}: the content of {where} is damaged (not well-formed JSONB)")
     except READ_ERRORS as e:

@@ -9,19 +9,21 @@ state only and never changes a record, a version or a blob.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import apsw
 import orjson
 
-from . import audit, damage, errors
+from . import audit, damage, errors, health
 from .encoding import blob_hash_of, checksum, make_rev
 from .query import fulltext
-from .query.catalog import array_paths, backfill
-from .query.indexes import index_ddl, load_meta
+from .query.catalog import array_paths, encode
+from .query.indexes import IndexInfo, index_ddl, load_meta
 from .sqlite import READ_ERRORS, scalar
 
 if TYPE_CHECKING:
@@ -431,55 +433,113 @@ def _indexes(cur: apsw.Cursor, store: Store, report: Report, bar: _Progress) -> 
     report.checked["indexes"] = n
 
 
-def repair(store: Store, progress: Callable[[float], None] | None = None) -> Report:
-    """Rebuild derived state: array catalog, blob references, secondary and text indexes.
+_REBUILD_ERRORS: tuple[type[Exception], ...] = (*READ_ERRORS, errors.CorruptedData)
 
-    Records, versions and blobs are never changed. Problems that repair cannot
-    fix (a checksum mismatch, a missing blob file) remain in ``verify``'s report.
+
+def repair(store: Store, progress: Callable[[float], None] | None = None) -> Report:
+    """Rebuild derived state (array catalog, blob references, secondary and text indexes), then verify.
+
+    Records, versions and blobs are never changed. ``repaired`` lists what was
+    rebuilt; ``problems`` is what remains afterwards: what verify still finds
+    (damaged records, a checksum mismatch, a missing blob file: they need a
+    backup) and each rebuild that failed. ``ok`` only when nothing remains.
+    Each rebuild is its own transaction, so one that fails leaves the others done.
     """
     def step(fraction: float) -> None:
         if progress is not None:
             progress(fraction)
 
     report = Report()
-    with store._backend.write() as tx:
-        cur = tx.cur
-        before = scalar(cur, "SELECT count(*) FROM array_paths")
-        backfill(cur)  # type: ignore[arg-type]
-        added = scalar(cur, "SELECT count(*) FROM array_paths") - before
-        if added:
-            report.repaired.append(f"array catalog: {added} paths added")
-        step(0.2)
-        refs = 0
-        bodies: list[Any] = cur.execute("SELECT position, json(body) FROM log WHERE kind='record'"
-                                        " AND body IS NOT NULL AND instr(json(body), '\"$blob\"')").fetchall()
-        for position, text in bodies:
-            found: set[str] = set()
-            _blob_refs(orjson.loads(text), found)
-            for h in found:
-                refs += cur.execute("INSERT OR IGNORE INTO blob_refs(hash, position) VALUES(?, ?)"
-                                    " RETURNING 1", (h, position)).fetchone() is not None
-        if refs:
-            report.repaired.append(f"blob references: {refs} added")
-        step(0.4)
-        collections: list[Any] = cur.execute("SELECT DISTINCT collection FROM indexes").fetchall()
-        for n, (coll,) in enumerate(collections):
-            step(0.4 + 0.6 * n / len(collections))
-            for info in load_meta(cur, coll).indexes:
-                if info.kind == "text":
-                    fulltext.drop_objects(cur, coll)
-                    fulltext.build(cur, coll, info)
-                    report.repaired.append(f"{coll}: text index {info.name!r} rebuilt")
-                else:
-                    ddl, _ = index_ddl(coll, info)
-                    cur.execute(f"DROP INDEX IF EXISTS \"kura:{coll}:{info.name}\"")
-                    try:
-                        cur.execute(ddl)
-                    except apsw.ConstraintError as e:
-                        raise errors.CorruptedData(
-                            f"{coll}: unique index {info.name!r} cannot be rebuilt: records share a value",
-                            hint="resolve the duplicates (see kuradb find), then repair again") from e
-                    report.repaired.append(f"{coll}: index {info.name!r} rebuilt")
-    report.checked["derived"] = len(report.repaired)
+    failed: list[str] = []
+
+    def attempt(what: str, rebuild: Callable[[apsw.Cursor], str | None]) -> None:
+        try:
+            with store._backend.write() as tx:
+                done = rebuild(tx.cur)
+        except _REBUILD_ERRORS as e:
+            failed.append(f"repair: {what} could not be rebuilt ({damage.error_text(e)})")
+            return
+        if done:
+            report.repaired.append(done)
+
+    attempt("the array catalog", _catalog)
+    step(0.15)
+    attempt("the blob references", _references)
+    step(0.3)
+    try:
+        with store._backend.read() as cur:
+            names: list[Any] = cur.execute("SELECT DISTINCT collection FROM indexes").fetchall()
+            collections = [(str(coll), load_meta(cur, coll).indexes) for (coll,) in names]
+    except errors.CorruptedData as e:
+        collections = []
+        failed.append(f"repair: the index definitions cannot be read, so no index was rebuilt ({e.message})")
+    for n, (coll, infos) in enumerate(collections):
+        step(0.3 + 0.2 * n / len(collections))
+        for info in infos:
+            attempt(f"{coll}: index {info.name!r}", functools.partial(_index, coll, info))
+    after = verify(store, None if progress is None else lambda f: step(0.5 + 0.5 * f))
+    for problem in failed + after.problems:
+        report.add(problem)
+    report.truncated += after.truncated
+    report.checked = {**after.checked, "derived": len(report.repaired)}
+    health.record(store, "last_verify", {"at": time.time(), "problems": len(report.problems) + report.truncated})
     step(1.0)
     return report
+
+
+def _catalog(cur: apsw.Cursor) -> str | None:
+    """Add every array path of the current records to the catalog (past records that cannot be read)."""
+    before = scalar(cur, "SELECT count(*) FROM array_paths")
+    seen: set[tuple[str, str]] = set()
+    for _, coll, text in _readable(
+            cur, "SELECT rowid, collection, json(body) FROM docs WHERE rowid > ?1 AND body IS NOT NULL ORDER BY rowid",
+            "SELECT max(rowid) FROM docs", "SELECT rowid, collection, json(body) FROM docs WHERE rowid = ?"
+                                           " AND body IS NOT NULL"):
+        for path in array_paths(orjson.loads(text)):
+            seen.add((coll, encode(path)))
+    cur.executemany("INSERT OR IGNORE INTO array_paths(collection, path) VALUES(?, ?)", sorted(seen))
+    added = scalar(cur, "SELECT count(*) FROM array_paths") - before
+    return f"array catalog: {added} paths added" if added else None
+
+
+def _references(cur: apsw.Cursor) -> str | None:
+    """Record every blob reference of every kept version (past versions that cannot be read)."""
+    refs = 0
+    for position, text in list(_readable(   # read them all before writing through the same cursor
+            cur, "SELECT position, json(body) FROM log WHERE position > ?1 AND kind = 'record' AND body IS NOT NULL"
+                 " AND instr(json(body), '\"$blob\"') ORDER BY position", "SELECT max(position) FROM log",
+            "SELECT position, json(body) FROM log WHERE position = ? AND kind = 'record' AND body IS NOT NULL"
+            " AND instr(json(body), '\"$blob\"')")):
+        found: set[str] = set()
+        _blob_refs(orjson.loads(text), found)
+        for h in found:
+            refs += cur.execute("INSERT OR IGNORE INTO blob_refs(hash, position) VALUES(?, ?)"
+                                " RETURNING 1", (h, position)).fetchone() is not None
+    return f"blob references: {refs} added" if refs else None
+
+
+def _readable(cur: apsw.Cursor, scan: str, high: str, one: str) -> Iterator[Any]:
+    """The rows of ``scan`` that can be read (``one`` reads a key alone); verify names the others."""
+    probe_cur = cur.connection.cursor()
+
+    def probe(key: int, _: BaseException) -> Any:
+        try:
+            return probe_cur.execute(one, (key,)).fetchone()
+        except READ_ERRORS:
+            return None
+    return iter(damage.Scan(cur, scan, damage.high(cur, high), probe, damage.Unreadable(lambda _: None, "", "")))
+
+
+def _index(coll: str, info: IndexInfo, cur: apsw.Cursor) -> str:
+    if info.kind == "text":
+        fulltext.drop_objects(cur, coll)
+        fulltext.build(cur, coll, info)
+        return f"{coll}: text index {info.name!r} rebuilt"
+    ddl, _ = index_ddl(coll, info)
+    cur.execute(f"DROP INDEX IF EXISTS \"kura:{coll}:{info.name}\"")
+    try:
+        cur.execute(ddl)
+    except apsw.ConstraintError as e:
+        raise errors.CorruptedData(f"records share a value of unique index {info.name!r}; resolve the duplicates"
+                                   " (see kuradb find), then repair again") from e
+    return f"{coll}: index {info.name!r} rebuilt"

@@ -235,7 +235,7 @@ class SQLiteBackend:
         self._closed = False
         self._closed_reason = "the store is closed"
         self._commit_listeners: list[Callable[[], Any]] = []
-        # The first damage a read of this process met ({"at": epoch seconds, "problem": ...}), for health().
+        # The latest damage a read of this process met ({"at": epoch seconds, "problem": ...}), for health().
         self.damage: dict[str, Any] | None = None
         self._ref = weakref.ref(self)   # what _reading holds: a weak reference keeps no closed store alive
         if not read_only:
@@ -289,9 +289,8 @@ class SQLiteBackend:
         return conn
 
     def note_damage(self, problem: str) -> None:
-        """Remember that a read met damage (the first such problem), so health() reports it."""
-        if self.damage is None:
-            self.damage = {"at": time.time(), "problem": problem}
+        """Remember that a read met damage (the latest, with when), so health() reports it."""
+        self.damage = {"at": time.time(), "problem": problem}
 
     def _failed(self, e: Exception) -> errors.KuraError:
         """translate(e) for a read of this backend, noting damage here (not on the thread's last reader)."""

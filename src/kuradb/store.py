@@ -326,9 +326,12 @@ class Store:
     # -- backups and integrity -------------------------------------------------------
 
     def backup(self, dest: str | os.PathLike[str], *, kind: str = "full", encryption_key: Any = None,
-               progress: Any = None) -> BackupInfo:
-        """A backup into the directory ``dest``, taken while writers keep writing (see kuradb.backups)."""
-        info = backups.backup(self, dest, kind=kind, encryption_key=encryption_key, progress=progress)
+               progress: Any = None, allow_damaged: bool = False) -> BackupInfo:
+        """A backup into the directory ``dest``, taken while writers keep writing (see kuradb.backups).
+
+        A damaged store gives BackupError, unless ``allow_damaged=True`` (the backup is marked damaged)."""
+        info = backups.backup(self, dest, kind=kind, encryption_key=encryption_key, progress=progress,
+                              allow_damaged=allow_damaged)
         health.record(self, "last_backup", {"at": info.created.timestamp(), "id": info.id,
                                             "dest": os.path.abspath(os.fspath(dest)), "position": info.position})
         return info
