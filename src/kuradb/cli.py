@@ -260,6 +260,8 @@ def cmd_repair(store: Store, args: argparse.Namespace, out: Output) -> None:
     with Progress("repairing", total=1000) as bar:
         report = store.repair(progress=bar.fraction)
     out.emit(report.to_dict())
+    if not report.ok:  # what repair could not fix: the report says what
+        raise errors.CorruptedData(f"{store.directory}: {len(report.problems) + report.truncated} problem(s) remain")
 
 
 def cmd_health(store: Store, args: argparse.Namespace, out: Output) -> int:
@@ -310,7 +312,8 @@ def cmd_backup(store: Store, args: argparse.Namespace, out: Output) -> int:
             schedule.stop()
         return 0
     with Progress(f"backing up to {args.dest}", total=1000) as bar:
-        info = store.backup(args.dest, kind=args.kind, encryption_key=key, progress=bar.fraction)
+        info = store.backup(args.dest, kind=args.kind, encryption_key=key, progress=bar.fraction,
+                            allow_damaged=args.allow_damaged)
     out.emit(info.to_dict())
     if any(v is not None for v in (args.keep_last, args.keep_daily, args.keep_weekly)):
         backups.prune(args.dest, keep_last=args.keep_last, keep_daily=args.keep_daily, keep_weekly=args.keep_weekly)
@@ -501,6 +504,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--full-every", metavar="INTERVAL",
                     help="with --every and --kind incremental/differential: a full backup when the newest is this old")
     sp.add_argument(*KEY_FILE, help=KEY_HELP)
+    sp.add_argument("--allow-damaged", action="store_true", help="back up a damaged store anyway, marked damaged")
     for rule in ("last", "daily", "weekly"):
         sp.add_argument(f"--keep-{rule}", type=int, metavar="N", help=f"prune after each backup: keep {rule} N")
     group = sub.add_parser("backups", help="list, verify or prune the backups in a directory",

@@ -178,6 +178,18 @@ def health(store: Store, thresholds: dict[str, Any] | None = None) -> Health:
     return Health(worst, checks)
 
 
+def known_damage(store: Store) -> str | None:
+    """The damage known of the store, if any: met by a read or a backup and not cleared by a verify since,
+    or found by the last verify (a backup refuses such a store: a restore would refuse its copy)."""
+    verified = _recorded(store, "last_verify")
+    if verified is not None and verified["problems"]:
+        return f"the last verify found {verified['problems']} problem(s)"
+    seen = _keep_damage(store)
+    if seen is not None and (verified is None or verified["at"] < seen["at"]):
+        return seen["problem"]
+    return None
+
+
 def _damage_check(store: Store) -> Check:
     seen = _keep_damage(store)
     if seen is None:

@@ -149,8 +149,13 @@ class _Check:
     def __init__(self, store: Store, allow_damaged: bool) -> None:
         self.store, self.allow_damaged = store, allow_damaged
         self.problems: list[str] = []
+        # Damage already known (met by a read, found by verify) that the check of the copy may not see,
+        # such as a checksum mismatch: a restore would refuse this backup, so it is not taken either.
+        self.known = health.known_damage(store)
 
     def found(self, problems: list[str]) -> None:
+        if not problems and self.known is not None:
+            problems = [f"{self.known} (kuradb verify lists what)"]
         if not problems:
             return
         health.note_damage(self.store, problems[0])
