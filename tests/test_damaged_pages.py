@@ -214,6 +214,14 @@ def test_a_damaged_record_in_the_middle_is_reported_refused_and_never_restored(m
     assert not os.path.exists(tmp_path / "restored")
 
 
+def test_a_verify_through_a_read_only_handle_makes_its_health_fail(middle):
+    with kuradb.open(middle, read_only=True) as s:
+        assert s.health().checks["damage"].status == "ok"
+        assert not s.verify().ok
+        h = s.health()
+        assert h.status == "failing" and "notes/r01500" in h.checks["damage"].detail
+
+
 def test_a_read_that_meets_a_damaged_page_makes_health_fail_without_a_verify(pristine, tmp_path):
     source, pages = pristine
     path = _copy(source, tmp_path)

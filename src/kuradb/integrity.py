@@ -101,6 +101,9 @@ def verify(store: Store, progress: Callable[[float], None] | None = None) -> Rep
             bar.finish()
     except errors.CorruptedData as e:   # not even a snapshot can be read
         report.add(f"the database cannot be read: {e.message}")
+    if not report.ok:   # health() fails on it in this process even when the store is read-only
+        store._backend.note_damage(f"verify found {len(report.problems) + report.truncated} problem(s), the first:"
+                                   f" {report.problems[0]}")
     return report
 
 

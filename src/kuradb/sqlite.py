@@ -258,7 +258,7 @@ class SQLiteBackend:
                 raise   # not damage: a SQLite file that is not a store
             raise errors.CorruptedData(
                 f"the store at {directory!r} cannot be opened: {e.message}",
-                hint="restore it from a backup (kuradb restore DEST DIR); the damaged kura.db may still give"
+                hint="restore it from a backup (kuradb restore DEST TARGET); the damaged kura.db may still give"
                      " up some of its data to sqlite3's .recover") from e
         _live_backends.add(self)
 
