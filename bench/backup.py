@@ -5,7 +5,8 @@ Run:  python bench/backup.py [--records 300000] [--rounds 3]      (--records 160
 A store of the query benchmark's documents. In the same run, interleaved:
 kuradb's ``store.backup()`` (plain and encrypted) and ``kuradb.backups.restore()``
 (which verifies the restored store), SQLite's online backup API to a file, and
-``VACUUM INTO``. Then, per round, 1% of the records changed and an incremental
+``VACUUM INTO``; the damage check a backup runs on its copy (``quick_check`` and
+every body's JSONB) against ``integrity_check``. Then, per round, 1% of the records changed and an incremental
 backup taken, against the full backup's time; a point-in-time restore in the
 middle of those changes; zstd levels 1 and 3 on the database copy; and the time
 to reopen the store and read a record after ``kill -9`` of a process writing to
@@ -32,6 +33,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from query import fill, make_docs  # noqa: E402
 
 import kuradb  # noqa: E402
+from kuradb import damage  # noqa: E402
 
 
 def main() -> None:
@@ -58,6 +60,9 @@ def main() -> None:
             "changing 1% of records (put_many)", "incremental backup after 1% changed",
             "point-in-time restore (full + replay of half the 1%)")}
         inc_sizes: list[float] = []
+        checks: dict[str, list[float]] = {k: [] for k in (
+            "PRAGMA quick_check", "every body well-formed JSONB (json_valid)",
+            "the backup's check (both: damage.copy_problems)", "PRAGMA integrity_check (not used: indexes too)")}
         rnd = random.Random(3)
         key = os.urandom(32)
         with kuradb.open(store_dir) as s:
@@ -108,6 +113,21 @@ def main() -> None:
                 src.execute(f"VACUUM INTO '{os.path.join(d, f'vacuum{r}.db')}'")
                 times["VACUUM INTO"].append(time.perf_counter() - t)
                 src.close()
+                copy_conn = apsw.Connection(target)   # what store.backup() checks before keeping its copy
+                t = time.perf_counter()
+                assert copy_conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+                checks["PRAGMA quick_check"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                copy_conn.execute("SELECT count(*) FROM log WHERE body IS NOT NULL AND NOT json_valid(body, 8)"
+                                  " UNION ALL SELECT count(*) FROM docs WHERE NOT json_valid(body, 8)").fetchall()
+                checks["every body well-formed JSONB (json_valid)"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                assert damage.copy_problems(copy_conn) == []
+                checks["the backup's check (both: damage.copy_problems)"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                assert copy_conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+                checks["PRAGMA integrity_check (not used: indexes too)"].append(time.perf_counter() - t)
+                copy_conn.close()
         copy = open(os.path.join(d, "api0.db"), "rb").read()
         levels = {}
         for level in (1, 3):
@@ -128,6 +148,10 @@ def main() -> None:
             m = statistics.median(v)
             print(f"| {k} | {m:.2f} s | {m / med[full]:.3f}× |")
         print(f"\nincremental backup size ÷ full backup size: {statistics.median(inc_sizes):.3f}")
+        print("\n| damage check of the database copy | time | ÷ full backup |\n|---|---|---|")
+        for k, v in checks.items():
+            m = statistics.median(v)
+            print(f"| {k} | {m:.2f} s | {m / med[full]:.3f}× |")
         print("\n" + reopen_after_kill(store_dir, args.rounds))
         print("\n| zstd level | time | MB/s | ratio |\n|---|---|---|---|")
         for level, (t, ratio) in levels.items():

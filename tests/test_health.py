@@ -16,7 +16,7 @@ def test_checks_follow_backups_and_verifies(tmp_path):
     with kuradb.open(tmp_path / "s") as s:
         s["n"].put({"a": 1}, id="x")
         h = s.health()
-        assert set(h.checks) == {"disk_free", "wal_size", "last_backup", "last_verify"}
+        assert set(h.checks) == {"disk_free", "wal_size", "last_backup", "last_verify", "damage"}
         assert h.status == "degraded" and h.checks["last_backup"].detail == "no backup recorded"
         assert h.checks["last_verify"].detail == "never verified" and h.checks["disk_free"].status == "ok"
         info = s.backup(tmp_path / "bk")

@@ -83,8 +83,10 @@ def test_damage_to_user_data_is_named(full, statements, expected):
     found = problems(full)
     assert any(expected in p for p in found), found
     with kuradb.open(full) as s:
-        s.repair()  # derived state only: the damage stays reported
+        repaired = s.repair()  # derived state only: the damage stays, and repair says so
+        assert not repaired.ok and any(expected in p for p in repaired.problems), repaired.problems
         assert any(expected in p for p in s.verify().problems)
+        assert s.health().checks["last_verify"].status == "failing"
 
 
 @pytest.mark.parametrize("statements,expected", [
@@ -108,6 +110,7 @@ def test_derived_state_is_checked_and_repaired(full, statements, expected):
         repaired = s.repair()
         assert repaired.repaired
         report = s.verify()
+        assert repaired.problems == report.problems  # what repair leaves is what verify finds
         if "stray" in expected:  # not kuradb's: reported, left alone
             assert any(expected in p for p in report.problems)
         else:
@@ -165,7 +168,12 @@ def test_cli_verify_and_repair(full, capsys):
     assert code == EXIT_CODES["corrupted_data"] and not report["ok"] and len(report["problems"]) == 5
     assert any("audit: change log position 2" in p for p in report["problems"])
     assert "5 problems found" in err and "kuradb repair" in err
-    assert main(["repair", str(full)]) == 0
-    assert json.loads(capsys.readouterr().out)["repaired"]
+    # repair rebuilds the catalog but cannot mend a rev (user data): it says so, and exits non-zero
+    assert main(["repair", str(full)]) == EXIT_CODES["corrupted_data"]
+    out, err = capsys.readouterr()
+    repaired = json.loads(out)
+    assert repaired["repaired"] and not repaired["ok"] and len(repaired["problems"]) == 3
+    assert any("notes/b version 1 (change log position 2): rev x" in p for p in repaired["problems"])
+    assert "3 problem(s) remain" in err
     assert main(["verify", str(full)]) == EXIT_CODES["corrupted_data"]  # the rev is user data: still reported
     assert len(json.loads(capsys.readouterr().out)["problems"]) == 3

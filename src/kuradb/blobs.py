@@ -24,7 +24,7 @@ from . import atrest, errors
 from .crypto import Cipher
 from .encoding import BlobRef, blob_hash_of
 from .opstats import instrumented
-from .sqlite import all_rows, translate
+from .sqlite import READ_ERRORS, all_rows, translate
 
 if TYPE_CHECKING:
     from .store import Store
@@ -250,8 +250,11 @@ class BlobStore:
         """What seals the blob files of an encrypted store (None for a plain one). Its key lives in
         the encrypted database, made by the first blob file written (``create``)."""
         if self._cipher is None and self._backend.key is not None:
-            row = self._backend.reader().execute("SELECT value FROM meta WHERE key=?",
-                                                 (atrest.BLOB_KEY,)).fetchone()
+            try:
+                row = self._backend.reader().execute("SELECT value FROM meta WHERE key=?",
+                                                     (atrest.BLOB_KEY,)).fetchone()
+            except READ_ERRORS as e:
+                raise translate(e, "the blob key") from e
             if row is not None:
                 self._cipher = Cipher.of(bytes.fromhex(row[0]))
             elif create:
@@ -326,7 +329,7 @@ class BlobStore:
         row: Any
         try:
             row = self._backend.reader().execute(f"SELECT {columns} FROM blobs WHERE hash=?", (h,)).fetchone()
-        except apsw.Error as e:
+        except READ_ERRORS as e:
             raise translate(e, f"blob {h}") from e
         if row is None:
             raise errors.NotFound(f"blob {h} does not exist")

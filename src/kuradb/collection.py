@@ -22,7 +22,7 @@ from .query.engine import Spec
 from .query.indexes import IndexInfo
 from .records import Record
 from .schemas import Validator, compile_schema
-from .sqlite import Transaction, all_rows, scalar, translate
+from .sqlite import READ_ERRORS, Transaction, all_rows, scalar, translate
 
 if TYPE_CHECKING:
     from .store import Store
@@ -137,7 +137,7 @@ class Collection:
     def _fetch(self, sql: str, args: tuple[Any, ...]) -> Any:
         try:
             return self._backend.reader().execute(sql, args).fetchone()
-        except apsw.Error as e:
+        except READ_ERRORS as e:
             raise translate(e, f"{self.name}/{args[1]}") from e
 
     def get(self, id: str, default: Any = _MISSING, *, version: int | None = None) -> Record:
@@ -156,7 +156,7 @@ class Collection:
             else:
                 check_version(version, "version", required=True)
                 row = self._get_version(id, version)
-        except apsw.Error as e:
+        except READ_ERRORS as e:
             raise translate(e, f"{name}/{id}") from e
         if row is not None and not row[6]:
             text = row[8]
@@ -186,7 +186,7 @@ class Collection:
             gen = rc.gen
             try:
                 row = self._backend.reader().execute(_GET, (name, id)).fetchone()
-            except apsw.Error as e:
+            except READ_ERRORS as e:
                 raise translate(e, f"{name}/{id}") from e
             if row is None or row[6]:
                 return self._missing(id, row, default)
@@ -226,7 +226,7 @@ class Collection:
             finally:
                 if own:
                     conn.execute("COMMIT")
-        except apsw.Error as e:
+        except READ_ERRORS as e:
             raise translate(e, self.name) from e
         return out
 
@@ -237,7 +237,7 @@ class Collection:
             with self._backend.read() as cur:
                 floor = self._history_floor(cur, id)
                 rows = cur.execute(_HISTORY, (self.name, id, floor, floor)).fetchall()
-        except apsw.Error as e:
+        except READ_ERRORS as e:
             raise translate(e, f"{self.name}/{id}") from e
         if not rows:
             check_id(id)
@@ -260,8 +260,11 @@ class Collection:
             return cur.execute(_GET_VERSION, (self.name, id, version - 1, version)).fetchone()
 
     def __len__(self) -> int:
-        return int(scalar(self._backend.reader(), "SELECT count(*) FROM docs WHERE collection=? AND deleted=0",
-                          (self.name,)))
+        try:
+            return int(scalar(self._backend.reader(), "SELECT count(*) FROM docs WHERE collection=? AND deleted=0",
+                              (self.name,)))
+        except READ_ERRORS as e:
+            raise translate(e, self.name) from e
 
     def __contains__(self, id: object) -> bool:
         if not isinstance(id, str):
@@ -273,10 +276,13 @@ class Collection:
         """Live record ids in id order, read in pages so a long iteration holds no lock."""
         last = ""
         while True:
-            rows = all_rows(
-                self._backend.reader(),
-                "SELECT id FROM docs WHERE collection=? AND id>? AND deleted=0 ORDER BY id LIMIT 1000",
-                (self.name, last))
+            try:
+                rows = all_rows(
+                    self._backend.reader(),
+                    "SELECT id FROM docs WHERE collection=? AND id>? AND deleted=0 ORDER BY id LIMIT 1000",
+                    (self.name, last))
+            except READ_ERRORS as e:
+                raise translate(e, self.name) from e
             for (id,) in rows:
                 yield id
             if len(rows) < 1000:

@@ -7,10 +7,16 @@ overrides any of them; ``None`` turns a check off):
     wal_size       the write-ahead log's size             degraded > 256 MiB, failing > 1 GiB
     last_backup    age of the last successful backup      degraded > 1 day or none recorded
     last_verify    the last ``verify()`` result           failing if it found problems
+    damage         damage met by a read or a backup       failing until a verify since finds none
     cache_hit_rate the read cache's hit rate (``cache=``)  degraded < 0.2, once it has seen 1,000 reads
 
-``backup()`` and ``verify()`` record their outcome in the store (``meta``)
-when it is writable, so any process can see them.
+``backup()`` and ``verify()`` (and ``repair()``, which ends with one) record
+their outcome in the store (``meta``) when it is writable, so any process can
+see them. A read that meets damage (SQLite reports a damaged page, stored text
+that is not UTF-8 or JSON that does not parse) tells the store's backend at
+once, at no cost to reads that do not; ``health()`` reports it and records it
+in ``meta`` too, as a backup that refuses a damaged store does. A verify that
+finds nothing afterwards clears it.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from . import errors
+from .sqlite import READ_ERRORS, translate
 
 if TYPE_CHECKING:
     from .store import Store
@@ -33,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "wal_size": {"degraded": 256 * MiB, "failing": 1 * GiB},
     "last_backup": {"degraded": 86_400},  # seconds
     "last_verify": {},
+    "damage": {},
     "cache_hit_rate": {"degraded": 0.2},
 }
 CACHE_SAMPLE = 1000   # reads before the hit rate means anything
@@ -71,8 +79,32 @@ def record(store: Store, key: str, value: dict[str, Any]) -> None:
 
 
 def _recorded(store: Store, key: str) -> dict[str, Any] | None:
-    row: Any = store._backend.reader().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchall()
-    return orjson.loads(row[0][0]) if row else None
+    try:
+        row: Any = store._backend.reader().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchall()
+        return orjson.loads(row[0][0]) if row else None
+    except READ_ERRORS as e:
+        translate(e, "the store's meta table")   # notes the damage, which the damage check reports
+        return None
+
+
+def note_damage(store: Store, problem: str) -> None:
+    """Damage found by a check (a backup's): health() is failing until a verify finds none."""
+    store._backend.note_damage(problem)
+    _keep_damage(store)
+
+
+def _keep_damage(store: Store) -> dict[str, Any] | None:
+    """The latest damage seen by this process or recorded by any; this process's is recorded
+    (when the store is writable and this thread is not inside a transaction)."""
+    seen, recorded = store._backend.damage, _recorded(store, "damage")
+    if seen is not None and (recorded is None or recorded["at"] < seen["at"]):
+        if not store.read_only and not store._backend.in_transaction():
+            try:
+                record(store, "damage", seen)
+            except errors.KuraError:
+                pass   # the write met the damage too (or the lock): it stays known to this process
+        return seen
+    return recorded
 
 
 def _thresholds(given: dict[str, Any] | None) -> dict[str, Any]:
@@ -133,6 +165,8 @@ def health(store: Store, thresholds: dict[str, Any] | None = None) -> Health:
             detail = (f"{last['problems']} problem(s) found" if last["problems"] else "no problem found") + \
                 f" {age / 3600:,.1f} h ago"
             checks["last_verify"] = Check(status, detail, last["problems"])
+    if limits["damage"] is not None:
+        checks["damage"] = _damage_check(store)
     rc = store._read_cache
     if limits["cache_hit_rate"] is not None and rc is not None:
         st = rc.cache.stats()
@@ -142,3 +176,27 @@ def health(store: Store, thresholds: dict[str, Any] | None = None) -> Health:
                                          + ("" if reads >= CACHE_SAMPLE else " (too few to judge)"), st.hit_rate)
     worst = max((c.status for c in checks.values()), key=ORDER.__getitem__, default="ok")
     return Health(worst, checks)
+
+
+def known_damage(store: Store) -> str | None:
+    """The damage known of the store, if any: met by a read or a backup and not cleared by a verify since,
+    or found by the last verify (a backup refuses such a store: a restore would refuse its copy)."""
+    verified = _recorded(store, "last_verify")
+    if verified is not None and verified["problems"]:
+        return f"the last verify found {verified['problems']} problem(s)"
+    seen = _keep_damage(store)
+    if seen is not None and (verified is None or verified["at"] < seen["at"]):
+        return seen["problem"]
+    return None
+
+
+def _damage_check(store: Store) -> Check:
+    seen = _keep_damage(store)
+    if seen is None:
+        return Check("ok", "no damage seen")
+    age = f"{(time.time() - seen['at']) / 3600:,.1f} h ago"
+    verified = _recorded(store, "last_verify")
+    if verified is not None and verified["at"] >= seen["at"] and not verified["problems"]:
+        return Check("ok", f"damage was seen {age}; a verify since found none")
+    return Check("failing", f"damage seen {age}: {seen['problem']} (run kuradb verify; restore from a backup)",
+                 seen["problem"])

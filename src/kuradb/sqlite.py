@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import apsw
+import orjson
 
 from . import atrest, errors
 from .schema import AFTER_MIGRATION, APPLICATION_ID, LATEST, MIGRATIONS, migration_checksum
@@ -43,6 +44,17 @@ def _fsync_dir(path: str) -> None:
 # so nothing the parent holds is touched from the child.
 _live_backends: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
 _inherited: list[Any] = []
+
+# What reading stored data can raise: the driver's errors, UnicodeDecodeError for a TEXT value
+# whose bytes are not UTF-8 and JSONDecodeError for stored JSON text that does not parse (both
+# damage: kuradb only writes UTF-8 and valid JSON). Read paths catch them all and translate().
+READ_ERRORS: tuple[type[Exception], ...] = (apsw.Error, UnicodeDecodeError, orjson.JSONDecodeError)
+DAMAGE_HINT = "run kuradb verify to see what is damaged; restore from a backup (kuradb restore)"
+
+# The backend whose cursor this thread last took: translate() tells it of damage a read met.
+# A reader cursor is used at once ("fetch its results before the next read"), so the last
+# backend taken is the one whose read failed.
+_reading = threading.local()
 
 
 def _after_fork_in_child() -> None:
@@ -76,6 +88,16 @@ def all_rows(cur: apsw.Cursor | apsw.Connection, sql: str, args: tuple[Any, ...]
 
 def translate(e: BaseException, where: str = "") -> errors.KuraError:
     """Map a driver error onto the most specific kuradb error (chain it with ``from e``)."""
+    out = _translate(e, where)
+    if isinstance(out, errors.CorruptedData) and not isinstance(e, errors.KuraError):
+        ref = getattr(_reading, "backend", None)
+        backend = ref() if ref is not None else None
+        if backend is not None:
+            backend.note_damage(out.message)
+    return out
+
+
+def _translate(e: BaseException, where: str) -> errors.KuraError:
     suffix = f" ({where})" if where else ""
     if isinstance(e, errors.KuraError):
         return e
@@ -83,8 +105,12 @@ def translate(e: BaseException, where: str = "") -> errors.KuraError:
         return errors.Busy(f"the store is locked by another writer{suffix}",
                            hint="raise timeout= in kuradb.open() or shorten write transactions")
     if isinstance(e, (apsw.CorruptError, apsw.NotADBError)):
-        return errors.CorruptedData(f"the database file is damaged: {e}{suffix}",
-                                    hint="run verify and restore from a backup")
+        return errors.CorruptedData(f"the database file is damaged: {e}{suffix}", hint=DAMAGE_HINT)
+    if isinstance(e, UnicodeDecodeError):
+        return errors.CorruptedData(f"stored text is damaged (not UTF-8 at byte {e.start}){suffix}",
+                                    hint=DAMAGE_HINT)
+    if isinstance(e, orjson.JSONDecodeError):
+        return errors.CorruptedData(f"stored JSON is damaged ({e}){suffix}", hint=DAMAGE_HINT)
     if isinstance(e, apsw.FullError):
         return errors.StorageFull(f"the disk is full{suffix}", hint="free space; nothing was written")
     if isinstance(e, apsw.ReadOnlyError):
@@ -95,8 +121,7 @@ def translate(e: BaseException, where: str = "") -> errors.KuraError:
     if isinstance(e, (apsw.ConnectionClosedError, apsw.CursorClosedError)):
         return errors.Closed(f"the store is closed{suffix}")
     if isinstance(e, apsw.SQLError) and "malformed JSON" in str(e):
-        return errors.CorruptedData(f"stored content is damaged: {e}{suffix}",
-                                    hint="run verify and restore from a backup")
+        return errors.CorruptedData(f"stored content is damaged: {e}{suffix}", hint=DAMAGE_HINT)
     if isinstance(e, apsw.IOError) and "disk" in str(e).lower() and "full" in str(e).lower():
         return errors.StorageFull(f"the disk is full{suffix}")
     return errors.KuraError(f"storage error: {e}{suffix}")
@@ -221,6 +246,9 @@ class SQLiteBackend:
         self._closed = False
         self._closed_reason = "the store is closed"
         self._commit_listeners: list[Callable[[], Any]] = []
+        # The latest damage a read of this process met ({"at": epoch seconds, "problem": ...}), for health().
+        self.damage: dict[str, Any] | None = None
+        self._ref = weakref.ref(self)   # what _reading holds: a weak reference keeps no closed store alive
         if os.path.exists(directory) and not os.path.isdir(directory):
             raise errors.PermissionDenied(f"{directory!r} is a file, not a store directory",
                                           hint="give the directory that holds kura.db")
@@ -234,9 +262,18 @@ class SQLiteBackend:
             raise errors.CorruptedData(
                 f"{self.path!r} is empty: it is not a kuradb store (it was truncated, or made by something else)",
                 hint="kuradb never re-initialises an existing file; restore the store from a backup")
-        self._writer: apsw.Connection | None = None if read_only else self._connect()
-        self._writer_cur: Any = None if self._writer is None else self._writer.cursor()
-        self._migrate(self._writer or self._connect())
+        try:
+            self._writer: apsw.Connection | None = None if read_only else self._connect()
+            self._writer_cur: Any = None if self._writer is None else self._writer.cursor()
+            self._migrate(self._writer or self._connect())
+        except errors.CorruptedData as e:
+            self.close()
+            if not isinstance(e.__cause__, READ_ERRORS):
+                raise   # not damage: a SQLite file that is not a store
+            raise errors.CorruptedData(
+                f"the store at {directory!r} cannot be opened: {e.message}",
+                hint="restore it from a backup (kuradb restore DEST TARGET); the damaged kura.db may still give"
+                     " up some of its data to sqlite3's .recover") from e
         _live_backends.add(self)
 
     def _create(self, anywhere: bool) -> None:
@@ -288,6 +325,7 @@ class SQLiteBackend:
     # -- connections ---------------------------------------------------------------
 
     def _connect(self) -> apsw.Connection:
+        _reading.backend = self._ref
         flags = apsw.SQLITE_OPEN_READONLY if self.read_only else (
             apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
         try:
@@ -315,8 +353,20 @@ class SQLiteBackend:
             self._conns.add(conn)
         return conn
 
+    def note_damage(self, problem: str) -> None:
+        """Remember that a read met damage (the latest, with when), so health() reports it."""
+        self.damage = {"at": time.time(), "problem": problem}
+
+    def _failed(self, e: Exception) -> errors.KuraError:
+        """translate(e) for a read of this backend, noting damage here (not on the thread's last reader)."""
+        out = translate(e, self.directory)
+        if isinstance(out, errors.CorruptedData):
+            self.note_damage(out.message)
+        return out
+
     def reader(self) -> apsw.Cursor:
         """The cursor reads on this thread should use; fetch its results before the next read."""
+        _reading.backend = self._ref
         d = self._local.__dict__
         tx = d.get("tx")
         if tx is not None:
@@ -339,8 +389,24 @@ class SQLiteBackend:
         cur.execute("BEGIN")
         try:
             yield cur
-        finally:
+        except READ_ERRORS as e:   # what a caller did not translate itself
+            self._end_read(cur, quiet=True)
+            raise self._failed(e) from e
+        except BaseException as e:
+            self._end_read(cur, quiet=True)
+            if isinstance(e, errors.CorruptedData):
+                self.note_damage(e.message)
+            raise
+        self._end_read(cur, quiet=False)
+
+    def _end_read(self, cur: apsw.Cursor, *, quiet: bool) -> None:
+        try:
             cur.execute("COMMIT")
+        except READ_ERRORS as e:
+            # A statement left half-read reports its error when COMMIT resets it; the read ends anyway.
+            self._rollback_quietly(cur)
+            if not quiet:
+                raise self._failed(e) from e
 
     @contextmanager
     def snapshot(self) -> Iterator[apsw.Cursor]:
@@ -352,10 +418,19 @@ class SQLiteBackend:
         conn = self._connect()
         try:
             cur = conn.cursor()
-            cur.execute("PRAGMA temp_store=FILE")
-            cur.execute("BEGIN")
-            cur.execute("SELECT 1 FROM log LIMIT 1").fetchall()  # start the snapshot now
+            try:
+                cur.execute("PRAGMA temp_store=FILE")
+                cur.execute("BEGIN")
+                cur.execute("SELECT 1 FROM log LIMIT 1").fetchall()  # start the snapshot now
+            except READ_ERRORS as e:
+                raise self._failed(e) from e
+            _reading.backend = self._ref
             yield cur
+        except READ_ERRORS as e:   # what a caller did not translate itself
+            raise self._failed(e) from e
+        except errors.CorruptedData as e:   # exact even when a lazy scan interleaves with other reads
+            self.note_damage(e.message)
+            raise
         finally:
             with self._conns_lock:
                 self._conns.discard(conn)
@@ -389,6 +464,7 @@ class SQLiteBackend:
             raise translate(e, "begin") from e
         tx = Transaction(self._writer, self._writer_cur)
         self._local.tx = tx
+        _reading.backend = self._ref
         return tx
 
     def _end(self, tx: Transaction, *, commit: bool) -> None:

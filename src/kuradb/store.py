@@ -29,7 +29,7 @@ from .readcache import CacheConfig, ReadCache
 from .records import Change, from_us, to_us
 from .schedule import BackupSchedule
 from .schemas import compile_schema
-from .sqlite import SQLiteBackend, Transaction, all_rows, scalar, translate
+from .sqlite import READ_ERRORS, SQLiteBackend, Transaction, all_rows, scalar, translate
 
 _CHANGE_COLS = "position, kind, collection, id, version, rev, op, at, author"
 
@@ -222,7 +222,10 @@ class Store:
 
     def _options(self, cur: Any, name: str) -> options.Options:
         """The collection's saved options as ``cur``'s transaction or snapshot sees them."""
-        row: Any = cur.execute("SELECT options FROM collections WHERE name=?", (name,)).fetchone()
+        try:
+            row: Any = cur.execute("SELECT options FROM collections WHERE name=?", (name,)).fetchone()
+        except READ_ERRORS as e:
+            raise translate(e, f"collection {name}") from e
         return options.parse(name, row[0] if row else None)
 
     def _ensure_collection(self, tx: Transaction, name: str) -> None:
@@ -234,10 +237,13 @@ class Store:
         """Names of the collections that exist (that were written to or given options)."""
         # Records are the truth: a collection whose row another process dropped while
         # this one still had it cached is listed as long as it has records.
-        rows = all_rows(
-            self._backend.reader(), "WITH RECURSIVE c(n) AS (SELECT min(collection) FROM docs UNION ALL"
-            " SELECT (SELECT min(collection) FROM docs WHERE collection > n) FROM c WHERE n IS NOT NULL)"
-            " SELECT n FROM c WHERE n IS NOT NULL UNION SELECT name FROM collections ORDER BY 1")
+        try:
+            rows = all_rows(
+                self._backend.reader(), "WITH RECURSIVE c(n) AS (SELECT min(collection) FROM docs UNION ALL"
+                " SELECT (SELECT min(collection) FROM docs WHERE collection > n) FROM c WHERE n IS NOT NULL)"
+                " SELECT n FROM c WHERE n IS NOT NULL UNION SELECT name FROM collections ORDER BY 1")
+        except READ_ERRORS as e:
+            raise translate(e, "collections") from e
         return [r[0] for r in rows]
 
     def drop_collection(self, name: str) -> None:
@@ -299,7 +305,7 @@ class Store:
         """The position of the last committed change (0 for an empty store)."""
         try:
             return int(scalar(self._backend.reader(), "SELECT max(position) FROM log") or 0)
-        except apsw.Error as e:
+        except READ_ERRORS as e:
             raise translate(e, "position") from e
 
     def changes(self, since: int = 0, *, limit: int | None = None) -> Iterator[Change]:
@@ -317,7 +323,7 @@ class Store:
                 rows = all_rows(self._backend.reader(),
                                 f"SELECT {_CHANGE_COLS} FROM log WHERE position > ? ORDER BY position LIMIT ?",
                                 (since, page))
-            except apsw.Error as e:
+            except READ_ERRORS as e:
                 raise translate(e, "changes") from e
             for row in rows:
                 yield Change(row[0], row[1], row[2], row[3], row[4], row[5], row[6], from_us(row[7]), row[8])
@@ -381,9 +387,12 @@ class Store:
     # -- backups and integrity -------------------------------------------------------
 
     def backup(self, dest: str | os.PathLike[str], *, kind: str = "full", encryption_key: Any = None,
-               progress: Any = None) -> BackupInfo:
-        """A backup into the directory ``dest``, taken while writers keep writing (see kuradb.backups)."""
-        info = backups.backup(self, dest, kind=kind, encryption_key=encryption_key, progress=progress)
+               progress: Any = None, allow_damaged: bool = False) -> BackupInfo:
+        """A backup into the directory ``dest``, taken while writers keep writing (see kuradb.backups).
+
+        A damaged store gives BackupError, unless ``allow_damaged=True`` (the backup is marked damaged)."""
+        info = backups.backup(self, dest, kind=kind, encryption_key=encryption_key, progress=progress,
+                              allow_damaged=allow_damaged)
         health.record(self, "last_backup", {"at": info.created.timestamp(), "id": info.id,
                                             "dest": os.path.abspath(os.fspath(dest)), "position": info.position})
         return info
@@ -461,7 +470,10 @@ class Store:
     def stats(self) -> dict[str, Any]:
         conn = self._backend.reader()
         def q(sql: str) -> Any:
-            return conn.execute(sql).fetchone()
+            try:
+                return conn.execute(sql).fetchone()
+            except READ_ERRORS as e:
+                raise translate(e, "stats") from e
 
         live, deleted = q("SELECT count(*) - total(deleted), total(deleted) FROM docs")
         blobs, blob_bytes = q("SELECT count(*), coalesce(sum(size), 0) FROM blobs")

@@ -40,7 +40,10 @@ def list_backups(dest: str | os.PathLike[str]) -> list[BackupInfo]:
 def verify(dest: str | os.PathLike[str], id: str | None = None, *, encryption_key: Any = None,
            progress: Callable[[float], None] | None = None) -> Report:
     """Check every file's hash and every chain, then restore each backup into a temporary
-    directory and run the store's own verify there. An encrypted backup needs its key."""
+    directory and run the store's own verify there. An encrypted backup needs its key.
+
+    Each backup's outcome is kept beside its manifest (``verified.json``): ``prune``
+    does not count a backup that failed as one of those it keeps."""
     dest = os.fspath(dest)
     if not os.path.isdir(dest):
         raise errors.NotFound(f"no backup directory {dest!r}")
@@ -58,21 +61,23 @@ def verify(dest: str | os.PathLike[str], id: str | None = None, *, encryption_ke
             continue
         report.checked["backups"] = report.checked.get("backups", 0) + 1
         problems = files.check_files(dest, m)
-        for p in problems:
-            report.add(p)
         if m["parent"] is not None and m["parent"] not in good:
-            report.add(f"backup {bid}: its parent backup {m['parent']} is missing or unreadable")
-            continue
-        if problems:
-            continue
-        if (m.get("encryption") is not None or m.get("store_encrypted")) and encryption_key is None:
+            problems.append(f"backup {bid}: its parent backup {m['parent']} is missing or unreadable")
+        if not problems and (m.get("encryption") is not None or m.get("store_encrypted")) and encryption_key is None:
             report.add(f"backup {bid} is encrypted: give its encryption_key to check that it restores")
             continue
-        with tempfile.TemporaryDirectory(prefix="kuradb-verify-") as tmp:
-            try:
-                restore(dest, os.path.join(tmp, "store"), id=bid, encryption_key=encryption_key)
-            except errors.KuraError as e:
-                report.add(f"backup {bid}: {e.message}")
+        if not problems:
+            with tempfile.TemporaryDirectory(prefix="kuradb-verify-") as tmp:
+                try:
+                    restore(dest, os.path.join(tmp, "store"), id=bid, encryption_key=encryption_key)
+                except (errors.RestoreError, errors.CorruptedData) as e:
+                    problems.append(e.message if bid in e.message else f"backup {bid}: {e.message}")
+                except errors.KuraError as e:   # not the backup's fault (a full disk, a wrong key): not recorded
+                    report.add(f"backup {bid}: {e.message}")
+                    continue
+        for p in problems:
+            report.add(p)
+        files.record_verified(dest, bid, problems)
     if progress is not None:
         progress(1.0)
     return report

@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - not POSIX: partials are not locked, pr
 FORMAT = 2          # 2 adds incremental/differential kinds, the range start and encryption
 FORMATS = (1, 2)    # manifests this version reads
 MANIFEST = "manifest.json"
+VERIFIED = "verified.json"        # beside the manifest: the outcome of the last backups.verify (not hashed)
 DB_NAME = "kura.db.zst"           # full: the database
 CHANGES_NAME = "changes.db.zst"   # incremental/differential: the changes since the parent
 PARTIAL = ".partial-"
@@ -52,6 +53,7 @@ class BackupInfo:
     size: int
     since: int = 0
     encrypted: bool = False
+    damaged: tuple[str, ...] = ()   # taken with allow_damaged=True of a store found damaged: what was found
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "created": self.created.isoformat()}
@@ -77,7 +79,7 @@ def fsync_dir(path: str) -> None:
 def info(m: dict[str, Any]) -> BackupInfo:
     return BackupInfo(m["id"], m["kind"], m["parent"], m["position"], datetime.fromisoformat(m["created"]),
                       sum(f["size"] for f in m["files"]), m.get("since", 0),
-                      m.get("encryption") is not None or bool(m.get("store_encrypted")))
+                      m.get("encryption") is not None or bool(m.get("store_encrypted")), tuple(m.get("damaged") or ()))
 
 
 def read_manifest(dest: str, bid: str) -> dict[str, Any]:
@@ -111,6 +113,27 @@ def write_manifest(work: str, m: dict[str, Any]) -> None:
         f.write(orjson.dumps(m, option=orjson.OPT_INDENT_2))
         f.flush()
         os.fsync(f.fileno())
+
+
+def record_verified(dest: str, bid: str, problems: list[str]) -> None:
+    """Keep what ``backups.verify`` found of backup ``bid`` beside its manifest (prune reads it).
+    Best effort: a backup directory on read-only media is verified all the same."""
+    path = os.path.join(dest, bid, VERIFIED)
+    try:
+        with open(path + ".tmp", "wb") as f:
+            f.write(orjson.dumps({"at": time.time(), "ok": not problems, "problems": problems[:20]}))
+        os.replace(path + ".tmp", path)
+    except OSError:
+        pass
+
+
+def failed_verification(dest: str, bid: str) -> bool:
+    """Whether the last ``backups.verify`` of backup ``bid`` found it cannot be restored."""
+    try:
+        with open(os.path.join(dest, bid, VERIFIED), "rb") as f:
+            return orjson.loads(f.read()).get("ok") is False
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return False
 
 
 def newest_name(dest: str) -> str | None:

@@ -37,11 +37,24 @@ def _keep(backups: list[BackupInfo], keep_last: int | None, keep_daily: int | No
     return keep
 
 
+def _restorable(dest: str, backups: list[BackupInfo]) -> list[BackupInfo]:
+    """The backups not known to be unrestorable: not taken of a damaged store (``allow_damaged``), not
+    failed by ``backups.verify``, and with every backup they build on present and restorable too."""
+    by_id = {b.id: b for b in backups}
+    bad = {b.id for b in backups if b.damaged or files.failed_verification(dest, b.id)}
+    for b in sorted(backups, key=lambda b: (b.created, b.id)):   # parents are older than their children
+        if b.parent is not None and (b.parent in bad or b.parent not in by_id):
+            bad.add(b.id)
+    return [b for b in backups if b.id not in bad]
+
+
 def prune(dest: str | os.PathLike[str], *, keep_last: int | None = None, keep_daily: int | None = None,
           keep_weekly: int | None = None) -> list[str]:
     """Delete the backups no rule keeps (and day-old half-written leftovers); returns the ids removed.
 
-    A backup that a kept one builds on (its parent, and theirs) is kept too."""
+    A backup that a kept one builds on (its parent, and theirs) is kept too. Backups known not to
+    restore (marked damaged, or failed by ``backups.verify``) do not count: the rules also keep the
+    good backups they would keep if those were not there."""
     dest = os.fspath(dest)
     for name, value in (("keep_last", keep_last), ("keep_daily", keep_daily), ("keep_weekly", keep_weekly)):
         if value is not None and (type(value) is not int or value < 0):
@@ -50,7 +63,10 @@ def prune(dest: str | os.PathLike[str], *, keep_last: int | None = None, keep_da
         raise errors.ValidationError("prune needs keep_last, keep_daily or keep_weekly; it would delete everything",
                                      path="keep_last")
     backups = [files.info(m) for m in files.manifests(dest)]
-    keep = _keep(backups, keep_last, keep_daily, keep_weekly)
+    good = _restorable(dest, backups)
+    # The rules over all backups, and over the good ones alone: a good backup never ages out behind
+    # newer ones that cannot be restored (those still age out by the rules like any other).
+    keep = _keep(backups, keep_last, keep_daily, keep_weekly) | _keep(good, keep_last, keep_daily, keep_weekly)
     removed = [b.id for b in backups if b.id not in keep]
     for bid in sorted(removed, reverse=True):   # children before their parents
         shutil.rmtree(os.path.join(dest, bid))

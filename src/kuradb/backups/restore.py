@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .. import audit, errors
 from ..crypto import Cipher
 from ..encoding import sha256_file
+from ..sqlite import READ_ERRORS, translate
 from . import files, replay
 
 if TYPE_CHECKING:
@@ -249,14 +250,40 @@ class _Unpacker:
 def _build(store_dir: str, base: list[Manifest], tail: Manifest | None, p: int, unpacker: _Unpacker,
            progress: Callable[[float], None] | None) -> int:
     """Make the store at ``store_dir``; returns the position it is at."""
-    from ..store import open as open_store
-
     os.makedirs(os.path.join(store_dir, "blobs"))
     plan = [*base, *([tail] if tail is not None else [])]
     if len({bool(m.get("store_encrypted")) for m in plan}) > 1:
         raise errors.RestoreError("this point needs backups taken before and after the store was encrypted",
                                   hint="restore a point covered by backups of one kind (kuradb backups list)")
     key = unpacker.store_key(plan[0]) if plan else None
+    try:
+        return _build_store(store_dir, base, tail, p, unpacker, progress, plan, key)
+    except _DAMAGE as e:
+        # A damaged backup: what it holds cannot be read (the restored store's own verify names the rest).
+        found = e.message if isinstance(e, errors.KuraError) else translate(e, "the restored store").message
+        raise errors.RestoreError(f"{_names(plan)} cannot be restored, its data is damaged: {found}{_marked(plan)}",
+                                  hint="try an older backup (kuradb backups list)") from e
+
+
+_DAMAGE: tuple[type[Exception], ...] = (*READ_ERRORS, errors.CorruptedData)
+
+
+def _names(plan: list[Manifest]) -> str:
+    if not plan:
+        return "the restore"
+    return "backup " + plan[-1]["id"] + (f" (with {len(plan) - 1} it builds on)" if len(plan) > 1 else "")
+
+
+def _marked(plan: list[Manifest]) -> str:
+    """What the backups of ``plan`` taken of a damaged store (``allow_damaged``) recorded, if any."""
+    marked = [m for m in plan if m.get("damaged")]
+    return "".join(f"; backup {m['id']} was taken of a damaged store: {m['damaged'][0]}" for m in marked)
+
+
+def _build_store(store_dir: str, base: list[Manifest], tail: Manifest | None, p: int, unpacker: _Unpacker,
+                 progress: Callable[[float], None] | None, plan: list[Manifest], key: Any) -> int:
+    from ..store import open as open_store
+
     if base:
         unpacker.database(base[0], os.path.join(store_dir, "kura.db"))
     steps = len(base) + (tail is not None) + 1
@@ -281,7 +308,8 @@ def _build(store_dir: str, base: list[Manifest], tail: Manifest | None, p: int, 
         _place_blobs(store, unpacker)
         problems = _check(store, p, expected)
         if problems:
-            raise errors.RestoreError(f"the restored store fails verification: {'; '.join(problems[:5])}",
+            raise errors.RestoreError(f"{_names(plan)}: the restored store fails verification:"
+                                      f" {'; '.join(problems[:5])}{_marked(plan)}",
                                       hint="try an older backup (kuradb backups list)")
     if progress is not None:
         progress(1.0)

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import apsw
 
-from .. import atrest, audit, errors
+from .. import atrest, audit, damage, errors, health
 from ..crypto import Cipher
 from ..encoding import sha256_file
 from ..ids import new_id
+from ..sqlite import READ_ERRORS, translate
 from . import files
 
 if TYPE_CHECKING:
@@ -44,12 +45,17 @@ CHANGES = (
 
 
 def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", encryption_key: Any = None,
-           progress: Progress = None) -> files.BackupInfo:
+           progress: Progress = None, allow_damaged: bool = False) -> files.BackupInfo:
     """Back up ``store`` into ``dest`` while writers keep writing; consistent at one position.
 
     ``incremental``/``differential`` without a usable parent in ``dest`` (none yet, or
     the newest one is of another store or history) take a full backup instead; the
     returned ``kind`` says which was taken.
+
+    The copy is checked before it is kept (``damage.copy_problems``): a store that
+    is damaged gives ``BackupError`` naming the damage, and health() turns failing.
+    ``allow_damaged=True`` keeps it anyway, marked ``damaged`` in its manifest and
+    BackupInfo (restore refuses it; prune does not count it as a good backup).
     """
     if kind not in files.KINDS:
         raise errors.ValidationError(f"kind must be one of {', '.join(files.KINDS)}, not {kind!r}", path="kind")
@@ -72,19 +78,21 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", en
     work = partial.path
     try:
         partial.create()
+        check = _Check(store, allow_damaged)
         if parent is None:
-            entry, blobs, position, head, at = _full(store, work, cipher, progress)
+            entry, blobs, position, head, at = _full(store, work, cipher, progress, check)
             since = 0
         else:
             since = parent["position"]
             entry, blobs, position, head, at = _changes(store, work, since, parent.get("audit_head"), cipher,
-                                                        progress)
+                                                        progress, check)
         created = datetime.now(UTC)
         manifest = {"format": files.FORMAT, "id": bid, "kind": kind, "parent": parent["id"] if parent else None,
                     "since": since, "position": position, "audit_head": head.hex(), "position_at": at,
                     "created": created.isoformat(), "store": os.path.abspath(store.directory),
                     "encryption": cipher.params if cipher else None,
-                    "store_encrypted": store._backend.key is not None, "files": [entry, *blobs]}
+                    "store_encrypted": store._backend.key is not None, "files": [entry, *blobs],
+                    **({"damaged": check.problems} if check.problems else {})}
         files.write_manifest(work, manifest)
         files.fsync_dir(os.path.join(work, "blobs"))
         files.fsync_dir(work)
@@ -99,6 +107,8 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", en
                                      " (kuradb backups prune) or choose another DEST") from e
         if isinstance(e, errors.KuraError):
             raise
+        if isinstance(e, READ_ERRORS):   # a read of a damaged copy kept with allow_damaged
+            raise _unreadable(store, e, f"backup to {dest!r}") from e
         if isinstance(e, OSError):
             raise errors.BackupError(f"backup to {dest!r} failed: {e.strerror or e}",
                                      hint="nothing was kept of this backup") from e
@@ -135,6 +145,45 @@ def _cipher(key: Any, parent: dict[str, Any] | None) -> Cipher | None:
     return Cipher.new(key)
 
 
+class _Check:
+    """What a backup does with damage its check of the copy found: refuse, or (``allow_damaged``) keep it."""
+
+    def __init__(self, store: Store, allow_damaged: bool) -> None:
+        self.store, self.allow_damaged = store, allow_damaged
+        self.problems: list[str] = []
+        # Damage already known (met by a read, found by verify) that the check of the copy may not see,
+        # such as a checksum mismatch: a restore would refuse this backup, so it is not taken either.
+        self.known = health.known_damage(store)
+
+    def found(self, problems: list[str]) -> None:
+        if not problems and self.known is not None:
+            problems = [f"{self.known} (kuradb verify lists what)"]
+        if not problems:
+            return
+        health.note_damage(self.store, problems[0])
+        if not self.allow_damaged:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise errors.BackupError(
+                f"the store is damaged, so no backup was taken: {'; '.join(problems[:3])}{more}",
+                hint="run kuradb verify to see all of it and restore from an earlier backup; to keep what can"
+                     " still be read, back up with allow_damaged=True (kuradb backup --allow-damaged), which marks"
+                     " the backup damaged")
+        self.problems += problems
+
+    def unreadable(self, e: BaseException, what: str) -> errors.BackupError:
+        return _unreadable(self.store, e, what)
+
+
+def _unreadable(store: Store, e: BaseException, what: str) -> errors.BackupError:
+    """The error for a store (or its copy) that cannot be read where a backup must read it."""
+    found = translate(e, what)
+    if isinstance(found, errors.CorruptedData):
+        health.note_damage(store, found.message)
+        return errors.BackupError(f"the store is damaged, so no backup was taken: {found.message}",
+                                  hint="run kuradb verify to see all of it and restore from an earlier backup")
+    return errors.BackupError(f"{what} failed: {e}", hint="nothing was kept of this backup")
+
+
 def _snapshot_connection(store: Store) -> apsw.Connection:
     return store._backend._connect()
 
@@ -145,8 +194,8 @@ def _release(store: Store, conn: apsw.Connection) -> None:
     conn.close()
 
 
-def _full(store: Store, work: str, cipher: Cipher | None,
-          progress: Progress) -> tuple[dict[str, Any], list[dict[str, Any]], int, bytes, int | None]:
+def _full(store: Store, work: str, cipher: Cipher | None, progress: Progress,
+          check: _Check) -> tuple[dict[str, Any], list[dict[str, Any]], int, bytes, int | None]:
     raw = os.path.join(work, "kura.db")
     source = _snapshot_connection(store)
     try:
@@ -158,13 +207,18 @@ def _full(store: Store, work: str, cipher: Cipher | None,
         finally:
             dest.close()
     except apsw.Error as e:
-        raise errors.BackupError(f"copying the database failed: {e}") from e
+        raise check.unreadable(e, "copying the database") from e
     finally:
         _release(store, source)
     conn = atrest.connect(raw, store._backend.key)
     try:
-        position, head = audit.head(conn)
-        at = _at(conn, position)
+        # SQLite's backup copies pages without reading them: damage is copied as it is, so check the copy.
+        check.found(damage.copy_problems(conn))
+        try:
+            position, head = audit.head(conn)
+            at = _at(conn, position)
+        except READ_ERRORS as e:
+            raise check.unreadable(e, "reading the change log's last entry") from e
         conn.execute("PRAGMA journal_mode=DELETE").fetchall()
     finally:
         conn.close()
@@ -172,7 +226,7 @@ def _full(store: Store, work: str, cipher: Cipher | None,
 
 
 def _changes(store: Store, work: str, since: int, parent_head: str | None, cipher: Cipher | None,
-             progress: Progress) -> tuple[dict[str, Any], list[dict[str, Any]], int, bytes, int | None]:
+             progress: Progress, check: _Check) -> tuple[dict[str, Any], list[dict[str, Any]], int, bytes, int | None]:
     raw = os.path.join(work, "changes.db")
     conn = _snapshot_connection(store)
     try:
@@ -192,15 +246,17 @@ def _changes(store: Store, work: str, since: int, parent_head: str | None, ciphe
                 conn.execute(f"CREATE TABLE out.{table} AS {select}", {"p": since})
             conn.execute("CREATE TABLE out.range(since INTEGER, position INTEGER)")
             conn.execute("INSERT INTO out.range VALUES(?, ?)", (since, position))
+            problems = damage.copy_problems(conn, schema="out", full=False)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("DETACH out")
-    except apsw.Error as e:
-        raise errors.BackupError(f"reading the changes since position {since} failed: {e}") from e
+    except READ_ERRORS as e:
+        raise check.unreadable(e, f"reading the changes since position {since}") from e
     finally:
         _release(store, conn)
+    check.found(problems)
     return *_blobs_and_pack(store, raw, work, files.CHANGES_NAME, cipher, progress), position, head, at
 
 

@@ -269,6 +269,10 @@ def cmd_repair(store: Store, args: argparse.Namespace, out: Output) -> None:
     with Progress("repairing") as bar:
         report = store.repair(progress=bar.fraction)
     _report(out, report, f"repair {args.directory}")
+    if not report.ok:  # what repair could not fix: the report says what
+        n = len(report.problems) + report.truncated
+        raise errors.CorruptedData(f"{store.directory}: {n} problem(s) remain after repair",
+                                   hint="records and blobs that are damaged need a backup (kuradb restore)")
 
 
 def cmd_health(store: Store, args: argparse.Namespace, out: Output) -> int:
@@ -308,7 +312,8 @@ def cmd_backup(store: Store, args: argparse.Namespace, out: Output) -> int:
         if args.every is not None:
             return _backup_every(store, args, out, key)
         with Progress(f"backing up to {args.dest}") as bar:
-            info = store.backup(args.dest, kind=args.kind, encryption_key=key, progress=bar.fraction)
+            info = store.backup(args.dest, kind=args.kind, encryption_key=key, progress=bar.fraction,
+                                allow_damaged=args.allow_damaged)
     except (errors.ValidationError, errors.BackupError, errors.PermissionDenied) as e:
         _backup_key_hint(e)
         raise

@@ -157,6 +157,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--full-every", metavar="INTERVAL",
                     help="with --every and --kind incremental/differential: a full backup when the newest is this old")
     backup_key(sp, "encrypt")
+    sp.add_argument("--allow-damaged", action="store_true", help="back up a damaged store anyway, marked damaged")
     for rule in ("last", "daily", "weekly"):
         sp.add_argument(f"--keep-{rule}", type=int, metavar="N", help=f"prune after each backup: keep {rule} N")
     group = sub.add_parser("backups", help="list, verify or prune the backups in a directory",
