@@ -6,39 +6,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 
-import orjson
 import pytest
+from cache_worker import Worker
 
 import kuradb
-
-HERE = os.path.dirname(__file__)
-
-
-class Worker:
-    def __init__(self, url: str, namespace: str) -> None:
-        self.p = subprocess.Popen([sys.executable, os.path.join(HERE, "cache_worker.py"), url, namespace],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.p.stdout is not None and self.p.stdout.readline().strip() == "ready"
-
-    def send(self, *cmd):
-        assert self.p.stdin is not None
-        self.p.stdin.write(orjson.dumps(list(cmd)).decode() + "\n")
-        self.p.stdin.flush()
-
-    def recv(self):
-        assert self.p.stdout is not None
-        return orjson.loads(self.p.stdout.readline())
-
-    def ask(self, *cmd):
-        self.send(*cmd)
-        return self.recv()
-
-    def close(self):
-        self.send("quit")
-        self.p.wait(10)
 
 
 def test_redis_is_a_shared_l2(redis_url):

@@ -13,12 +13,18 @@ are serialized by a second lock held across the memory update and the I/O, so
 memory, Redis and disk always agree on the newest value. A read that went to
 Redis or disk copies its result up only if no write happened meanwhile
 (``_gen``), so a slow read can never put an older value over a newer one.
+
+``incr`` is done where the shared copy lives, in one step: in Redis (a script)
+when Redis is the L2 and reachable, else in the disk tier (one SQLite write
+transaction), else in memory under the write lock (docs/CACHE.md says which
+processes each of these covers).
 """
 from __future__ import annotations
 
 import fnmatch
 import functools
 import hashlib
+import logging
 import math
 import os
 import threading
@@ -29,11 +35,12 @@ from typing import Any, TypeVar
 import orjson
 
 from .. import errors
-from .codec import Codec, Rejected
+from ..health import ORDER, Check, Health
+from .codec import Codec, Rejected, check_finite
 from .disk import DiskTiers
 from .memory import EXPIRES, HITS, PRIORITIES, PRIORITY, TAGS, VALUE, LFUTier, LRUTier, Sketch, size_of
 from .prewarm import AccessLog
-from .remote import RedisTier
+from .remote import ABSENT, NOT_INT, Fields, RedisTier
 from .stats import CacheStats, TierCounters, TierStats
 
 _MISSING: Any = object()
@@ -42,6 +49,7 @@ _clock = time.perf_counter
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_KEY = 1024
 _COUNTERS = ("hits", "misses", "promotions", "demotions", "evictions", "expirations", "errors", "rejected")
+log = logging.getLogger("kuradb.cache")
 
 
 def check_key(key: Any) -> str:
@@ -168,10 +176,19 @@ class Cache:
         if self.redis is not None:
             self.redis.close()
         if self.disk is not None:
-            if self.log is not None:
-                self.disk.set_meta("access_log", self.log.dumps())
-            self.disk.set_meta("stats", orjson.dumps(self._saved_counters()))
-            self.disk.close()
+            try:
+                if self.log is not None:
+                    self.disk.set_meta("access_log", self.log.dumps())
+                self.disk.set_meta("stats", orjson.dumps(self._saved_counters()))
+            except errors.StorageFull:   # they are statistics: closing matters more than keeping them
+                log.warning("the disk holding the cache %r is full: this run's statistics and access log "
+                            "were not saved", self.disk.directory)
+            finally:
+                self.disk.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _saved_counters(self) -> dict[str, dict[str, int]]:
         """This run's counters added to those earlier runs saved in the cache directory."""
@@ -291,7 +308,10 @@ class Cache:
             return None
         if tier == 4:   # back up to L3: it is wanted again
             with self._write_lock:
-                self._account_dropped(self.disk.put(key, data, expires, priority, tags))
+                try:
+                    self._account_dropped(self.disk.put(key, data, expires, priority, tags, replaces=False))
+                except errors.StorageFull:
+                    c["l3"].errors += 1     # it stays in L4, where it is still right
         return e, counters
 
     def _decoded(self, key: str, data: bytes, expires: float, priority: int, tags: tuple[str, ...],
@@ -382,25 +402,49 @@ class Cache:
         """Store ``value`` under ``key`` in L1, and through to Redis and disk when the cache has them.
 
         ``ttl`` seconds (default: the cache's ``ttl``; None: forever) holds in every tier.
+        A value the disk tier cannot take for want of space is kept in memory (and Redis),
+        and ``StorageFull`` is raised; the disk's older copy of ``key`` is never served.
         """
         check_key(key)
-        expires = _expires(self.default_ttl if ttl is _MISSING else ttl)
-        prio = _priority(priority)
-        tag_tuple = _tags(tags)
-        data = self.codec.encode(key, value) if (self.disk is not None or self.redis is not None) else None
-        e = [value, expires, len(data) if data is not None else size_of(value), prio, tag_tuple, 0, None]
+        self._store(key, value, _expires(self.default_ttl if ttl is _MISSING else ttl), _priority(priority),
+                    _tags(tags))
+
+    def _store(self, key: str, value: Any, expires: float, prio: int, tag_tuple: tuple[str, ...]) -> None:
+        if self.disk is not None or self.redis is not None:
+            data: bytes | None = self.codec.encode(key, value)
+        else:
+            data = None
+            if self.codec.json:     # refused in memory too, so that no tier holds what another could not
+                check_finite(key, value)
         with self._write_lock:
-            with self._lock:
-                self._gen += 1
-                if self.l2 is not None:
-                    self.l2.pop(key)
-                self.l1.put(key, e)
-                self._settle()
+            self._remember(key, value, expires, len(data) if data is not None else size_of(value), prio, tag_tuple)
             if data is not None:
                 if self.redis is not None:
                     self.redis.set(key, data, expires, prio, tag_tuple)
                 if self.disk is not None:
-                    self._account_dropped(self.disk.put(key, data, expires, prio, tag_tuple))
+                    self._on_disk(self.disk.put, key, data, expires, prio, tag_tuple)
+
+    def _remember(self, key: str, value: Any, expires: float, size: int, prio: int, tags: tuple[str, ...]) -> None:
+        """Put a value just written into L1 (it leaves L2, which holds no key L1 has)."""
+        e = [value, expires, size, prio, tags, 0, None]
+        with self._lock:
+            self._gen += 1
+            if self.l2 is not None:
+                self.l2.pop(key)
+            self.l1.put(key, e)
+            self._settle()
+
+    def _on_disk(self, call: Callable[..., Any], *args: Any) -> Any:
+        """A write to the disk tiers; its failure is counted in L3's errors and raised."""
+        assert self.disk is not None
+        try:
+            result = call(*args)
+        except errors.KuraError:
+            self._c["l3"].errors += 1
+            raise
+        if call == self.disk.put:
+            self._account_dropped(result)
+        return result
 
     def set_many(self, items: dict[str, Any], *, ttl: float | None = _MISSING, priority: str = "normal",
                  tags: Iterable[str] = ()) -> None:
@@ -427,24 +471,93 @@ class Cache:
             return True
 
     def incr(self, key: str, delta: int = 1) -> int:
-        """Add ``delta`` to an integer value, keeping its expiry; KeyError if absent (atomic in this process)."""
+        """Add ``delta`` to an integer value, keeping its expiry, priority and tags; KeyError if absent.
+
+        Atomic for every process sharing the Redis (when it is the L2 and reachable),
+        else for every process sharing the cache directory, else within this process.
+        """
         if isinstance(delta, bool) or not isinstance(delta, int):
             raise errors.ValidationError(f"delta must be an int, not {delta!r}", path="delta")
+        check_key(key)
+        change = functools.partial(self._added, key, delta)
         with self._write_lock:
-            value = self.get(key, _MISSING)
-            if value is _MISSING:
+            if self.redis is not None and self.redis.available:
+                got = self._incr_redis(key, delta, change)
+                if got is not None:
+                    return got
+            if self.disk is not None:
+                found = self._on_disk(self.disk.update, key, change)
+                if found is not None:
+                    data, expires, prio, tags, moved = found
+                    self._account_dropped(moved)
+                    value: int = self.codec.decode(data)
+                    self._remember(key, value, expires, len(data), prio, tags)
+                    return value
+            e = self._memory_entry(key)     # the only copy is in memory (no tier below, or it dropped it)
+            if e is None:
                 raise KeyError(key)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise errors.ValidationError(f"cache value for {key!r} is not an integer", path=key)
-            e = self._l1data.get(key)
-            expires = e[EXPIRES] if e is not None else 0.0
-            if expires and expires <= _time():
+            self._check_int(key, e[VALUE])
+            self._store(key, e[VALUE] + delta, e[EXPIRES], e[PRIORITY], e[TAGS])
+            return int(e[VALUE] + delta)
+
+    def _incr_redis(self, key: str, delta: int, change: Callable[[bytes], bytes]) -> int | None:
+        """``incr`` in Redis; None if Redis failed meanwhile (the caller goes on with the local tiers)."""
+        assert self.redis is not None
+        got = self.redis.incr(key, delta, change)
+        if got == ABSENT:   # written while Redis was away, or evicted by it: seed it from here, once
+            local = self._local_fields(key)
+            if local is None:
                 raise KeyError(key)
-            new = value + delta
-            self.set(key, new, ttl=expires - _time() if expires else None,
-                     priority=("low", "normal", "high")[e[PRIORITY]] if e is not None else "normal",
-                     tags=e[TAGS] if e is not None else ())
-            return new
+            self.redis.set(key, *local, only_new=True)
+            got = self.redis.incr(key, delta, change)
+        if got is None:
+            return None
+        if got == ABSENT:
+            raise KeyError(key)
+        if got == NOT_INT:
+            raise errors.ValidationError(f"cache value for {key!r} is not an integer", path=key)
+        assert isinstance(got, tuple)
+        data, expires, prio, tags = got
+        value: int = self.codec.decode(data)
+        self._remember(key, value, expires, len(data), prio, tags)
+        if self.disk is not None:
+            try:
+                self._on_disk(self.disk.put, key, data, expires, prio, tags)
+            except errors.StorageFull:
+                pass    # Redis took it, so the increment happened; the disk's old copy is not served
+        return value
+
+    def _memory_entry(self, key: str) -> list[Any] | None:
+        with self._lock:
+            for tier in (self.l1, self.l2):
+                e = tier.data.get(key) if tier is not None else None
+                if e is not None and (not e[EXPIRES] or e[EXPIRES] > _time()):
+                    return e
+        return None
+
+    def _local_fields(self, key: str) -> Fields | None:
+        """``key`` as this process holds it (memory first: it is never older than the disk), encoded."""
+        e = self._memory_entry(key)
+        if e is not None:
+            return self.codec.encode(key, e[VALUE]), e[EXPIRES], e[PRIORITY], e[TAGS]
+        row = self.disk.get(key) if self.disk is not None else None
+        if row is None or (row[2] and row[2] <= _time()):
+            return None
+        return row[1], row[2], row[3], row[4]
+
+    @staticmethod
+    def _check_int(key: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise errors.ValidationError(f"cache value for {key!r} is not an integer", path=key)
+
+    def _added(self, key: str, delta: int, data: bytes) -> bytes:
+        """An encoded integer plus ``delta``, encoded (inside Redis's or SQLite's transaction)."""
+        try:
+            value = self.codec.decode(data)
+        except (Rejected, ValueError, UnicodeDecodeError):
+            value = None
+        self._check_int(key, value)
+        return self.codec.encode(key, value + delta)
 
     def delete(self, key: str) -> bool:
         """Remove ``key`` from every tier; True if some tier had it."""
@@ -463,7 +576,7 @@ class Cache:
                 if self.redis.delete(keys):
                     found.update(keys)  # the count is of all keys; fine-grained presence is not needed
             if self.disk is not None:
-                if self.disk.delete(keys):
+                if self._on_disk(self.disk.delete, keys):
                     found.update(keys)
             return len(found)
 
@@ -485,7 +598,7 @@ class Cache:
                 if self.redis is not None:
                     self.redis.clear_all()
                 if self.disk is not None:
-                    n = max(n, self.disk.clear())
+                    n = max(n, self._on_disk(self.disk.clear))
                 return n
         keys: set[str] = set()
         with self._lock:
@@ -527,7 +640,7 @@ class Cache:
             if self.redis is not None:
                 found = self.redis.set_expires(key, expires) or found
             if self.disk is not None:
-                found = self.disk.set_expires(key, expires) or found
+                found = self._on_disk(self.disk.set_expires, key, expires) or found
         return found
 
     def touch(self, key: str, ttl: float | None = _MISSING) -> bool:
@@ -692,7 +805,11 @@ class Cache:
     # -- statistics ------------------------------------------------------------------------
 
     def stats(self) -> CacheStats:
-        """Counters per tier (l1..l4; l2 is Redis when ``redis_url`` is set) and overall hits/misses."""
+        """Counters per tier (l1..l4; l2 is Redis when ``redis_url`` is set) and overall hits/misses.
+
+        Each tier's ``state`` is ``ok``, ``off`` (not configured), ``unreachable`` or ``refused``
+        (Redis, see ``health()``) or ``full`` (the disk).
+        """
         c = self._c
         with self._lock:
             c["l1"].hits = self.l1.total_hits()
@@ -701,12 +818,80 @@ class Cache:
                 c["l2"].hits = self.l2.total_hits()
                 tiers["l2"] = c["l2"].snapshot(len(self.l2), self.l2.bytes)
             else:
-                tiers["l2"] = c["l2"].snapshot(0, 0)
+                tiers["l2"] = c["l2"].snapshot(0, 0, self.redis.state if self.redis is not None else "off")
         usage = self.disk.usage() if self.disk is not None else {}
-        tiers["l3"] = c["l3"].snapshot(*usage.get(3, (0, 0)))
-        tiers["l4"] = c["l4"].snapshot(*usage.get(4, (0, 0)))
+        disk = "off" if self.disk is None else "full" if self.disk.full_since is not None else "ok"
+        tiers["l3"] = c["l3"].snapshot(*usage.get(3, (0, 0)), disk)
+        tiers["l4"] = c["l4"].snapshot(*usage.get(4, (0, 0)), disk if self.disk and self.disk.archive_max_bytes
+                                       else "off")
         hits = sum(t.hits for t in tiers.values())
         return CacheStats(hits=hits, misses=self._misses, tiers=tiers)
+
+    def health(self) -> Health:
+        """Checks ``redis`` (when ``redis_url`` is set) and ``disk`` (when the cache has a directory).
+
+        redis: ok; degraded while it is unreachable or the invalidation listener reconnects
+        (the cache serves from its own tiers); failing when Redis refuses it (a database
+        index it does not have, a bad password: it will not heal by itself).
+        disk: ok; failing while writes fail for want of space (memory tiers still serve).
+        """
+        checks: dict[str, Check] = {}
+        r = self.redis
+        if r is not None:
+            if r.state != "ok" and r.available:
+                r.ping()     # it may have come back while nobody used it
+            since = f" since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(r.since))}"
+            if r.state == "refused":
+                checks["redis"] = Check("failing", f"Redis at {r.url} refuses this cache{since} ({r.detail}): "
+                                                   "caching in this process's own tiers only", r.state)
+            elif r.state == "unreachable":
+                checks["redis"] = Check("degraded", f"Redis at {r.url} is unreachable{since} ({r.detail}): "
+                                                    "caching in this process's own tiers only", r.state)
+            elif not r.listening.is_set():
+                checks["redis"] = Check("degraded", f"Redis at {r.url} answers, but the invalidation listener "
+                                                    "is reconnecting: other processes' changes may be missed",
+                                        "listening")
+            else:
+                checks["redis"] = Check("ok", f"Redis at {r.url}", r.state)
+        d = self.disk
+        if d is not None:
+            if d.full_since is not None:
+                checks["disk"] = Check("failing", f"the disk holding {d.directory!r} is full since "
+                                       f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(d.full_since))}: "
+                                       "writes raise StorageFull, the memory tiers still serve", "full")
+            else:
+                checks["disk"] = Check("ok", f"{d.count():,} entries in {d.directory!r}", "ok")
+        worst = max((c.status for c in checks.values()), key=ORDER.__getitem__, default="ok")
+        return Health(worst, checks)
+
+    def count(self) -> int:
+        """How many keys the cache holds: the disk tiers' count when it has a directory (every ``set``
+        is written through to it), else the memory tiers'. Keys only Redis holds are not counted."""
+        if self.disk is not None:
+            return self.disk.count()
+        with self._lock:
+            return len(self.l1) + (len(self.l2) if self.l2 is not None else 0)
+
+    def evict(self, n: int) -> int:
+        """Remove the ``n`` least valuable keys from every tier (the disk's order when the cache has
+        a directory: archive first, then low priority, then least recently read; else L2's, then
+        L1's eviction order). Returns how many were removed."""
+        _positive("n", n, zero=True)
+        with self._write_lock:
+            if self.disk is not None:
+                keys = self.disk.victims(n)
+            else:
+                keys = []
+                with self._lock:
+                    while len(keys) < n and self.l2 is not None and len(self.l2):
+                        keys.append(self.l2.victim()[0])
+                        self.l2.pop(keys[-1])
+                    while len(keys) < n and len(self.l1):
+                        keys.append(self.l1.victim())
+                        self.l1.pop(keys[-1])
+            self._delete(keys)
+            self._c["l3" if self.disk is not None else "l1"].evictions += len(keys)
+            return len(keys)
 
     def hit_rate(self) -> float:
         return self.stats().hit_rate
@@ -742,7 +927,7 @@ def saved_stats(path: str | os.PathLike[str]) -> CacheStats:
     saved = orjson.loads(row[0]) if row else {}
     tiers = {}
     for name in ("l1", "l2", "l3", "l4"):
-        counts = {f: int(saved.get(name, {}).get(f, 0)) for f in _COUNTERS}
+        counts: dict[str, Any] = {f: int(saved.get(name, {}).get(f, 0)) for f in _COUNTERS}
         items, nbytes = usage.get(int(name[1]), (0, 0)) if name in ("l3", "l4") else (0, 0)
         tiers[name] = TierStats(**counts, items=items, bytes=nbytes)
     return CacheStats(hits=sum(t.hits for t in tiers.values()),

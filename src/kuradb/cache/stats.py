@@ -39,15 +39,20 @@ class TierCounters:
     def reset(self) -> None:
         self.__init__(self.name)  # type: ignore[misc]
 
-    def snapshot(self, items: int, nbytes: int) -> TierStats:
+    def snapshot(self, items: int, nbytes: int, state: str = "ok") -> TierStats:
         p50, p99 = self.percentiles()
         return TierStats(self.hits, self.misses, self.promotions, self.demotions, self.evictions,
-                         self.expirations, self.errors, self.rejected, items, nbytes, round(p50, 2), round(p99, 2))
+                         self.expirations, self.errors, self.rejected, items, nbytes, round(p50, 2), round(p99, 2),
+                         state)
 
 
 @dataclass(frozen=True)
 class TierStats:
-    """One tier. Latencies are microseconds over the last 1,024 sampled reads of that tier."""
+    """One tier. Latencies are microseconds over the last 1,024 sampled reads of that tier.
+
+    ``state``: ``ok``, ``off`` (the tier is not configured), ``unreachable`` / ``refused``
+    (Redis: see ``Cache.health()``) or ``full`` (the disk tiers could not take the last write).
+    """
 
     hits: int = 0
     misses: int = 0
@@ -61,6 +66,7 @@ class TierStats:
     bytes: int = 0
     p50_us: float = 0.0
     p99_us: float = 0.0
+    state: str = "ok"
 
 
 @dataclass(frozen=True)
