@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +14,32 @@ import time
 import orjson
 
 import kuradb
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_redis(port: int, tmp) -> subprocess.Popen:
+    """A redis-server of the test's own on ``port`` (fails under CI=true, else skips, without the binary)."""
+    if shutil.which("redis-server") is None:
+        import pytest
+        message = "redis-server is needed to start a Redis of the test's own"
+        pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
+    p = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                          "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return p
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    raise RuntimeError("redis-server did not start")
 
 
 class Worker:

@@ -309,7 +309,7 @@ class Cache:
         if tier == 4:   # back up to L3: it is wanted again
             with self._write_lock:
                 try:
-                    self._account_dropped(self.disk.put(key, data, expires, priority, tags, replaces=False))
+                    self._account_dropped(self.disk.put(key, data, expires, priority, tags))
                 except errors.StorageFull:
                     c["l3"].errors += 1     # it stays in L4, where it is still right
         return e, counters
@@ -402,8 +402,8 @@ class Cache:
         """Store ``value`` under ``key`` in L1, and through to Redis and disk when the cache has them.
 
         ``ttl`` seconds (default: the cache's ``ttl``; None: forever) holds in every tier.
-        A value the disk tier cannot take for want of space is kept in memory (and Redis),
-        and ``StorageFull`` is raised; the disk's older copy of ``key`` is never served.
+        The disk tier is written first: if it cannot take the value for want of space,
+        ``StorageFull`` is raised and no tier changed (the cache goes on serving what it holds).
         """
         check_key(key)
         self._store(key, value, _expires(self.default_ttl if ttl is _MISSING else ttl), _priority(priority),
@@ -417,12 +417,13 @@ class Cache:
             if self.codec.json:     # refused in memory too, so that no tier holds what another could not
                 check_finite(key, value)
         with self._write_lock:
+            if self.disk is not None:
+                assert data is not None
+                self._on_disk(self.disk.put, key, data, expires, prio, tag_tuple)
             self._remember(key, value, expires, len(data) if data is not None else size_of(value), prio, tag_tuple)
-            if data is not None:
-                if self.redis is not None:
-                    self.redis.set(key, data, expires, prio, tag_tuple)
-                if self.disk is not None:
-                    self._on_disk(self.disk.put, key, data, expires, prio, tag_tuple)
+            if self.redis is not None:
+                assert data is not None
+                self.redis.set(key, data, expires, prio, tag_tuple)
 
     def _remember(self, key: str, value: Any, expires: float, size: int, prio: int, tags: tuple[str, ...]) -> None:
         """Put a value just written into L1 (it leaves L2, which holds no key L1 has)."""
@@ -434,11 +435,11 @@ class Cache:
             self.l1.put(key, e)
             self._settle()
 
-    def _on_disk(self, call: Callable[..., Any], *args: Any) -> Any:
+    def _on_disk(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A write to the disk tiers; its failure is counted in L3's errors and raised."""
         assert self.disk is not None
         try:
-            result = call(*args)
+            result = call(*args, **kwargs)
         except errors.KuraError:
             self._c["l3"].errors += 1
             raise
@@ -522,9 +523,9 @@ class Cache:
         self._remember(key, value, expires, len(data), prio, tags)
         if self.disk is not None:
             try:
-                self._on_disk(self.disk.put, key, data, expires, prio, tags)
+                self._on_disk(self.disk.put, key, data, expires, prio, tags, shadow=True)
             except errors.StorageFull:
-                pass    # Redis took it, so the increment happened; the disk's old copy is not served
+                pass    # Redis took it, so the increment happened; the disk's stale copy is shadowed
         return value
 
     def _memory_entry(self, key: str) -> list[Any] | None:
@@ -567,6 +568,9 @@ class Cache:
     def _delete(self, keys: list[str], *, publish: bool = True) -> int:
         with self._write_lock:
             found = set()
+            if self.disk is not None:   # first: if it fails for want of space, nothing changed
+                if self._on_disk(self.disk.delete, keys):
+                    found.update(keys)
             with self._lock:
                 self._gen += 1
                 for key in keys:
@@ -575,9 +579,6 @@ class Cache:
             if self.redis is not None and publish:
                 if self.redis.delete(keys):
                     found.update(keys)  # the count is of all keys; fine-grained presence is not needed
-            if self.disk is not None:
-                if self._on_disk(self.disk.delete, keys):
-                    found.update(keys)
             return len(found)
 
     def clear(self, *, pattern: str | None = None, tag: str | None = None) -> int:
@@ -591,14 +592,13 @@ class Cache:
             _tags([tag])
         if pattern is None and tag is None:
             with self._write_lock:
+                n = self._on_disk(self.disk.clear) if self.disk is not None else 0
                 with self._lock:
                     self._gen += 1
-                    n = len(self.l1) + (len(self.l2) if self.l2 else 0)
+                    n = max(n, len(self.l1) + (len(self.l2) if self.l2 else 0))
                     self._clear_memory()
                 if self.redis is not None:
                     self.redis.clear_all()
-                if self.disk is not None:
-                    n = max(n, self._on_disk(self.disk.clear))
                 return n
         keys: set[str] = set()
         with self._lock:
@@ -629,8 +629,8 @@ class Cache:
         """Give ``key`` a new time to live (None: forever) in every tier; False if no tier has it."""
         check_key(key)
         expires = _expires(ttl)
-        found = False
         with self._write_lock:
+            found = self.disk is not None and self._on_disk(self.disk.set_expires, key, expires)
             with self._lock:
                 for tier in (self.l1, self.l2):
                     e = tier.data.get(key) if tier is not None else None
@@ -639,9 +639,7 @@ class Cache:
                         found = True
             if self.redis is not None:
                 found = self.redis.set_expires(key, expires) or found
-            if self.disk is not None:
-                found = self._on_disk(self.disk.set_expires, key, expires) or found
-        return found
+        return bool(found)
 
     def touch(self, key: str, ttl: float | None = _MISSING) -> bool:
         return self.set_ttl(key, self.default_ttl if ttl is _MISSING else ttl)
@@ -720,7 +718,10 @@ class Cache:
             value = self.get(key, _MISSING)   # a racing thread may have set it meanwhile
             if value is _MISSING:
                 value = loader()
-                self.set(key, value, ttl=ttl, priority=priority, tags=tags)
+                try:
+                    self.set(key, value, ttl=ttl, priority=priority, tags=tags)
+                except errors.StorageFull:
+                    pass    # the caller gets its value; the full disk is logged, counted and in health()
             return value
         finally:
             if locked:

@@ -7,11 +7,12 @@ deleted. Item and byte totals are kept by triggers in ``usage``, so every proces
 sees the same numbers. Reads never write: the access times of L3 hits are kept in
 memory and written with the next write transaction.
 
-A full disk is ``StorageFull``, and never makes the tier serve an old value: a
-key whose new value (or deletion) could not be written is shadowed in memory
-(reads skip the disk for it) until a later write transaction succeeds, which
-first deletes those rows. More than ``_STALE_MAX`` such keys (or a ``clear``
-that failed) shadow the whole tier, and the first write that succeeds empties it.
+A full disk is ``StorageFull`` and the write changes nothing (``Cache`` writes
+here before it changes memory or Redis). The one write made after another tier
+changed, ``incr``'s copy of what Redis added, passes ``shadow=True``: if it fails,
+the key's now stale row is shadowed in memory (reads skip the disk for it) until
+a later write transaction succeeds, which first deletes those rows. More than
+``_STALE_MAX`` such keys shadow the whole tier, and the first write that succeeds empties it.
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ _DICT_SAMPLES = 1000       # values moved to L4 before a dictionary is trained f
 _DICT_BYTES = 16 * 1024    # 2.76x on ~200-byte JSON against 1.25x without (docs/DECISIONS.md)
 _STALE_MAX = 10_000        # shadowed keys remembered one by one; beyond, the whole tier is shadowed
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_WARN_EVERY = 300.0        # seconds between two warnings that the disk is full
 log = logging.getLogger("kuradb.cache")
 
 
@@ -96,6 +98,7 @@ class DiskTiers:
         self._stale_all = False
         self.full_since: float | None = None    # when a write last failed for want of space, until one succeeds
         self.full_detail = ""
+        self._warned, self._warned_at = False, 0.0
         conn: Any = None
         try:
             self._conn = conn = apsw.Connection(self.path)
@@ -122,11 +125,11 @@ class DiskTiers:
                                             "elsewhere") from e
 
     @contextmanager
-    def _writing(self, shadows: Iterable[str] | None = ()) -> Iterator[None]:
+    def _writing(self, shadows: Iterable[str] = ()) -> Iterator[None]:
         """The lock and one write transaction (IMMEDIATE: take the write lock before reading).
 
         The rows shadowed by earlier failed writes are deleted first. If this one fails
-        for want of space, the keys in ``shadows`` (None: every key) are shadowed in turn.
+        for want of space, the keys in ``shadows`` are shadowed in turn.
         """
         with self._lock:
             try:
@@ -145,11 +148,12 @@ class DiskTiers:
                 raise self._failed(e, shadows) from e
             self._stale.clear()
             self._stale_all = False
-            if self.full_since is not None:
-                self.full_since = None
+            self.full_since = None
+            if self._warned:
+                self._warned = False
                 log.info("the disk holding the cache %r takes writes again", self.directory)
 
-    def _failed(self, e: apsw.Error, shadows: Iterable[str] | None) -> errors.KuraError:
+    def _failed(self, e: apsw.Error, shadows: Iterable[str]) -> errors.KuraError:
         """The typed error for ``e``; on a full disk, shadow the rows the failed write left stale (lock held)."""
         if isinstance(e, apsw.BusyError | apsw.LockedError):
             return errors.Busy(f"the cache database {self.path!r} stayed locked by another process",
@@ -160,22 +164,20 @@ class DiskTiers:
                                              "elsewhere")
         if not _is_full(e, self._conn):
             return errors.KuraError(f"cannot write the cache database {self.path!r}: {e}")
-        if shadows is None:
+        self._stale.update(shadows)
+        if len(self._stale) > _STALE_MAX:
             self._stale_all = True
-        else:
-            self._stale.update(shadows)
-            if len(self._stale) > _STALE_MAX:
-                self._stale_all = True
-        if self._stale_all:
             self._stale.clear()
+        now = time.time()
         if self.full_since is None:
-            self.full_since = time.time()
-            log.warning("the disk holding the cache %r is full: the cache keeps serving its memory tiers, "
-                        "and writes raise StorageFull until space is freed", self.directory)
+            self.full_since = now
+        if now - self._warned_at > _WARN_EVERY:     # a nearly full disk flaps between fitting and not
+            self._warned, self._warned_at = True, now
+            log.warning("the disk holding the cache %r is full: writes raise StorageFull and change nothing "
+                        "until space is freed; the cache serves what it holds", self.directory)
         self.full_detail = str(e)
         return errors.StorageFull(f"the disk holding the cache {self.directory!r} is full",
-                                  hint="free space; the value is kept in the memory tiers meanwhile, and the "
-                                       "disk's older copy of the key is not served")
+                                  hint="free space; nothing was changed, and the cache serves what it holds")
 
     def _purge_stale(self) -> None:
         if self._stale_all:
@@ -193,7 +195,10 @@ class DiskTiers:
                 self._flush_touched()
             except apsw.Error:
                 pass
-            self._conn.close()
+            try:
+                self._conn.close()
+            except apsw.Error:  # closing checkpoints the WAL, which a full disk refuses: it stays for the next
+                self._conn.close(True)
 
     # -- reads ---------------------------------------------------------------------
 
@@ -256,11 +261,11 @@ class DiskTiers:
     # -- writes --------------------------------------------------------------------
 
     def put(self, key: str, data: bytes, expires: float, priority: int, tags: tuple[str, ...],
-            tier: int = 3, *, replaces: bool = True) -> tuple[int, int]:
+            tier: int = 3, *, shadow: bool = False) -> tuple[int, int]:
         """Store ``key`` in L3 (or L4); returns how many entries moved to L4 and how many were deleted
-        to make room. ``replaces=False``: the row already holds this value (a move from L4), so a
-        failure leaves nothing stale."""
-        with self._writing((key,) if replaces else ()):
+        to make room. ``shadow``: another tier has this value already, so if the write fails the
+        row left here is stale and must not be served."""
+        with self._writing((key,) if shadow else ()):
             now = time.time()
             self._insert(key, data, expires, priority, tags, tier, now)
             self._flush_touched()
@@ -344,7 +349,7 @@ class DiskTiers:
 
     def delete(self, keys: Iterable[str]) -> int:
         keys = list(keys)
-        with self._writing(keys):
+        with self._writing():
             n = 0
             for key in keys:
                 self._touched.pop(key, None)
@@ -353,14 +358,14 @@ class DiskTiers:
             return n
 
     def clear(self) -> int:
-        with self._writing(None):
+        with self._writing():
             self._touched.clear()
             n = self._one("SELECT count(*) FROM entries")
             self._conn.execute("DELETE FROM tags; DELETE FROM entries; UPDATE usage SET items = 0, bytes = 0")
             return int(n)
 
     def set_expires(self, key: str, expires: float) -> bool:
-        with self._writing((key,)):
+        with self._writing():
             self._conn.execute("UPDATE entries SET expires = ? WHERE key = ?", (expires, key))
             return self._conn.changes() > 0
 
