@@ -123,3 +123,16 @@ def test_the_pickle_serializer_keeps_them(tmp_path):
         _lower_tiers_only(c)
         got = c.get("k")
         assert math.isnan(got["v"]) and got["i"] == math.inf   # pickle holds NaN faithfully
+
+
+def test_a_value_pickle_refuses_is_a_validation_error(tmp_path):
+    import pickle
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise pickle.PicklingError("not today")
+
+    with kuradb.Cache(tmp_path, serializer="pickle") as c:
+        with pytest.raises(errors.ValidationError, match="cannot be pickled") as info:
+            c.set("k", Unpicklable())
+        assert info.value.path == "k" and c.get("k") is None

@@ -9,8 +9,9 @@ they exist, so a memory eviction never loses a value that has a home below
 
 Concurrency: one lock guards the memory tiers; the L1 hit path takes none (a
 dict read and a counter in the entry: L1's recency is CLOCK, see memory.py). Writes
-are serialized by a second lock held across the memory update and the I/O, so
-memory, Redis and disk always agree on the newest value. A read that went to
+are serialized by a second lock held across the I/O and the memory update, so
+memory, Redis and disk always agree on the newest value; the disk is written
+first, so a write it cannot take (a full disk) changes no tier. A read that went to
 Redis or disk copies its result up only if no write happened meanwhile
 (``_gen``), so a slow read can never put an older value over a newer one.
 
@@ -25,7 +26,6 @@ import fnmatch
 import functools
 import hashlib
 import logging
-import math
 import os
 import threading
 import time
@@ -35,65 +35,21 @@ from typing import Any, TypeVar
 import orjson
 
 from .. import errors
-from ..health import ORDER, Check, Health
+from ..health import Health
+from . import status
+from .checks import check_key, expires_at, positive, priority_of, tags_of
 from .codec import Codec, Rejected, check_finite
 from .disk import DiskTiers
-from .memory import EXPIRES, HITS, PRIORITIES, PRIORITY, TAGS, VALUE, LFUTier, LRUTier, Sketch, size_of
-from .prewarm import AccessLog
+from .memory import EXPIRES, HITS, PRIORITY, TAGS, VALUE, LFUTier, LRUTier, Sketch, size_of
+from .prewarm import AccessLog, prewarm
 from .remote import ABSENT, NOT_INT, Fields, RedisTier
-from .stats import CacheStats, TierCounters, TierStats
+from .stats import COUNTERS, CacheStats, TierCounters, TierStats
 
 _MISSING: Any = object()
 _time = time.time
 _clock = time.perf_counter
 F = TypeVar("F", bound=Callable[..., Any])
-MAX_KEY = 1024
-_COUNTERS = ("hits", "misses", "promotions", "demotions", "evictions", "expirations", "errors", "rejected")
 log = logging.getLogger("kuradb.cache")
-
-
-def check_key(key: Any) -> str:
-    if type(key) is not str:
-        raise errors.ValidationError(f"cache keys are str, not {type(key).__name__}", path="key")
-    if not key or len(key) > MAX_KEY:
-        raise errors.ValidationError(f"cache keys are 1 to {MAX_KEY} characters, not {len(key)}", path="key")
-    if key.startswith("!"):
-        raise errors.ValidationError(f"cache key {key!r} starts with '!', which is reserved", path="key")
-    return key
-
-
-def _expires(ttl: float | None, where: str = "ttl") -> float:
-    if ttl is None:
-        return 0.0
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl) or ttl <= 0:
-        raise errors.ValidationError(f"{where} must be a positive number of seconds or None, not {ttl!r}",
-                                     path=where)
-    return _time() + ttl
-
-
-def _priority(priority: str) -> int:
-    try:
-        return PRIORITIES[priority]
-    except (KeyError, TypeError):
-        raise errors.ValidationError(f"priority must be 'low', 'normal' or 'high', not {priority!r}",
-                                     path="priority") from None
-
-
-def _tags(tags: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(tags, str):
-        raise errors.ValidationError("tags must be a list of str, not a str", path="tags")
-    out = tuple(tags)
-    for t in out:
-        if type(t) is not str or not t or "\x1f" in t:
-            raise errors.ValidationError(f"each tag must be a non-empty str, not {t!r}", path="tags")
-    return out
-
-
-def _positive(name: str, value: Any, *, zero: bool = False, none: bool = False) -> None:
-    if value is None and none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero else 1):
-        raise errors.ValidationError(f"{name} must be an integer >= {0 if zero else 1}, not {value!r}", path=name)
 
 
 class _Flight:
@@ -113,14 +69,14 @@ class Cache:
                  disk_max_bytes: int = 1 << 30, archive_max_bytes: int = 0, archive_ttl: float | None = 30 * 86400,
                  redis_url: str | None = None, namespace: str = "kuradb", ttl: float | None = None,
                  serializer: Any = "json", access_log: int = 100_000) -> None:
-        _positive("l1_max_items", l1_max_items)
-        _positive("l2_max_items", l2_max_items, zero=True)
-        _positive("l1_max_bytes", l1_max_bytes, none=True)
-        _positive("l2_max_bytes", l2_max_bytes, none=True)
-        _positive("disk_max_bytes", disk_max_bytes, zero=True)
-        _positive("archive_max_bytes", archive_max_bytes, zero=True)
-        _positive("access_log", access_log, zero=True)
-        _expires(ttl)
+        positive("l1_max_items", l1_max_items)
+        positive("l2_max_items", l2_max_items, zero=True)
+        positive("l1_max_bytes", l1_max_bytes, none=True)
+        positive("l2_max_bytes", l2_max_bytes, none=True)
+        positive("disk_max_bytes", disk_max_bytes, zero=True)
+        positive("archive_max_bytes", archive_max_bytes, zero=True)
+        positive("access_log", access_log, zero=True)
+        expires_at(ttl)
         self.default_ttl = ttl
         self.codec = Codec(serializer)
         self._c = {name: TierCounters(name) for name in ("l1", "l2", "l3", "l4")}
@@ -200,7 +156,7 @@ class Cache:
         saved: dict[str, dict[str, int]] = orjson.loads(raw) if raw else {}
         for name, counters in self._c.items():
             tier = saved.setdefault(name, {})
-            for field in _COUNTERS:
+            for field in COUNTERS:
                 tier[field] = int(tier.get(field, 0)) + getattr(counters, field)
         saved.setdefault("cache", {})["misses"] = int(saved.get("cache", {}).get("misses", 0)) + self._misses
         return saved
@@ -406,8 +362,8 @@ class Cache:
         ``StorageFull`` is raised and no tier changed (the cache goes on serving what it holds).
         """
         check_key(key)
-        self._store(key, value, _expires(self.default_ttl if ttl is _MISSING else ttl), _priority(priority),
-                    _tags(tags))
+        self._store(key, value, expires_at(self.default_ttl if ttl is _MISSING else ttl), priority_of(priority),
+                    tags_of(tags))
 
     def _store(self, key: str, value: Any, expires: float, prio: int, tag_tuple: tuple[str, ...]) -> None:
         if self.disk is not None or self.redis is not None:
@@ -589,7 +545,7 @@ class Cache:
         if pattern is not None and type(pattern) is not str:
             raise errors.ValidationError(f"pattern must be a str, not {type(pattern).__name__}", path="pattern")
         if tag is not None:
-            _tags([tag])
+            tags_of([tag])
         if pattern is None and tag is None:
             with self._write_lock:
                 n = self._on_disk(self.disk.clear) if self.disk is not None else 0
@@ -628,7 +584,7 @@ class Cache:
     def set_ttl(self, key: str, ttl: float | None) -> bool:
         """Give ``key`` a new time to live (None: forever) in every tier; False if no tier has it."""
         check_key(key)
-        expires = _expires(ttl)
+        expires = expires_at(ttl)
         with self._write_lock:
             found = self.disk is not None and self._on_disk(self.disk.set_expires, key, expires)
             with self._lock:
@@ -768,29 +724,12 @@ class Cache:
         ``loader(key)`` gives a key's value (raise KeyError to skip it); without a loader
         the values come from the disk tiers. Returns how many keys were loaded.
         """
-        if self.log is None:
-            raise errors.ValidationError("prewarm needs the access log", path="access_log",
-                                         hint="create the cache with access_log > 0")
-        _positive("top", top)
-        n = 0
-        for key in self.log.predict(top, window=window):
-            if key in self._l1data or (self.l2 is not None and key in self.l2.data):
-                continue
-            if loader is None:
-                n += self.get(key, _MISSING) is not _MISSING
-                continue
-            try:
-                value = loader(key)
-            except KeyError:
-                continue
-            self.set(key, value)
-            n += 1
-        return n
+        return prewarm(self, loader, top, window)
 
     def prewarm_every(self, seconds: float, loader: Callable[[str], Any] | None = None, *,
                       top: int = 1000) -> None:
         """Run ``prewarm`` on a background thread every ``seconds`` (stopped by ``close``)."""
-        _expires(seconds, "seconds")
+        expires_at(seconds, "seconds")
 
         def run() -> None:
             while not self._stop.wait(seconds):
@@ -829,41 +768,9 @@ class Cache:
         return CacheStats(hits=hits, misses=self._misses, tiers=tiers)
 
     def health(self) -> Health:
-        """Checks ``redis`` (when ``redis_url`` is set) and ``disk`` (when the cache has a directory).
-
-        redis: ok; degraded while it is unreachable or the invalidation listener reconnects
-        (the cache serves from its own tiers); failing when Redis refuses it (a database
-        index it does not have, a bad password: it will not heal by itself).
-        disk: ok; failing while writes fail for want of space (memory tiers still serve).
-        """
-        checks: dict[str, Check] = {}
-        r = self.redis
-        if r is not None:
-            if r.state != "ok" and r.available:
-                r.ping()     # it may have come back while nobody used it
-            since = f" since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(r.since))}"
-            if r.state == "refused":
-                checks["redis"] = Check("failing", f"Redis at {r.url} refuses this cache{since} ({r.detail}): "
-                                                   "caching in this process's own tiers only", r.state)
-            elif r.state == "unreachable":
-                checks["redis"] = Check("degraded", f"Redis at {r.url} is unreachable{since} ({r.detail}): "
-                                                    "caching in this process's own tiers only", r.state)
-            elif not r.listening.is_set():
-                checks["redis"] = Check("degraded", f"Redis at {r.url} answers, but the invalidation listener "
-                                                    "is reconnecting: other processes' changes may be missed",
-                                        "listening")
-            else:
-                checks["redis"] = Check("ok", f"Redis at {r.url}", r.state)
-        d = self.disk
-        if d is not None:
-            if d.full_since is not None:
-                checks["disk"] = Check("failing", f"the disk holding {d.directory!r} is full since "
-                                       f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(d.full_since))}: "
-                                       "writes raise StorageFull, the memory tiers still serve", "full")
-            else:
-                checks["disk"] = Check("ok", f"{d.count():,} entries in {d.directory!r}", "ok")
-        worst = max((c.status for c in checks.values()), key=ORDER.__getitem__, default="ok")
-        return Health(worst, checks)
+        """Checks ``redis`` (when ``redis_url`` is set) and ``disk`` (when the cache has a directory);
+        see ``kuradb.cache.status``."""
+        return status.health(self.redis, self.disk)
 
     def count(self) -> int:
         """How many keys the cache holds: the disk tiers' count when it has a directory (every ``set``
@@ -877,7 +784,7 @@ class Cache:
         """Remove the ``n`` least valuable keys from every tier (the disk's order when the cache has
         a directory: archive first, then low priority, then least recently read; else L2's, then
         L1's eviction order). Returns how many were removed."""
-        _positive("n", n, zero=True)
+        positive("n", n, zero=True)
         with self._write_lock:
             if self.disk is not None:
                 keys = self.disk.victims(n)
@@ -907,32 +814,4 @@ class Cache:
                 self.l2.hits = -sum(e[HITS] for e in self.l2.data.values())
 
 
-def saved_stats(path: str | os.PathLike[str]) -> CacheStats:
-    """The statistics a cache directory holds: items and bytes of L3/L4 now, and the counters every
-    process that used it saved when it closed (the CLI's ``kuradb cache stats``)."""
-    import apsw
-
-    from .disk import FILE
-
-    db = os.path.join(os.fspath(path), FILE)
-    if not os.path.exists(db):
-        raise errors.NotFound(f"no kuradb cache at {os.fspath(path)!r}", hint="a Cache(path) creates one")
-    try:
-        conn = apsw.Connection(db, flags=apsw.SQLITE_OPEN_READONLY)
-        conn.setbusytimeout(5000)
-        usage = {t: (n, b) for t, n, b in conn.execute("SELECT tier, items, bytes FROM usage")}
-        row = conn.execute("SELECT value FROM meta WHERE name = 'stats'").fetchone()
-        conn.close()
-    except apsw.Error as e:
-        raise errors.CorruptedData(f"cannot read the cache database {db!r}: {e}") from e
-    saved = orjson.loads(row[0]) if row else {}
-    tiers = {}
-    for name in ("l1", "l2", "l3", "l4"):
-        counts: dict[str, Any] = {f: int(saved.get(name, {}).get(f, 0)) for f in _COUNTERS}
-        items, nbytes = usage.get(int(name[1]), (0, 0)) if name in ("l3", "l4") else (0, 0)
-        tiers[name] = TierStats(**counts, items=items, bytes=nbytes)
-    return CacheStats(hits=sum(t.hits for t in tiers.values()),
-                      misses=int(saved.get("cache", {}).get("misses", 0)), tiers=tiers)
-
-
-__all__ = ["Cache", "CacheStats", "TierStats", "saved_stats"]
+__all__ = ["Cache", "CacheStats", "TierStats"]
