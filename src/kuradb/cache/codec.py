@@ -32,6 +32,13 @@ class Rejected(Exception):
     """A stored value this codec will not decode (pickle without opt-in, unknown tag)."""
 
 
+_CONTAINERS = (dict, list, tuple)
+
+
+def _none(_: Any) -> None:
+    return None
+
+
 def _nonfinite(key: str, where: str, value: float) -> errors.ValidationError:
     return errors.ValidationError(
         f"cache value for {key!r} holds {value!r}{' at ' + where if where else ''}, which JSON cannot hold",
@@ -39,24 +46,55 @@ def _nonfinite(key: str, where: str, value: float) -> errors.ValidationError:
                                "serializer='pickle'")
 
 
-def check_finite(key: str, value: Any) -> None:
-    """ValidationError naming the place if a float in ``value`` (through dicts, lists, tuples) is NaN or ±inf."""
+def check_finite(key: str, value: Any, encoded: bytes | None = None) -> None:
+    """ValidationError naming the place if a float in ``value`` (through dicts, lists, tuples) is NaN or ±inf.
+
+    orjson writes NaN and ±inf as ``null``, so JSON text without ``null`` holds none of them:
+    only values whose JSON has a ``null`` (or that are not JSON at all) are walked.
+    """
     if isinstance(value, float):
         if not math.isfinite(value):
             raise _nonfinite(key, "", value)
         return
-    if not isinstance(value, dict | list | tuple):
+    if not isinstance(value, _CONTAINERS):
         return
-    stack: list[tuple[Any, str]] = [(value, "")]
+    if encoded is None:
+        try:    # anything JSON has no type for counts as null, and sends the value to the walk
+            encoded = orjson.dumps(value, default=_none, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:   # deeper than orjson goes, a cycle, keys it cannot write
+            encoded = b"null"
+    if b"null" not in encoded or _finite(value):
+        return
+    _locate(key, value)
+
+
+def _finite(value: Any) -> bool:
+    isfinite, containers = math.isfinite, _CONTAINERS
+    stack = [value]
     seen = {id(value)}      # a memory tier may hold a structure with cycles; visit each container once
     while stack:
+        node = stack.pop()
+        for v in node.values() if isinstance(node, dict) else node:
+            if isinstance(v, float):
+                if not isfinite(v):
+                    return False
+            elif isinstance(v, containers) and id(v) not in seen:
+                seen.add(id(v))
+                stack.append(v)
+    return True
+
+
+def _locate(key: str, value: Any) -> None:
+    """The walk again, slower, keeping the path, to name where the bad float is."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    seen = {id(value)}
+    while stack:
         node, where = stack.pop()
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for k, v in items:
+        for k, v in node.items() if isinstance(node, dict) else enumerate(node):
             if isinstance(v, float):
                 if not math.isfinite(v):
                     raise _nonfinite(key, f"{where}[{k!r}]", v)
-            elif isinstance(v, dict | list | tuple) and id(v) not in seen:
+            elif isinstance(v, _CONTAINERS) and id(v) not in seen:
                 seen.add(id(v))
                 stack.append((v, f"{where}[{k!r}]"))
 
@@ -101,8 +139,7 @@ class Codec:
                 f"cache value for {key!r} cannot be stored as JSON: {e}", path=key,
                 hint="store bytes, str or JSON-shaped values, or create the cache with serializer='pickle' "
                      "if every process sharing it is trusted") from e
-        if b"null" in data:     # orjson writes NaN and ±inf as null: only then is a look worth it
-            check_finite(key, value)
+        check_finite(key, value, data)
         return b"j" + data
 
     def decode(self, data: bytes) -> Any:
