@@ -396,6 +396,8 @@ class Cache:
         assert self.disk is not None
         try:
             result = call(*args, **kwargs)
+        except errors.ValidationError:
+            raise   # the value's fault (``incr`` of a str), not the disk's
         except errors.KuraError:
             self._c["l3"].errors += 1
             raise

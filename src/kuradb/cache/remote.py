@@ -41,6 +41,7 @@ _UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del'
 _INCR = """
 local raw = redis.call('get', KEYS[1])
 if not raw then return 0 end
+if #raw < 12 then return 1 end
 local head = 11 + string.byte(raw, 10) + 256 * string.byte(raw, 11)
 local tag = string.sub(raw, head + 1, head + 1)
 if tag ~= 'j' then
