@@ -423,3 +423,18 @@ def test_tier_accounting_adds_up(program):
         assert c.l1.bytes == sum(e[2] for e in c.l1.data.values())
     s = c.stats().tiers
     assert s["l1"].items + s["l2"].items == len(set(c.l1.data) | set(c.l2.data))
+
+
+@pytest.mark.parametrize("where", ["memory", "disk"])
+def test_count_and_evict_the_least_valuable(tmp_path, where):
+    with kuradb.Cache(tmp_path if where == "disk" else None, l1_max_items=4, l2_max_items=4) as c:
+        for i in range(8):
+            c.set(f"k{i}", i, priority="high" if i < 2 else "normal")
+        c.get("k7")
+        assert c.count() == 8
+        assert c.evict(3) == 3 and c.count() == 5
+        assert c.get("k0") == 0 and c.get("k1") == 1          # high priority stays longest
+        assert sum(c.get(f"k{i}") is not None for i in range(8)) == 5
+        assert c.evict(100) == 5 and c.count() == 0
+        with pytest.raises(errors.ValidationError):
+            c.evict(-1)

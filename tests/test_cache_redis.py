@@ -1,44 +1,12 @@
 """The cache with Redis as L2, against a real Redis: sharing, invalidation, single flight, outage."""
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 
-import orjson
-import pytest
+from cache_worker import Worker, free_port, start_redis
 
 import kuradb
-
-HERE = os.path.dirname(__file__)
-
-
-class Worker:
-    def __init__(self, url: str, namespace: str) -> None:
-        self.p = subprocess.Popen([sys.executable, os.path.join(HERE, "cache_worker.py"), url, namespace],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.p.stdout is not None and self.p.stdout.readline().strip() == "ready"
-
-    def send(self, *cmd):
-        assert self.p.stdin is not None
-        self.p.stdin.write(orjson.dumps(list(cmd)).decode() + "\n")
-        self.p.stdin.flush()
-
-    def recv(self):
-        assert self.p.stdout is not None
-        return orjson.loads(self.p.stdout.readline())
-
-    def ask(self, *cmd):
-        self.send(*cmd)
-        return self.recv()
-
-    def close(self):
-        self.send("quit")
-        self.p.wait(10)
 
 
 def test_redis_is_a_shared_l2(redis_url):
@@ -107,33 +75,9 @@ def test_pickle_from_a_shared_redis_is_refused(redis_url):
         assert j.get("k") is None and j.stats().tiers["l2"].rejected == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_redis(port: int, tmp) -> subprocess.Popen:
-    p = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                          "--save", "", "--appendonly", "no", "--dir", str(tmp)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return p
-        except OSError:
-            time.sleep(0.05)
-    p.kill()
-    raise RuntimeError("redis-server did not start")
-
-
 def test_redis_outage_degrades_and_recovers(tmp_path, redis_url):
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is needed for the outage test") if os.environ.get("CI") == "true" \
-            else pytest.skip("install redis-server to run the outage test")
-    port = _free_port()
-    server = _start_redis(port, tmp_path)
+    port = free_port()
+    server = start_redis(port, tmp_path)
     url = f"redis://127.0.0.1:{port}/0"
     try:
         with kuradb.Cache(tmp_path / "a", redis_url=url) as a, kuradb.Cache(None, redis_url=url) as b:
@@ -150,7 +94,7 @@ def test_redis_outage_degrades_and_recovers(tmp_path, redis_url):
             assert a.get("local") == 3         # from L3
             assert a.get("never-set") is None
             assert a.stats().tiers["l2"].errors >= 1
-            server = _start_redis(port, tmp_path)
+            server = start_redis(port, tmp_path)
             deadline = time.monotonic() + 10
             while not (a.redis.listening.is_set() and b.redis.listening.is_set()) and time.monotonic() < deadline:
                 time.sleep(0.05)

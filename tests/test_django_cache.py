@@ -7,15 +7,13 @@ import warnings
 import pytest
 
 django = pytest.importorskip("django", reason="pip install 'kuradb[django]' to test the Django backend")
-from django.conf import settings  # noqa: E402
+import django_settings  # noqa: E402
 
-if not settings.configured:
-    settings.configure(CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
-                       USE_TZ=True)
-    django.setup()
+django_settings.configure()
 
 from django.core.cache import CacheKeyWarning  # noqa: E402
 
+import kuradb  # noqa: E402
 from kuradb.contrib.django import KuraCache  # noqa: E402
 
 
@@ -105,3 +103,70 @@ def test_clear_and_memory_location():
     c.close()
     c.set("b", 2)
     assert c.get("b") == 2           # close() at request end keeps the cache usable
+
+
+class Point:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __eq__(self, other):
+        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+
+def test_values_are_pickled_as_django_stores_them(cache):
+    value = {"p": Point(1, 2), "t": (1, 2), "s": {3, 4}, "f": float("nan")}
+    cache.set("k", value)
+    value["p"].x = 99                        # the cache holds a copy, as every Django backend does
+    got = cache.get("k")
+    assert got["p"] == Point(1, 2) and got["t"] == (1, 2) and got["s"] == {3, 4} and got["f"] != got["f"]
+    assert cache.get("k") is not got         # and gives a fresh one each time
+    cache.set("n", 5)
+    assert cache.incr("n", 2) == 7 and cache.decr("n") == 6
+    cache.set("p", Point(0, 0))
+    with pytest.raises(TypeError, match="not an integer"):
+        cache.incr("p")
+
+
+def test_backends_of_one_location_share_one_cache_across_threads(tmp_path):
+    import threading
+
+    a = KuraCache(str(tmp_path), {})
+    made = []
+    t = threading.Thread(target=lambda: made.append(KuraCache(str(tmp_path), {})))   # Django: one per thread
+    t.start()
+    t.join()
+    b = made[0]
+    assert a.cache is b.cache
+    b.set("k", "old")
+    assert a.get("k") == "old"               # now in the memory tier
+    b.set("k", "new")
+    assert a.get("k") == "new"               # not the stale copy another kuradb.Cache would hold
+    a.cache.close()
+    c = KuraCache(str(tmp_path), {})          # a closed one is opened again
+    assert c.cache is not a.cache and c.get("k") == "new"
+    c.cache.close()
+
+
+def test_bad_options_are_named(tmp_path):
+    with pytest.raises(kuradb.errors.ValidationError, match="l1_max_itemz") as info:
+        KuraCache(str(tmp_path), {"OPTIONS": {"l1_max_itemz": 5}})
+    assert info.value.path == "OPTIONS.l1_max_itemz"
+    first = KuraCache(str(tmp_path), {"OPTIONS": {"l1_max_items": 5, "MAX_ENTRIES": 10}})
+    KuraCache(str(tmp_path), {"OPTIONS": {"l1_max_items": 5}})      # Django's own options may differ
+    with pytest.raises(kuradb.errors.ValidationError, match="already open"):
+        KuraCache(str(tmp_path), {"OPTIONS": {"l1_max_items": 6}})
+    first.cache.close()
+
+
+def test_max_entries_culls_a_directory_but_is_left_to_redis_without_one(tmp_path, redis_url):
+    url, ns = redis_url
+    c = KuraCache(str(tmp_path), {"OPTIONS": {"MAX_ENTRIES": 10, "CULL_FREQUENCY": 2}})
+    for i in range(30):
+        c.set(f"k{i}", i)
+    assert 5 <= c.cache.count() <= 10 and c.get("k29") == 29
+    c.cache.close()
+    r = KuraCache("", {"OPTIONS": {"MAX_ENTRIES": 10, "redis_url": url, "namespace": ns}})
+    for i in range(30):
+        r.set(f"k{i}", i)
+    assert all(r.get(f"k{i}") == i for i in range(30))   # as Django's Redis backend: Redis bounds itself
+    r.cache.close()

@@ -9,17 +9,23 @@ they exist, so a memory eviction never loses a value that has a home below
 
 Concurrency: one lock guards the memory tiers; the L1 hit path takes none (a
 dict read and a counter in the entry: L1's recency is CLOCK, see memory.py). Writes
-are serialized by a second lock held across the memory update and the I/O, so
-memory, Redis and disk always agree on the newest value. A read that went to
+are serialized by a second lock held across the I/O and the memory update, so
+memory, Redis and disk always agree on the newest value; the disk is written
+first, so a write it cannot take (a full disk) changes no tier. A read that went to
 Redis or disk copies its result up only if no write happened meanwhile
 (``_gen``), so a slow read can never put an older value over a newer one.
+
+``incr`` is done where the shared copy lives, in one step: in Redis (a script)
+when Redis is the L2 and reachable, else in the disk tier (one SQLite write
+transaction), else in memory under the write lock (docs/CACHE.md says which
+processes each of these covers).
 """
 from __future__ import annotations
 
 import fnmatch
 import functools
 import hashlib
-import math
+import logging
 import os
 import threading
 import time
@@ -29,63 +35,21 @@ from typing import Any, TypeVar
 import orjson
 
 from .. import errors
-from .codec import Codec, Rejected
+from ..health import Health
+from . import status
+from .checks import check_key, expires_at, positive, priority_of, tags_of
+from .codec import Codec, Rejected, check_finite
 from .disk import DiskTiers
-from .memory import EXPIRES, HITS, PRIORITIES, PRIORITY, TAGS, VALUE, LFUTier, LRUTier, Sketch, size_of
-from .prewarm import AccessLog
-from .remote import RedisTier
-from .stats import CacheStats, TierCounters, TierStats
+from .memory import EXPIRES, HITS, PRIORITY, TAGS, VALUE, LFUTier, LRUTier, Sketch, size_of
+from .prewarm import AccessLog, prewarm
+from .remote import ABSENT, NOT_INT, Fields, RedisTier
+from .stats import COUNTERS, CacheStats, TierCounters, TierStats
 
 _MISSING: Any = object()
 _time = time.time
 _clock = time.perf_counter
 F = TypeVar("F", bound=Callable[..., Any])
-MAX_KEY = 1024
-_COUNTERS = ("hits", "misses", "promotions", "demotions", "evictions", "expirations", "errors", "rejected")
-
-
-def check_key(key: Any) -> str:
-    if type(key) is not str:
-        raise errors.ValidationError(f"cache keys are str, not {type(key).__name__}", path="key")
-    if not key or len(key) > MAX_KEY:
-        raise errors.ValidationError(f"cache keys are 1 to {MAX_KEY} characters, not {len(key)}", path="key")
-    if key.startswith("!"):
-        raise errors.ValidationError(f"cache key {key!r} starts with '!', which is reserved", path="key")
-    return key
-
-
-def _expires(ttl: float | None, where: str = "ttl") -> float:
-    if ttl is None:
-        return 0.0
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl) or ttl <= 0:
-        raise errors.ValidationError(f"{where} must be a positive number of seconds or None, not {ttl!r}",
-                                     path=where)
-    return _time() + ttl
-
-
-def _priority(priority: str) -> int:
-    try:
-        return PRIORITIES[priority]
-    except (KeyError, TypeError):
-        raise errors.ValidationError(f"priority must be 'low', 'normal' or 'high', not {priority!r}",
-                                     path="priority") from None
-
-
-def _tags(tags: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(tags, str):
-        raise errors.ValidationError("tags must be a list of str, not a str", path="tags")
-    out = tuple(tags)
-    for t in out:
-        if type(t) is not str or not t or "\x1f" in t:
-            raise errors.ValidationError(f"each tag must be a non-empty str, not {t!r}", path="tags")
-    return out
-
-
-def _positive(name: str, value: Any, *, zero: bool = False, none: bool = False) -> None:
-    if value is None and none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero else 1):
-        raise errors.ValidationError(f"{name} must be an integer >= {0 if zero else 1}, not {value!r}", path=name)
+log = logging.getLogger("kuradb.cache")
 
 
 class _Flight:
@@ -105,14 +69,14 @@ class Cache:
                  disk_max_bytes: int = 1 << 30, archive_max_bytes: int = 0, archive_ttl: float | None = 30 * 86400,
                  redis_url: str | None = None, namespace: str = "kuradb", ttl: float | None = None,
                  serializer: Any = "json", access_log: int = 100_000) -> None:
-        _positive("l1_max_items", l1_max_items)
-        _positive("l2_max_items", l2_max_items, zero=True)
-        _positive("l1_max_bytes", l1_max_bytes, none=True)
-        _positive("l2_max_bytes", l2_max_bytes, none=True)
-        _positive("disk_max_bytes", disk_max_bytes, zero=True)
-        _positive("archive_max_bytes", archive_max_bytes, zero=True)
-        _positive("access_log", access_log, zero=True)
-        _expires(ttl)
+        positive("l1_max_items", l1_max_items)
+        positive("l2_max_items", l2_max_items, zero=True)
+        positive("l1_max_bytes", l1_max_bytes, none=True)
+        positive("l2_max_bytes", l2_max_bytes, none=True)
+        positive("disk_max_bytes", disk_max_bytes, zero=True)
+        positive("archive_max_bytes", archive_max_bytes, zero=True)
+        positive("access_log", access_log, zero=True)
+        expires_at(ttl)
         self.default_ttl = ttl
         self.codec = Codec(serializer)
         self._c = {name: TierCounters(name) for name in ("l1", "l2", "l3", "l4")}
@@ -168,10 +132,19 @@ class Cache:
         if self.redis is not None:
             self.redis.close()
         if self.disk is not None:
-            if self.log is not None:
-                self.disk.set_meta("access_log", self.log.dumps())
-            self.disk.set_meta("stats", orjson.dumps(self._saved_counters()))
-            self.disk.close()
+            try:
+                if self.log is not None:
+                    self.disk.set_meta("access_log", self.log.dumps())
+                self.disk.set_meta("stats", orjson.dumps(self._saved_counters()))
+            except errors.StorageFull:   # they are statistics: closing matters more than keeping them
+                log.warning("the disk holding the cache %r is full: this run's statistics and access log "
+                            "were not saved", self.disk.directory)
+            finally:
+                self.disk.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _saved_counters(self) -> dict[str, dict[str, int]]:
         """This run's counters added to those earlier runs saved in the cache directory."""
@@ -183,7 +156,7 @@ class Cache:
         saved: dict[str, dict[str, int]] = orjson.loads(raw) if raw else {}
         for name, counters in self._c.items():
             tier = saved.setdefault(name, {})
-            for field in _COUNTERS:
+            for field in COUNTERS:
                 tier[field] = int(tier.get(field, 0)) + getattr(counters, field)
         saved.setdefault("cache", {})["misses"] = int(saved.get("cache", {}).get("misses", 0)) + self._misses
         return saved
@@ -291,7 +264,10 @@ class Cache:
             return None
         if tier == 4:   # back up to L3: it is wanted again
             with self._write_lock:
-                self._account_dropped(self.disk.put(key, data, expires, priority, tags))
+                try:
+                    self._account_dropped(self.disk.put(key, data, expires, priority, tags))
+                except errors.StorageFull:
+                    c["l3"].errors += 1     # it stays in L4, where it is still right
         return e, counters
 
     def _decoded(self, key: str, data: bytes, expires: float, priority: int, tags: tuple[str, ...],
@@ -382,25 +358,52 @@ class Cache:
         """Store ``value`` under ``key`` in L1, and through to Redis and disk when the cache has them.
 
         ``ttl`` seconds (default: the cache's ``ttl``; None: forever) holds in every tier.
+        The disk tier is written first: if it cannot take the value for want of space,
+        ``StorageFull`` is raised and no tier changed (the cache goes on serving what it holds).
         """
         check_key(key)
-        expires = _expires(self.default_ttl if ttl is _MISSING else ttl)
-        prio = _priority(priority)
-        tag_tuple = _tags(tags)
-        data = self.codec.encode(key, value) if (self.disk is not None or self.redis is not None) else None
-        e = [value, expires, len(data) if data is not None else size_of(value), prio, tag_tuple, 0, None]
+        self._store(key, value, expires_at(self.default_ttl if ttl is _MISSING else ttl), priority_of(priority),
+                    tags_of(tags))
+
+    def _store(self, key: str, value: Any, expires: float, prio: int, tag_tuple: tuple[str, ...]) -> None:
+        if self.disk is not None or self.redis is not None:
+            data: bytes | None = self.codec.encode(key, value)
+        else:
+            data = None
+            if self.codec.json:     # refused in memory too, so that no tier holds what another could not
+                check_finite(key, value)
         with self._write_lock:
-            with self._lock:
-                self._gen += 1
-                if self.l2 is not None:
-                    self.l2.pop(key)
-                self.l1.put(key, e)
-                self._settle()
-            if data is not None:
-                if self.redis is not None:
-                    self.redis.set(key, data, expires, prio, tag_tuple)
-                if self.disk is not None:
-                    self._account_dropped(self.disk.put(key, data, expires, prio, tag_tuple))
+            if self.disk is not None:
+                assert data is not None
+                self._on_disk(self.disk.put, key, data, expires, prio, tag_tuple)
+            self._remember(key, value, expires, len(data) if data is not None else size_of(value), prio, tag_tuple)
+            if self.redis is not None:
+                assert data is not None
+                self.redis.set(key, data, expires, prio, tag_tuple)
+
+    def _remember(self, key: str, value: Any, expires: float, size: int, prio: int, tags: tuple[str, ...]) -> None:
+        """Put a value just written into L1 (it leaves L2, which holds no key L1 has)."""
+        e = [value, expires, size, prio, tags, 0, None]
+        with self._lock:
+            self._gen += 1
+            if self.l2 is not None:
+                self.l2.pop(key)
+            self.l1.put(key, e)
+            self._settle()
+
+    def _on_disk(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A write to the disk tiers; its failure is counted in L3's errors and raised."""
+        assert self.disk is not None
+        try:
+            result = call(*args, **kwargs)
+        except errors.ValidationError:
+            raise   # the value's fault (``incr`` of a str), not the disk's
+        except errors.KuraError:
+            self._c["l3"].errors += 1
+            raise
+        if call == self.disk.put:
+            self._account_dropped(result)
+        return result
 
     def set_many(self, items: dict[str, Any], *, ttl: float | None = _MISSING, priority: str = "normal",
                  tags: Iterable[str] = ()) -> None:
@@ -427,24 +430,93 @@ class Cache:
             return True
 
     def incr(self, key: str, delta: int = 1) -> int:
-        """Add ``delta`` to an integer value, keeping its expiry; KeyError if absent (atomic in this process)."""
+        """Add ``delta`` to an integer value, keeping its expiry, priority and tags; KeyError if absent.
+
+        Atomic for every process sharing the Redis (when it is the L2 and reachable),
+        else for every process sharing the cache directory, else within this process.
+        """
         if isinstance(delta, bool) or not isinstance(delta, int):
             raise errors.ValidationError(f"delta must be an int, not {delta!r}", path="delta")
+        check_key(key)
+        change = functools.partial(self._added, key, delta)
         with self._write_lock:
-            value = self.get(key, _MISSING)
-            if value is _MISSING:
+            if self.redis is not None and self.redis.available:
+                got = self._incr_redis(key, delta, change)
+                if got is not None:
+                    return got
+            if self.disk is not None:
+                found = self._on_disk(self.disk.update, key, change)
+                if found is not None:
+                    data, expires, prio, tags, moved = found
+                    self._account_dropped(moved)
+                    value: int = self.codec.decode(data)
+                    self._remember(key, value, expires, len(data), prio, tags)
+                    return value
+            e = self._memory_entry(key)     # the only copy is in memory (no tier below, or it dropped it)
+            if e is None:
                 raise KeyError(key)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise errors.ValidationError(f"cache value for {key!r} is not an integer", path=key)
-            e = self._l1data.get(key)
-            expires = e[EXPIRES] if e is not None else 0.0
-            if expires and expires <= _time():
+            self._check_int(key, e[VALUE])
+            self._store(key, e[VALUE] + delta, e[EXPIRES], e[PRIORITY], e[TAGS])
+            return int(e[VALUE] + delta)
+
+    def _incr_redis(self, key: str, delta: int, change: Callable[[bytes], bytes]) -> int | None:
+        """``incr`` in Redis; None if Redis failed meanwhile (the caller goes on with the local tiers)."""
+        assert self.redis is not None
+        got = self.redis.incr(key, delta, change)
+        if got == ABSENT:   # written while Redis was away, or evicted by it: seed it from here, once
+            local = self._local_fields(key)
+            if local is None:
                 raise KeyError(key)
-            new = value + delta
-            self.set(key, new, ttl=expires - _time() if expires else None,
-                     priority=("low", "normal", "high")[e[PRIORITY]] if e is not None else "normal",
-                     tags=e[TAGS] if e is not None else ())
-            return new
+            self.redis.set(key, *local, only_new=True)
+            got = self.redis.incr(key, delta, change)
+        if got is None:
+            return None
+        if got == ABSENT:
+            raise KeyError(key)
+        if got == NOT_INT:
+            raise errors.ValidationError(f"cache value for {key!r} is not an integer", path=key)
+        assert isinstance(got, tuple)
+        data, expires, prio, tags = got
+        value: int = self.codec.decode(data)
+        self._remember(key, value, expires, len(data), prio, tags)
+        if self.disk is not None:
+            try:
+                self._on_disk(self.disk.put, key, data, expires, prio, tags, shadow=True)
+            except errors.StorageFull:
+                pass    # Redis took it, so the increment happened; the disk's stale copy is shadowed
+        return value
+
+    def _memory_entry(self, key: str) -> list[Any] | None:
+        with self._lock:
+            for tier in (self.l1, self.l2):
+                e = tier.data.get(key) if tier is not None else None
+                if e is not None and (not e[EXPIRES] or e[EXPIRES] > _time()):
+                    return e
+        return None
+
+    def _local_fields(self, key: str) -> Fields | None:
+        """``key`` as this process holds it (memory first: it is never older than the disk), encoded."""
+        e = self._memory_entry(key)
+        if e is not None:
+            return self.codec.encode(key, e[VALUE]), e[EXPIRES], e[PRIORITY], e[TAGS]
+        row = self.disk.get(key) if self.disk is not None else None
+        if row is None or (row[2] and row[2] <= _time()):
+            return None
+        return row[1], row[2], row[3], row[4]
+
+    @staticmethod
+    def _check_int(key: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise errors.ValidationError(f"cache value for {key!r} is not an integer", path=key)
+
+    def _added(self, key: str, delta: int, data: bytes) -> bytes:
+        """An encoded integer plus ``delta``, encoded (inside Redis's or SQLite's transaction)."""
+        try:
+            value = self.codec.decode(data)
+        except (Rejected, ValueError, UnicodeDecodeError):
+            value = None
+        self._check_int(key, value)
+        return self.codec.encode(key, value + delta)
 
     def delete(self, key: str) -> bool:
         """Remove ``key`` from every tier; True if some tier had it."""
@@ -454,6 +526,9 @@ class Cache:
     def _delete(self, keys: list[str], *, publish: bool = True) -> int:
         with self._write_lock:
             found = set()
+            if self.disk is not None:   # first: if it fails for want of space, nothing changed
+                if self._on_disk(self.disk.delete, keys):
+                    found.update(keys)
             with self._lock:
                 self._gen += 1
                 for key in keys:
@@ -462,9 +537,6 @@ class Cache:
             if self.redis is not None and publish:
                 if self.redis.delete(keys):
                     found.update(keys)  # the count is of all keys; fine-grained presence is not needed
-            if self.disk is not None:
-                if self.disk.delete(keys):
-                    found.update(keys)
             return len(found)
 
     def clear(self, *, pattern: str | None = None, tag: str | None = None) -> int:
@@ -475,17 +547,16 @@ class Cache:
         if pattern is not None and type(pattern) is not str:
             raise errors.ValidationError(f"pattern must be a str, not {type(pattern).__name__}", path="pattern")
         if tag is not None:
-            _tags([tag])
+            tags_of([tag])
         if pattern is None and tag is None:
             with self._write_lock:
+                n = self._on_disk(self.disk.clear) if self.disk is not None else 0
                 with self._lock:
                     self._gen += 1
-                    n = len(self.l1) + (len(self.l2) if self.l2 else 0)
+                    n = max(n, len(self.l1) + (len(self.l2) if self.l2 else 0))
                     self._clear_memory()
                 if self.redis is not None:
                     self.redis.clear_all()
-                if self.disk is not None:
-                    n = max(n, self.disk.clear())
                 return n
         keys: set[str] = set()
         with self._lock:
@@ -515,9 +586,9 @@ class Cache:
     def set_ttl(self, key: str, ttl: float | None) -> bool:
         """Give ``key`` a new time to live (None: forever) in every tier; False if no tier has it."""
         check_key(key)
-        expires = _expires(ttl)
-        found = False
+        expires = expires_at(ttl)
         with self._write_lock:
+            found = self.disk is not None and self._on_disk(self.disk.set_expires, key, expires)
             with self._lock:
                 for tier in (self.l1, self.l2):
                     e = tier.data.get(key) if tier is not None else None
@@ -526,9 +597,7 @@ class Cache:
                         found = True
             if self.redis is not None:
                 found = self.redis.set_expires(key, expires) or found
-            if self.disk is not None:
-                found = self.disk.set_expires(key, expires) or found
-        return found
+        return bool(found)
 
     def touch(self, key: str, ttl: float | None = _MISSING) -> bool:
         return self.set_ttl(key, self.default_ttl if ttl is _MISSING else ttl)
@@ -607,7 +676,10 @@ class Cache:
             value = self.get(key, _MISSING)   # a racing thread may have set it meanwhile
             if value is _MISSING:
                 value = loader()
-                self.set(key, value, ttl=ttl, priority=priority, tags=tags)
+                try:
+                    self.set(key, value, ttl=ttl, priority=priority, tags=tags)
+                except errors.StorageFull:
+                    pass    # the caller gets its value; the full disk is logged, counted and in health()
             return value
         finally:
             if locked:
@@ -654,29 +726,12 @@ class Cache:
         ``loader(key)`` gives a key's value (raise KeyError to skip it); without a loader
         the values come from the disk tiers. Returns how many keys were loaded.
         """
-        if self.log is None:
-            raise errors.ValidationError("prewarm needs the access log", path="access_log",
-                                         hint="create the cache with access_log > 0")
-        _positive("top", top)
-        n = 0
-        for key in self.log.predict(top, window=window):
-            if key in self._l1data or (self.l2 is not None and key in self.l2.data):
-                continue
-            if loader is None:
-                n += self.get(key, _MISSING) is not _MISSING
-                continue
-            try:
-                value = loader(key)
-            except KeyError:
-                continue
-            self.set(key, value)
-            n += 1
-        return n
+        return prewarm(self, loader, top, window)
 
     def prewarm_every(self, seconds: float, loader: Callable[[str], Any] | None = None, *,
                       top: int = 1000) -> None:
         """Run ``prewarm`` on a background thread every ``seconds`` (stopped by ``close``)."""
-        _expires(seconds, "seconds")
+        expires_at(seconds, "seconds")
 
         def run() -> None:
             while not self._stop.wait(seconds):
@@ -692,7 +747,11 @@ class Cache:
     # -- statistics ------------------------------------------------------------------------
 
     def stats(self) -> CacheStats:
-        """Counters per tier (l1..l4; l2 is Redis when ``redis_url`` is set) and overall hits/misses."""
+        """Counters per tier (l1..l4; l2 is Redis when ``redis_url`` is set) and overall hits/misses.
+
+        Each tier's ``state`` is ``ok``, ``off`` (not configured), ``unreachable`` or ``refused``
+        (Redis, see ``health()``) or ``full`` (the disk).
+        """
         c = self._c
         with self._lock:
             c["l1"].hits = self.l1.total_hits()
@@ -701,12 +760,48 @@ class Cache:
                 c["l2"].hits = self.l2.total_hits()
                 tiers["l2"] = c["l2"].snapshot(len(self.l2), self.l2.bytes)
             else:
-                tiers["l2"] = c["l2"].snapshot(0, 0)
+                tiers["l2"] = c["l2"].snapshot(0, 0, self.redis.state if self.redis is not None else "off")
         usage = self.disk.usage() if self.disk is not None else {}
-        tiers["l3"] = c["l3"].snapshot(*usage.get(3, (0, 0)))
-        tiers["l4"] = c["l4"].snapshot(*usage.get(4, (0, 0)))
+        disk = "off" if self.disk is None else "full" if self.disk.full_since is not None else "ok"
+        tiers["l3"] = c["l3"].snapshot(*usage.get(3, (0, 0)), disk)
+        tiers["l4"] = c["l4"].snapshot(*usage.get(4, (0, 0)), disk if self.disk and self.disk.archive_max_bytes
+                                       else "off")
         hits = sum(t.hits for t in tiers.values())
         return CacheStats(hits=hits, misses=self._misses, tiers=tiers)
+
+    def health(self) -> Health:
+        """Checks ``redis`` (when ``redis_url`` is set) and ``disk`` (when the cache has a directory);
+        see ``kuradb.cache.status``."""
+        return status.health(self.redis, self.disk)
+
+    def count(self) -> int:
+        """How many keys the cache holds: the disk tiers' count when it has a directory (every ``set``
+        is written through to it), else the memory tiers'. Keys only Redis holds are not counted."""
+        if self.disk is not None:
+            return self.disk.count()
+        with self._lock:
+            return len(self.l1) + (len(self.l2) if self.l2 is not None else 0)
+
+    def evict(self, n: int) -> int:
+        """Remove the ``n`` least valuable keys from every tier (the disk's order when the cache has
+        a directory: archive first, then low priority, then least recently read; else L2's, then
+        L1's eviction order). Returns how many were removed."""
+        positive("n", n, zero=True)
+        with self._write_lock:
+            if self.disk is not None:
+                keys = self.disk.victims(n)
+            else:
+                keys = []
+                with self._lock:
+                    while len(keys) < n and self.l2 is not None and len(self.l2):
+                        keys.append(self.l2.victim()[0])
+                        self.l2.pop(keys[-1])
+                    while len(keys) < n and len(self.l1):
+                        keys.append(self.l1.victim())
+                        self.l1.pop(keys[-1])
+            self._delete(keys)
+            self._c["l3" if self.disk is not None else "l1"].evictions += len(keys)
+            return len(keys)
 
     def hit_rate(self) -> float:
         return self.stats().hit_rate
@@ -721,32 +816,4 @@ class Cache:
                 self.l2.hits = -sum(e[HITS] for e in self.l2.data.values())
 
 
-def saved_stats(path: str | os.PathLike[str]) -> CacheStats:
-    """The statistics a cache directory holds: items and bytes of L3/L4 now, and the counters every
-    process that used it saved when it closed (the CLI's ``kuradb cache stats``)."""
-    import apsw
-
-    from .disk import FILE
-
-    db = os.path.join(os.fspath(path), FILE)
-    if not os.path.exists(db):
-        raise errors.NotFound(f"no kuradb cache at {os.fspath(path)!r}", hint="a Cache(path) creates one")
-    try:
-        conn = apsw.Connection(db, flags=apsw.SQLITE_OPEN_READONLY)
-        conn.setbusytimeout(5000)
-        usage = {t: (n, b) for t, n, b in conn.execute("SELECT tier, items, bytes FROM usage")}
-        row = conn.execute("SELECT value FROM meta WHERE name = 'stats'").fetchone()
-        conn.close()
-    except apsw.Error as e:
-        raise errors.CorruptedData(f"cannot read the cache database {db!r}: {e}") from e
-    saved = orjson.loads(row[0]) if row else {}
-    tiers = {}
-    for name in ("l1", "l2", "l3", "l4"):
-        counts = {f: int(saved.get(name, {}).get(f, 0)) for f in _COUNTERS}
-        items, nbytes = usage.get(int(name[1]), (0, 0)) if name in ("l3", "l4") else (0, 0)
-        tiers[name] = TierStats(**counts, items=items, bytes=nbytes)
-    return CacheStats(hits=sum(t.hits for t in tiers.values()),
-                      misses=int(saved.get("cache", {}).get("misses", 0)), tiers=tiers)
-
-
-__all__ = ["Cache", "CacheStats", "TierStats", "saved_stats"]
+__all__ = ["Cache", "CacheStats", "TierStats"]

@@ -12,9 +12,16 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+from .. import errors
+from .checks import positive
+
+if TYPE_CHECKING:
+    from .core import Cache
 
 _HOUR = 3600.0
 _DAY = 86400.0
@@ -74,3 +81,26 @@ class AccessLog:
         d = orjson.loads(data)
         self._first = d.get("first")
         self._keys = {k: v for k, v in d.get("keys", {}).items()}
+
+
+def prewarm(cache: Cache, loader: Callable[[str], Any] | None, top: int, window: float) -> int:
+    """``Cache.prewarm``: load the keys ``cache.log`` predicts that its memory tiers do not hold."""
+    if cache.log is None:
+        raise errors.ValidationError("prewarm needs the access log", path="access_log",
+                                     hint="create the cache with access_log > 0")
+    positive("top", top)
+    missing = object()
+    n = 0
+    for key in cache.log.predict(top, window=window):
+        if key in cache.l1.data or (cache.l2 is not None and key in cache.l2.data):
+            continue
+        if loader is None:
+            n += cache.get(key, missing) is not missing
+            continue
+        try:
+            value = loader(key)
+        except KeyError:
+            continue
+        cache.set(key, value)
+        n += 1
+    return n

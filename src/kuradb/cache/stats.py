@@ -1,10 +1,16 @@
 """Cache statistics: counters per tier, sampled latencies, and their summary."""
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import orjson
+
+from .. import errors
+
 TIERS = ("l1", "l2", "l3", "l4")
+COUNTERS = ("hits", "misses", "promotions", "demotions", "evictions", "expirations", "errors", "rejected")
 _RING = 1024  # latency samples kept per tier
 
 
@@ -39,15 +45,20 @@ class TierCounters:
     def reset(self) -> None:
         self.__init__(self.name)  # type: ignore[misc]
 
-    def snapshot(self, items: int, nbytes: int) -> TierStats:
+    def snapshot(self, items: int, nbytes: int, state: str = "ok") -> TierStats:
         p50, p99 = self.percentiles()
         return TierStats(self.hits, self.misses, self.promotions, self.demotions, self.evictions,
-                         self.expirations, self.errors, self.rejected, items, nbytes, round(p50, 2), round(p99, 2))
+                         self.expirations, self.errors, self.rejected, items, nbytes, round(p50, 2), round(p99, 2),
+                         state)
 
 
 @dataclass(frozen=True)
 class TierStats:
-    """One tier. Latencies are microseconds over the last 1,024 sampled reads of that tier."""
+    """One tier. Latencies are microseconds over the last 1,024 sampled reads of that tier.
+
+    ``state``: ``ok``, ``off`` (the tier is not configured), ``unreachable`` / ``refused``
+    (Redis: see ``Cache.health()``) or ``full`` (the disk tiers could not take the last write).
+    """
 
     hits: int = 0
     misses: int = 0
@@ -61,6 +72,7 @@ class TierStats:
     bytes: int = 0
     p50_us: float = 0.0
     p99_us: float = 0.0
+    state: str = "ok"
 
 
 @dataclass(frozen=True)
@@ -80,3 +92,31 @@ class CacheStats:
         d = asdict(self)
         d["hit_rate"] = self.hit_rate
         return d
+
+
+def saved_stats(path: str | os.PathLike[str]) -> CacheStats:
+    """The statistics a cache directory holds: items and bytes of L3/L4 now, and the counters every
+    process that used it saved when it closed (the CLI's ``kuradb cache stats``)."""
+    import apsw
+
+    from .disk import FILE
+
+    db = os.path.join(os.fspath(path), FILE)
+    if not os.path.exists(db):
+        raise errors.NotFound(f"no kuradb cache at {os.fspath(path)!r}", hint="a Cache(path) creates one")
+    try:
+        conn = apsw.Connection(db, flags=apsw.SQLITE_OPEN_READONLY)
+        conn.setbusytimeout(5000)
+        usage = {t: (n, b) for t, n, b in conn.execute("SELECT tier, items, bytes FROM usage")}
+        row = conn.execute("SELECT value FROM meta WHERE name = 'stats'").fetchone()
+        conn.close()
+    except apsw.Error as e:
+        raise errors.CorruptedData(f"cannot read the cache database {db!r}: {e}") from e
+    saved = orjson.loads(row[0]) if row else {}
+    tiers = {}
+    for name in ("l1", "l2", "l3", "l4"):
+        counts: dict[str, Any] = {f: int(saved.get(name, {}).get(f, 0)) for f in COUNTERS}
+        items, nbytes = usage.get(int(name[1]), (0, 0)) if name in ("l3", "l4") else (0, 0)
+        tiers[name] = TierStats(**counts, items=items, bytes=nbytes, state="")
+    return CacheStats(hits=sum(t.hits for t in tiers.values()),
+                      misses=int(saved.get("cache", {}).get("misses", 0)), tiers=tiers)
