@@ -158,6 +158,8 @@ class BlobStore:
             try:
                 with open(source, "rb") as f:
                     data, h, size, tmp = self._spool(f)
+            except (UnicodeError, ValueError) as e:    # a path with a lone surrogate or a NUL
+                raise errors.ValidationError(f"blob source {source!r} is not a usable path ({e})", path="data") from e
             except OSError as e:
                 raise errors.NotFound(f"cannot read blob source {os.fspath(source)!r}: {e.strerror}") from e
         elif hasattr(source, "read"):
@@ -378,6 +380,9 @@ class BlobStore:
         committed, under the write lock, after checking no new row appeared.
         Files without a row (from rolled-back puts or crashes) are removed too.
         """
+        if not isinstance(grace, timedelta) or grace < timedelta(0):
+            raise errors.ValidationError(f"grace must be a timedelta of 0 or more, not {grace!r}", path="grace",
+                                         hint="e.g. grace=timedelta(hours=1)")
         cutoff = time.time_ns() // 1000 - int(grace.total_seconds() * 1_000_000)
         with self._backend.transaction() as tx:
             rows = all_rows(

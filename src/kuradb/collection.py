@@ -158,6 +158,9 @@ class Collection:
                 row = self._get_version(id, version)
         except READ_ERRORS as e:
             raise translate(e, f"{name}/{id}") from e
+        except (TypeError, OverflowError):   # an id SQLite cannot bind: say what is wrong with it
+            check_id(id)
+            raise
         if row is not None and not row[6]:
             text = row[8]
             if checksum(text.encode()) != row[7]:
@@ -233,6 +236,7 @@ class Collection:
     @instrumented("history")
     def history(self, id: str) -> list[Record]:
         """Every kept version of ``id``, oldest first, deletions included."""
+        check_id(id)
         try:
             with self._backend.read() as cur:
                 floor = self._history_floor(cur, id)

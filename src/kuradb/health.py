@@ -108,6 +108,9 @@ def _keep_damage(store: Store) -> dict[str, Any] | None:
 
 
 def _thresholds(given: dict[str, Any] | None) -> dict[str, Any]:
+    if given is not None and not isinstance(given, dict):
+        raise errors.ValidationError(f"thresholds must be a dict of check name -> limits, not {given!r}",
+                                     path="thresholds", hint="e.g. thresholds={'disk_free': {'degraded': 2**30}}")
     out: dict[str, Any] = {k: dict(v) for k, v in DEFAULTS.items()}
     for name, value in (given or {}).items():
         if name not in DEFAULTS:

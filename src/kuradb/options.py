@@ -59,7 +59,7 @@ def parse(collection: str, text: str | None) -> Options:
 
 
 def check_keep_history(value: Any) -> int | None:
-    if value is not None and (type(value) is not int or value < 1):
+    if value is not None and (type(value) is not int or not 1 <= value <= 2**31):
         raise errors.ValidationError(f"keep_history must be a positive int or None, not {value!r}",
                                      path="keep_history")
     return value
@@ -86,4 +86,10 @@ def merge(collection: str, saved: Options, exists: bool, *, keep_history: Any = 
         saved_schema = schema
     if (keep, saved_schema) == (saved.keep_history, saved.schema):
         return saved
+    if saved_schema is not None:
+        try:
+            orjson.dumps(saved_schema)
+        except TypeError as e:
+            raise errors.ValidationError(f"schema for collection {collection!r} is not JSON ({e})", path="schema",
+                                         hint="a JSON Schema is a dict of JSON values with string keys") from e
     return Options(keep, saved_schema, compile_schema(saved_schema, collection))

@@ -439,11 +439,11 @@ class Store:
                                              hint="e.g. datetime.now(timezone.utc) - timedelta(days=1)")
             at_least = to_us(since)
         elif since is not None:
-            if type(since) is not int or since < 0:
+            if type(since) is not int or not 0 <= since < 2**63:
                 raise errors.ValidationError(f"since must be a position (int >= 0) or a datetime, not {since!r}",
                                              path="since")
             after = since
-        if limit is not None and (type(limit) is not int or limit < 0):
+        if limit is not None and (type(limit) is not int or not 0 <= limit < 2**63):
             raise errors.ValidationError(f"limit must be a non-negative integer, not {limit!r}", path="limit")
         if actor is not None and not isinstance(actor, str):
             raise errors.ValidationError(f"actor must be a string, not {type(actor).__name__}", path="actor")

@@ -49,8 +49,14 @@ def tags_of(tags: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
+MAX_ITEMS = 100_000_000     # per memory tier: more Python objects than one process holds well
+MAX_BYTES = 1 << 50
+
+
 def positive(name: str, value: Any, *, zero: bool = False, none: bool = False) -> None:
     if value is None and none:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero else 1):
-        raise errors.ValidationError(f"{name} must be an integer >= {0 if zero else 1}, not {value!r}", path=name)
+    most = MAX_ITEMS if name.endswith("_items") else MAX_BYTES
+    if isinstance(value, bool) or not isinstance(value, int) or not (0 if zero else 1) <= value <= most:
+        raise errors.ValidationError(f"{name} must be an integer from {0 if zero else 1} to {most:,},"
+                                     f" not {value!r}", path=name)

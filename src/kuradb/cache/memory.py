@@ -40,10 +40,11 @@ class Sketch:
     WIDTH = 4       # counters per row per cached item
     PERIOD = 200    # halve after this many adds per cached item, at first
     PERIODS = (2, 200)  # the range ``tune`` keeps it in
+    MAX_WIDTH = 1 << 24  # 64 MiB of counters at most: past that, more width buys less than it costs
 
     def __init__(self, capacity: int, cap: int = 15) -> None:
         width = 64
-        while width < capacity * self.WIDTH:
+        while width < capacity * self.WIDTH and width < self.MAX_WIDTH:
             width <<= 1
         self._width = width
         self._mask = width - 1

@@ -51,8 +51,7 @@ class Query:
         if not isinstance(path_or_filter, str) or op is _MISSING or value is _MISSING:
             raise QueryError("where() takes a filter dict, or a path, an operator and a value:"
                              " where('score', '>=', 3)")
-        name = op if isinstance(op, str) and op.startswith("$") else OPERATORS.get(
-            op.lower() if isinstance(op, str) else op)
+        name = (op if op.startswith("$") else OPERATORS.get(op.lower())) if isinstance(op, str) else None
         if name is None:
             raise QueryError(f"where(): unknown operator {op!r}", hint=f"operators are {', '.join(OPERATORS)}")
         return self._with(filters=(*self._filters, {path_or_filter: {name: value}}))

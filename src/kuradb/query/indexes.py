@@ -182,6 +182,8 @@ def create(tx: Transaction, collection: str, info: IndexInfo,
 
 
 def drop(tx: Transaction, collection: str, name: str) -> IndexInfo:
+    if not isinstance(name, str):
+        raise errors.ValidationError(f"an index name is a string, not {type(name).__name__}", path="name")
     if name == BUILTIN_ID:
         raise errors.ValidationError("the _id index cannot be dropped", path="name")
     row = tx.cur.execute("DELETE FROM indexes WHERE collection=? AND name=? RETURNING name, kind, fields, is_unique",
