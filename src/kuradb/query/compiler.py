@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from ..errors import QueryError
+from . import regex
 from .catalog import may_be_array
 from .dialect import (
     NUM_HIGH,
@@ -322,9 +323,12 @@ class Compiler:
 
     def _regex(self, where: str, value: str, guard: str, v: tuple[str, int]) -> str:
         pattern, flags = v
-        note = f"$regex on {where!r}: Python re.search, per row"
+        note = f"$regex on {where!r}: {regex.engine()}, per row"
         if note not in self.python:
             self.python.append(note)
+        required = regex.required_text(pattern, flags)
+        if required is not None:  # SQL rules out most rows before any Python runs
+            guard += f" AND instr({value}, {self.param(required)}) > 0"
         return f"({guard} AND {regexp(self.param(pattern), self.param(flags), value)})"
 
     # -- sorting and projection ----------------------------------------------------------

@@ -18,6 +18,7 @@ import orjson
 from ..encoding import INT_MAX, INT_MIN, BlobRef
 from ..errors import QueryError
 from ..records import to_us as exact_us
+from . import regex
 
 # Envelope fields: path -> docs column.
 ENVELOPE = {"_id": "id", "_type": "type", "_version": "version", "_created": "created",
@@ -251,7 +252,6 @@ FALSE = Or(())
 _RANGE = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
 _FIELD_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$contains",
               "$startswith", "$regex", "$options", "$size", "$not")
-_REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
 _EXPECTED = {"id": "str", "type": "str", "author": "str", "version": "num", "created": "time",
              "modified": "time"}
 
@@ -446,25 +446,9 @@ def _parse_ops(path: Path, ops: dict[str, Any], at: str, depth: int) -> Node:
 
 
 def _parse_regex(arg: Any, options: Any, where: str) -> tuple[str, int]:
-    flags = 0
-    if isinstance(arg, re.Pattern):
-        if not isinstance(arg.pattern, str):
-            raise QueryError(f"{where}: a regex must be a text pattern, not bytes")
-        pattern, flags = arg.pattern, arg.flags & ~re.UNICODE
-    elif isinstance(arg, str):
-        pattern = arg
-    else:
-        raise QueryError(f"{where} needs a pattern string, not {type(arg).__name__}")
-    if options is not None:
-        if not isinstance(options, str) or any(c not in _REGEX_FLAGS for c in options):
-            raise QueryError(f"{where}: $options must be letters from 'imsx', not {options!r}")
-        for c in options:
-            flags |= _REGEX_FLAGS[c]
-    try:
-        re.compile(pattern, flags)
-    except (re.error, ValueError) as e:
-        raise QueryError(f"{where}: {pattern!r} is not a valid regular expression: {e}") from e
-    return pattern, flags
+    if isinstance(arg, str):
+        check_text(arg, where)
+    return regex.check(arg, options, where)
 
 
 # -- sorting -----------------------------------------------------------------------------
