@@ -70,6 +70,7 @@ class Automaton:
         self.alt: list[int] = []
         self.looks_back = False  # an assertion reads the previous character (else its kind is not kept)
         self._atoms: dict[int, tuple[Any, Any, int]] = {}
+        self._predicates: dict[tuple[Any, Any, int], Predicate] = {}
         match = self._add(MATCH, None, -1)
         self.start = self._sequence(tree, flags, match)
         self.anchored = _anchored(tree, flags)
@@ -93,7 +94,11 @@ class Automaton:
 
     def _node(self, op: Any, av: Any, flags: int, then: int) -> int:
         if op in (sre.LITERAL, sre.NOT_LITERAL, sre.ANY, sre.IN):
-            node = self._add(CHAR, predicate(op, av, flags), then)
+            key = (op, tuple(av) if op is sre.IN else av, flags & (re.IGNORECASE | re.DOTALL))
+            test = self._predicates.get(key)
+            if test is None:  # one per distinct atom: a step tests each once (``[ab]{900}`` is one)
+                test = self._predicates[key] = predicate(op, av, flags)
+            node = self._add(CHAR, test, then)
             self._atoms[node] = (op, av, flags)
             return node
         if op is sre.AT:
@@ -149,6 +154,7 @@ class Automaton:
             todo.append(self.start)  # a match may start at any position
         seen: set[int] = set()
         after: set[int] = set()
+        tested: dict[Predicate, bool] = {}
         kind, arg, out, alt = self.kind, self.arg, self.out, self.alt
         while todo:
             s = todo.pop()
@@ -157,8 +163,13 @@ class Automaton:
             seen.add(s)
             k = kind[s]
             if k == CHAR:
-                if c is not None and arg[s](c):
-                    after.add(out[s])
+                if c is not None:
+                    test = arg[s]
+                    ok = tested.get(test)
+                    if ok is None:
+                        ok = tested[test] = test(c)
+                    if ok:
+                        after.add(out[s])
             elif k == SPLIT:
                 todo.append(alt[s])
                 todo.append(out[s])

@@ -37,8 +37,8 @@ except ImportError:  # the optional extra kuradb[re2]
 FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
 _ALLOWED = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE | re.UNICODE
 MAX_REPEAT = 1000      # a repeat's count, and the product of nested ones (RE2's limit)
-# Characters and assertions once repeats are counted out. A character costs the pure-Python
-# engine up to ~10 µs at this size (RE2 ~0.3 µs): docs/DECISIONS.md.
+# Characters and assertions once repeats are counted out. At this size a character costs the
+# pure-Python engine up to ~70 µs, RE2 ~5 µs (docs/DECISIONS.md).
 MAX_SIZE = 1000
 MAX_NESTING = 100      # groups within groups
 UNICODE_MAX = 0x10FFFF
@@ -71,6 +71,7 @@ _REJECTED = {
     sre.ASSERT: "a lookahead or lookbehind", sre.ASSERT_NOT: "a negative lookahead or lookbehind",
     sre.ATOMIC_GROUP: "an atomic group (?>...)", sre.POSSESSIVE_REPEAT: "a possessive repeat (*+, ++, ?+)",
 }
+_CHARACTER = (sre.LITERAL, sre.NOT_LITERAL, sre.IN, sre.ANY)
 _HINT = ("$regex runs in time linear in the text: no backreferences, lookaround, atomic groups or possessive"
          " repeats, and at most 1000 repeats (docs/QUERIES.md)")
 
@@ -186,9 +187,16 @@ def _check(items: Any, pattern: str, multiplicity: int, depth: int) -> int:
     if depth > MAX_NESTING:
         raise QueryError(f"{_short(pattern)} nests groups more than {MAX_NESTING} deep")
     size = 0
-    for op, av in items:
+    items = list(items)
+    for i, (op, av) in enumerate(items):
         if op in _REJECTED:
             raise QueryError(f"{_short(pattern)} uses {_REJECTED[op]}, which is not supported")
+        if op is sre.AT and av is sre.AT_NON_BOUNDARY and not any(
+                0 <= j < len(items) and items[j][0] in _CHARACTER for j in (i - 1, i + 1)):
+            # RE2 tests assertions between bytes: a lone \B also holds inside a multi-byte character
+            # (both bytes are non-word). Next to a character it holds only between characters.
+            raise QueryError(f"{_short(pattern)}: \\B is supported only right before or after a character or"
+                             " class (like \\Bb or a\\B)")
         if op is sre.BRANCH:
             size += sum(_check(alt, pattern, multiplicity, depth + 1) for alt in av[1])
         elif op is sre.SUBPATTERN:
