@@ -12,7 +12,7 @@ runs it:
 - nfa.py, a pure-Python automaton: slower per character, but also linear.
 
 Both take time linear in the text, so no pattern can hang a query (Python's
-``re`` backtracks: ``^(a+)+$`` on 30 ``a``\\ s and a ``!`` runs for a minute).
+``re`` backtracks: ``^(a+)+$`` on thirty ``a`` and a ``!`` runs for a minute).
 Classes ``\\d \\w \\s`` and ``\\b`` are ASCII (as with Python's ``re.ASCII``,
 RE2 and MongoDB); ``$`` without ``m`` is the very end of the text; ``i``
 folds case by Unicode rules (as RE2 does: the dotless ``ı`` is not ``i``).
@@ -87,7 +87,8 @@ def check(pattern: Any, options: Any, where: str) -> tuple[str, int]:
         raise QueryError(f"{where} needs a pattern string, not {type(pattern).__name__}")
     if options is not None:
         if not isinstance(options, str) or any(c not in FLAGS for c in options):
-            raise QueryError(f"{where}: $options must be letters from 'imsx', not {options!r}")
+            shown = repr(options) if isinstance(options, str) else type(options).__name__
+            raise QueryError(f"{where}: $options must be letters from 'imsx', not {shown}")
         for c in options:
             flags |= FLAGS[c]
     compiled(pattern, flags, where)
