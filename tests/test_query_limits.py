@@ -284,7 +284,7 @@ def test_lone_surrogates_are_query_errors(store, call, where):
     ({"$group": {"_id": None, 5: {"$count": {}}}}, r"\$group: output field 5 is not a string"),
     ({"$project": {"k": {"$literal": 2**64}}}, r"\$project\.k\.\$literal: integer"),
     ({"$project": {"k": {"$literal": object()}}}, r"\$project\.k\.\$literal: a object is not a JSON value"),
-    ({"$unwind": {1: 2, "path": "$x"}}, r"\$unwind: unknown option"),
+    ({"$unwind": {1: 2, "b": 3, "path": "$x"}}, r"\$unwind: unknown option"),
 ])
 def test_pipeline_literals_must_be_json(store, stage, where):
     c = store.collection("lits")
