@@ -82,6 +82,47 @@ def test_sum_beyond_64_bits_falls_back_to_floats(store):
     assert out["s"] == pytest.approx(3 * 2**62)
 
 
+def test_each_group_keeps_its_own_sum_type_when_another_overflows(store):
+    top, bottom = 2**63 - 1, -(2**63)
+    groups = {
+        "fits": [1, 2, 3],                       # 6, an integer
+        "over": [top, 1],                        # 2**63: past 64 bits, the float nearest
+        "under": [bottom, -1],                   # -2**63 - 1
+        "edge-high": [top - 5, 5],               # exactly the largest integer
+        "edge-low": [bottom + 7, -7],            # exactly the smallest
+        "back-in": [top, top, -top, -top, 9],    # past 64 bits on the way, 9 at the end: exact
+        "floats": [1.5, 2, top],                 # any float: a float sum
+        "none": ["x", None, True],               # no numbers: 0
+        "exact": [top, top, top, 3],             # past 64 bits: the float nearest the exact sum
+    }
+    c = store.collection("sums")
+    c.put_many([(f"{g}{i}", {"g": g, "v": v}) for g, vs in groups.items() for i, v in enumerate(vs)])
+    out = {d["_id"]: d for d in c.aggregate([{"$group": {"_id": "$g", "s": {"$sum": "$v"}, "n": {"$sum": 1},
+                                                            "k": {"$sum": 2**62}, "ver": {"$sum": "$_version"}}}])}
+    want = {"fits": 6, "over": float(2**63), "under": float(-(2**63) - 1), "edge-high": top, "edge-low": bottom,
+            "back-in": 9, "floats": 3.5 + top, "none": 0, "exact": float(3 * top + 3)}
+    for g, s in want.items():
+        assert out[g]["s"] == s and type(out[g]["s"]) is type(s), (g, out[g]["s"])
+        assert out[g]["n"] == len(groups[g]) and type(out[g]["n"]) is int
+        assert out[g]["ver"] == len(groups[g]) and type(out[g]["ver"]) is int
+    assert out["fits"]["k"] == 3 * 2**62 and type(out["fits"]["k"]) is float  # a constant past 64 bits too
+    assert out["over"]["k"] == 2**63 and type(out["over"]["k"]) is float
+    assert out["none"]["k"] == 3 * 2**62
+    # The same with one group of everything, and after a Python stage.
+    (one,) = c.aggregate([{"$match": {"g": {"$in": ["fits", "edge-high"]}}},
+                          {"$group": {"_id": None, "s": {"$sum": "$v"}}}])
+    assert one["s"] == float(top + 6)
+    rows = c.aggregate([{"$project": {"g": 1, "v": 1}}, {"$group": {"_id": "$g", "s": {"$sum": "$v"}}}])
+    assert {d["_id"]: d["s"] for d in rows} == want
+
+
+def test_a_float_sum_past_the_float_range_is_infinite(store):
+    c = store.collection("inf")
+    c.put_many([("a", {"v": 1e308}), ("b", {"v": 1e308}), ("c", {"v": -1e308})])
+    (out,) = c.aggregate([{"$match": {"_id": {"$ne": "c"}}}, {"$group": {"_id": None, "s": {"$sum": "$v"}}}])
+    assert out["s"] == float("inf")
+
+
 def test_empty_pipeline_returns_documents_with_their_ids(sales):
     out = sales.aggregate([])
     assert [d["_id"] for d in out] == ["s1", "s2", "s3", "s4", "s5"]

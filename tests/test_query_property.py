@@ -175,3 +175,43 @@ def test_the_property_test_checked_enough_cases():
         pytest.skip("KURADB_QUERY_EXAMPLES lowers the number of examples")
     n = next(checked)
     assert n >= 2000, f"only {n} random query cases were checked"
+
+
+# -- focused: long $or/$in/$and lists, which merge into one IN (and travel as JSON past 100) ---
+
+merge_values = st.one_of(pool, st.lists(pool, max_size=2), st.dictionaries(st.sampled_from(["a", "b"]), pool,
+                                                                            max_size=1))
+merge_branch = st.one_of(
+    st.builds(lambda p, v: {p: v}, st.sampled_from(["a", "b", "a.0"]), merge_values),
+    st.builds(lambda p, vs: {p: {"$in": vs}}, st.sampled_from(["a", "b"]), st.lists(merge_values, max_size=120)),
+    st.builds(lambda v: {"_id": v}, st.sampled_from(["d0", "d1", "d3", "zz"])),
+    st.builds(lambda v: {"a": {"$gt": v}}, comparable),
+)
+merge_negation = st.one_of(
+    st.builds(lambda p, v: {p: {"$ne": v}}, st.sampled_from(["a", "b"]), merge_values),
+    st.builds(lambda p, vs: {p: {"$nin": vs}}, st.sampled_from(["a", "b"]), st.lists(merge_values, max_size=120)),
+    st.builds(lambda v: {"_id": {"$ne": v}}, st.sampled_from(["d0", "d2", "zz"])),
+)
+merge_filters = st.one_of(
+    st.lists(merge_branch, min_size=1, max_size=150).map(lambda bs: {"$or": bs}),
+    st.lists(merge_negation, min_size=1, max_size=150).map(lambda bs: {"$and": bs}),
+    st.tuples(st.lists(merge_branch, min_size=1, max_size=30), st.lists(merge_negation, min_size=1, max_size=30))
+    .map(lambda t: {"$or": t[0], "$and": t[1]}),
+)
+
+
+@settings(max_examples=max(EXAMPLES // 4, 20), deadline=None, suppress_health_check=list(HealthCheck))
+@given(docs=st.lists(st.fixed_dictionaries({}, optional={"a": merge_values, "b": merge_values}), min_size=1,
+                     max_size=10),
+       indexed=st.sampled_from([[], ["a"], ["b"], ["a", "b"]]),
+       queries=st.lists(merge_filters, min_size=3, max_size=3))
+def test_long_lists_equal_the_reference(store, docs, indexed, queries):
+    coll = store.collection(f"m{next(names)}")
+    coll.put_many([(f"d{i}", d) for i, d in enumerate(docs)])
+    for field in indexed:
+        coll.create_index(field)
+    live = coll.find()
+    for filter in queries:
+        got = [r.id for r in coll.find(filter)]
+        assert got == reference.find(live, filter, None), (filter, coll.query().where(filter).explain().sql)
+        assert coll.count(filter) == len(got)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import builtins
 import errno
-import functools
 import os
-import re
 import threading
 import time
 import weakref
@@ -25,6 +23,7 @@ import apsw
 import orjson
 
 from . import atrest, errors
+from .query import regex
 from .schema import AFTER_MIGRATION, APPLICATION_ID, LATEST, MIGRATIONS, migration_checksum
 
 DURABILITY = ("full", "normal", "off")
@@ -65,15 +64,9 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-@functools.lru_cache(maxsize=256)
-def _pattern(pattern: str, flags: int) -> re.Pattern[str]:
-    return re.compile(pattern, flags)
-
-
 def _regexp(*args: Any) -> int:
-    """``kura_regexp(pattern, flags, value)``: the query language's $regex (Python re.search)."""
-    pattern, flags, value = args
-    return 1 if isinstance(value, str) and _pattern(pattern, flags).search(value) else 0
+    """``kura_regexp(pattern, flags, value)``: the query language's $regex (query/regex.py)."""
+    return 1 if regex.search(*args) else 0
 
 
 def scalar(cur: apsw.Cursor | apsw.Connection, sql: str, args: tuple[Any, ...] = ()) -> Any:

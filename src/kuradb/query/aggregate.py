@@ -13,6 +13,7 @@ documents and ``_id`` is an ordinary field.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,14 +21,27 @@ import apsw
 import orjson
 
 from ..errors import QueryError
-from ..sqlite import translate
 from .compiler import Compiler, Source
 from .dialect import literal, single
-from .engine import source
+from .engine import failed, source
 from .indexes import Meta, live, load_meta
 from .pipeline import Project, Unwind
 from .planner import choose
-from .syntax import And, Node, Path, SortKey, check_count, parse_filter, parse_path, parse_sort, simplify
+from .syntax import (
+    And,
+    Node,
+    Path,
+    SortKey,
+    canonical,
+    check_count,
+    check_json,
+    check_text,
+    parse_filter,
+    parse_path,
+    parse_sort,
+    show,
+    simplify,
+)
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -76,10 +90,10 @@ def parse(pipeline: Any) -> list[Stage]:
     for i, stage in enumerate(pipeline):
         where = f"pipeline[{i}]"
         if not isinstance(stage, dict) or len(stage) != 1:
-            raise QueryError(f"{where} must be an object with one stage, like {{'$match': {{...}}}}, not {stage!r}")
+            raise QueryError(f"{where} must be an object with one stage, like {{'$match': {{...}}}}, not {show(stage)}")
         (op, arg), = stage.items()
         if op not in SQL_STAGES + PYTHON_STAGES:
-            raise QueryError(f"{where}: unknown stage {op!r}",
+            raise QueryError(f"{where}: unknown stage {show(op)}",
                              hint=f"stages are {', '.join(SQL_STAGES + PYTHON_STAGES)}")
         st = Stage(op, arg, f"{where}.{op}")
         _check(st, records)
@@ -98,7 +112,8 @@ def _check(st: Stage, records: bool) -> None:
         check_count(st.arg, st.where, allow_none=False)
     elif st.op == "$count":
         if not isinstance(st.arg, str) or not st.arg or st.arg.startswith("$") or "." in st.arg:
-            raise QueryError(f"{st.where} needs a field name, not {st.arg!r}")
+            raise QueryError(f"{st.where} needs a field name, not {show(st.arg)}")
+        check_text(st.arg, st.where)
     elif st.op == "$group":
         st.arg = _parse_group(st.arg, st.where, records)
     elif st.op == "$project":
@@ -119,14 +134,21 @@ def _parse_group(arg: Any, where: str, records: bool) -> dict[str, Any]:
     key = arg["_id"]
     parts: Any
     if isinstance(key, dict):
-        parts = {k: _ref(v, f"{where}._id.{k}", records) or ("literal", v) for k, v in key.items()}
+        parts = {}
+        for k, v in key.items():
+            if not isinstance(k, str):
+                raise QueryError(f"{where}._id: key {show(k)} is not a string")
+            at = f"{where}._id.{check_text(k, f'{where}._id')}"
+            parts[k] = _ref(v, at, records) or ("literal", check_json(v, at))
     else:
-        parts = _ref(key, f"{where}._id", records) or ("literal", key)
+        parts = _ref(key, f"{where}._id", records) or ("literal", check_json(key, f"{where}._id"))
     accs: dict[str, tuple[str, Any]] = {}
     for name, spec in arg.items():
         if name == "_id":
             continue
-        at = f"{where}.{name}"
+        if not isinstance(name, str):
+            raise QueryError(f"{where}: output field {show(name)} is not a string")
+        at = f"{where}.{check_text(name, where)}"
         if "." in name or name.startswith("$"):
             raise QueryError(f"{at}: an output field name cannot contain '.' or start with '$'")
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in ACCUMULATORS:
@@ -138,12 +160,12 @@ def _parse_group(arg: Any, where: str, records: bool) -> dict[str, Any]:
                 raise QueryError(f"{at}.$count takes {{}}")
             accs[name] = (acc, None)
         elif acc == "$sum" and type(value) in (int, float):
-            accs[name] = (acc, value)
+            accs[name] = (acc, check_json(value, f"{at}.$sum"))
         else:
             ref = _ref(value, f"{at}.{acc}", records)
             if ref is None:
                 raise QueryError(f"{at}.{acc} needs a field path like '$score'"
-                                 + (" or a number" if acc == "$sum" else "") + f", not {value!r}")
+                                 + (" or a number" if acc == "$sum" else "") + f", not {show(value)}")
             accs[name] = (acc, ref)
     return {"key": parts, "accumulators": accs}
 
@@ -151,9 +173,10 @@ def _parse_group(arg: Any, where: str, records: bool) -> dict[str, Any]:
 class PipelineSQL:
     """Builds the statement for a run of SQL stages."""
 
-    def __init__(self, collection: str, meta: Meta) -> None:
+    def __init__(self, collection: str, meta: Meta, wide_sums: bool = False) -> None:
         self.collection = collection
         self.meta = meta
+        self.wide_sums = wide_sums  # $sum that cannot overflow (slower; after SQLite's sum() has)
         self.params: list[Any] = []
         self.ctes: list[str] = []
         self.python_notes: list[str] = []
@@ -184,7 +207,10 @@ class PipelineSQL:
 
     def from_docs(self, docs: list[dict[str, Any]]) -> Rel:
         name = self._cte_name()
-        self.params.append(orjson.dumps(docs).decode())
+        try:
+            self.params.append(orjson.dumps(docs).decode())
+        except orjson.JSONEncodeError as e:  # a $project nested a $literal past what JSON can hold
+            raise QueryError(f"the documents a $project or $unwind made cannot go on to the next stage: {e}") from e
         self.ctes.append(f"{name}(doc, o1) AS (SELECT value, key FROM json_each(?{len(self.params)}))")
         return Rel(name, Source("doc"), "doc", ("doc",), ["o1"], False)
 
@@ -254,7 +280,7 @@ class PipelineSQL:
                 k, _ = self._value_key(rel, part)
                 keys.append(k)
                 return _from_key(k)
-            return f"json({self._param(orjson.dumps(part[1]).decode())})"
+            return f"json({self._param(canonical(part[1]))})"
 
         key = spec["key"]
         if isinstance(key, dict):
@@ -267,7 +293,9 @@ class PipelineSQL:
             fields.append(f"{literal(name)}, {self._accumulator(rel, acc, arg, order)}")
         name = self._cte_name()
         ocols = [f"o{i + 1}" for i in range(len(keys))]
-        group = f" GROUP BY {', '.join(keys)}" if keys else ""
+        # One group of everything: plain aggregates; with no accumulator either, the HAVING below
+        # still needs an aggregate query, which GROUP BY NULL makes.
+        group = f" GROUP BY {', '.join(keys)}" if keys else "" if spec["accumulators"] else " GROUP BY NULL"
         cols = ", ".join(["json_object(" + ", ".join(fields) + ")", *keys])
         self.ctes.append(f"{name}({', '.join(['doc', *ocols])}) AS (SELECT {cols}"
                          f" FROM {rel.from_sql}{self._where(rel)}{group} HAVING count(*) > 0)")
@@ -281,11 +309,15 @@ class PipelineSQL:
         column = rel.src.columns.get(arg.text) if arg.column else None
         if acc in ("$sum", "$avg"):
             if column:
-                number = column if arg.column == "version" or arg.column in ("created", "modified") else "NULL"
+                number = column if arg.column in ("version", "created", "modified") else "NULL"
+                integer, real = number, "NULL"
             else:
                 f = single(rel.src.doc, arg.segments)
                 number = f"CASE WHEN {f.t} IN ('integer','real') THEN {f.v} END"
-            return f"coalesce(sum({number}), 0)" if acc == "$sum" else f"avg({number})"
+                integer, real = f"CASE WHEN {f.t} = 'integer' THEN {f.v} END", f"CASE WHEN {f.t} = 'real' THEN 1 END"
+            if acc == "$avg":
+                return f"avg({number})"
+            return wide_sum(integer, real, number) if self.wide_sums else f"coalesce(sum({number}), 0)"
         k, value = self._value_key(rel, arg)
         if acc in ("$min", "$max"):
             return _from_key(f"{acc[1:]}({k})")
@@ -300,10 +332,24 @@ class PipelineSQL:
         return f"{with_}SELECT {rel.doc} FROM {rel.from_sql}{self._where(rel)}{order}"
 
 
+def wide_sum(integer: str, real: str, number: str) -> str:
+    """A group's $sum that cannot overflow: an integer while the exact sum fits in 64 bits, else
+    the float nearest it; a float (SQLite's total()) if the group summed any float.
+
+    The integers are summed in two halves, ``i >> 32`` and ``i & 0xFFFFFFFF``, neither of which
+    can overflow below 2**31 rows; the exact sum is ``hi * 2**32 + lo``.
+    """
+    hi, lo = f"sum(({integer}) >> 32)", f"sum(({integer}) & 4294967295)"
+    high, low = f"({hi} + ({lo} >> 32))", f"({lo} & 4294967295)"
+    return (f"CASE WHEN count({real}) > 0 THEN total({number}) WHEN {hi} IS NULL THEN 0"
+            f" WHEN {high} BETWEEN -2147483648 AND 2147483647 THEN ({high} << 32) + {low}"
+            f" ELSE {high} * 4294967296.0 + {low} END")
+
+
 def compile_sql(collection: str, meta: Meta, stages: list[Stage],
-                docs: list[dict[str, Any]] | None) -> tuple[PipelineSQL, str]:
+                docs: list[dict[str, Any]] | None, wide_sums: bool = False) -> tuple[PipelineSQL, str]:
     """SQL for a run of SQL stages over the collection (``docs`` None) or over Python-made documents."""
-    b = PipelineSQL(collection, meta)
+    b = PipelineSQL(collection, meta, wide_sums)
     if docs is None:
         rel, i = b.base(stages)
     else:
@@ -331,7 +377,7 @@ def run(coll: Collection, pipeline: Any) -> list[dict[str, Any]]:
                     docs = stages[i].arg(docs)
                     i += 1
     except apsw.Error as e:
-        raise translate(e, coll.name) from e
+        raise failed(e, coll.name) from e
     return docs
 
 
@@ -343,6 +389,17 @@ def _run_sql(cur: apsw.Cursor, collection: str, meta: Meta, stages: list[Stage],
     except apsw.SQLError as e:
         if "integer overflow" not in str(e):
             raise
-        # A $sum beyond 64-bit integers: sum again in floating point (SQLite's total()).
-        rows = cur.execute(sql.replace("coalesce(sum(", "coalesce(total("), b.params).fetchall()
-    return [orjson.loads(r[0]) for r in rows]
+        # Some group's integer $sum went past 64 bits, which SQLite's sum() refuses. Sum again (in
+        # the same snapshot) in a way that cannot overflow and keeps every other group's integers.
+        b, sql = compile_sql(collection, meta, stages, docs, wide_sums=True)
+        rows = cur.execute(sql, b.params).fetchall()
+    return [_load(r[0]) for r in rows]
+
+
+def _load(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # A float sum past the float range, which SQLite writes as 9.0e+999: orjson refuses
+        # it; the standard library reads it as infinity.
+        return json.loads(text)

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from ..errors import QueryError
+from . import regex
 from .catalog import may_be_array
 from .dialect import (
     NUM_HIGH,
@@ -44,6 +45,16 @@ Catalog = frozenset[tuple[str, ...]]
 _JSON_TYPE = {"str": "'text'", "arr": "'array'", "obj": "'object'"}
 _SQL_OP = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 _BIG_IN = 100  # larger $in lists travel as one JSON parameter
+MAX_PARAMS = 32766  # SQLite's limit on parameters in one statement (SQLITE_MAX_VARIABLE_NUMBER)
+
+
+def join(op: str, parts: list[str]) -> str:
+    """``(a AND b AND c)``. SQLite parses a chain as a left-deep tree and limits expression depth
+    (to 1000), so a long one is split in halves: the depth grows with log n, not n."""
+    if len(parts) <= 4:
+        return "(" + f" {op} ".join(parts) + ")"
+    mid = len(parts) // 2
+    return f"({join(op, parts[:mid])} {op} {join(op, parts[mid:])})"
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,9 @@ class Compiler:
         self._bounded: set[int] = set()  # keyed range Conds (ids) whose type a sibling bound implies
 
     def param(self, value: Any) -> str:
+        if len(self.params) >= MAX_PARAMS:
+            raise QueryError(f"the query needs more than {MAX_PARAMS} values in one statement",
+                             hint="many values of one field belong in one $in (it travels as a single value)")
         self.params.append(value)
         return f"?{len(self.params)}"
 
@@ -111,11 +125,11 @@ class Compiler:
                 return "1"
             bounded = self._bounded_pairs(node) if self.keyed else set()
             self._bounded |= bounded
-            sql = "(" + " AND ".join(self.where(n) for n in node.items) + ")"
+            sql = join("AND", [self.where(n) for n in node.items])
             self._bounded -= bounded
             return sql
         if isinstance(node, Or):
-            return "(" + " OR ".join(self.where(n) for n in node.items) + ")" if node.items else "0"
+            return join("OR", [self.where(n) for n in node.items]) if node.items else "0"
         if isinstance(node, Not):
             return f"NOT coalesce({self.where(node.item)}, 0)"
         raise TypeError(node)  # pragma: no cover
@@ -140,7 +154,7 @@ class Compiler:
             return f"{col} IS NULL" if v.kind == "null" else f"{col} = {self.param(v.py)}"
         if op == "in":
             values = [x.py for x in v if x.kind != "null"]
-            parts = [f"{col} IN ({', '.join(self.param(x) for x in values)})"] if values else []
+            parts = [f"{col} IN {self._list(values)}"] if values else []
             if len(values) < len(v):
                 parts.append(f"{col} IS NULL")
             return "(" + " OR ".join(parts) + ")" if parts else "0"
@@ -243,9 +257,9 @@ class Compiler:
         if any(v.kind == "null" for v in values):
             parts.append(f"{f.t} = 'null'")
         if keyed:
-            keys = [key_param(v.kind, v.py, v.text) for v in values if v.kind != "null"]
-            if keys:
-                parts.append(f"{f.key} IN {self._list(keys)}")
+            keyed_values = [v for v in values if v.kind != "null"]
+            if keyed_values:
+                parts.append(f"{f.key} IN {self._key_list(keyed_values)}")
             return "(" + " OR ".join(parts) + ")" if parts else "0"
         bools = sorted({v.py for v in values if v.kind == "bool"})
         if bools:
@@ -257,9 +271,28 @@ class Compiler:
         return "(" + " OR ".join(parts) + ")" if parts else "0"
 
     def _list(self, items: list[Any]) -> str:
-        if len(items) > _BIG_IN and all(isinstance(x, (str, int, float)) for x in items):
+        """An IN list of numbers and strings: parameters, or one JSON array parameter when long."""
+        if len(items) > _BIG_IN:
             return f"(SELECT value FROM json_each({self.param(orjson.dumps(items).decode())}))"
         return "(" + ", ".join(self.param(x) for x in items) + ")"
+
+    def _key_list(self, values: list[Value]) -> str:
+        """An IN list of sort keys (dialect.py): a long one is built in SQL from JSON array parameters,
+        the keys of objects and arrays by the same expression as the index's."""
+        if len(values) <= _BIG_IN:
+            return "(" + ", ".join(self.param(key_param(v.kind, v.py, v.text)) for v in values) + ")"
+        selects = []
+        plain = [v.py for v in values if v.kind in ("num", "str")]
+        if plain:
+            selects.append(f"SELECT value FROM json_each({self.param(orjson.dumps(plain).decode())})")
+        for kind, prefix in (("obj", 1), ("arr", 2)):
+            texts = [v.text for v in values if v.kind == kind]
+            if texts:
+                selects.append(f"SELECT CAST(char({prefix})||value AS BLOB)"
+                               f" FROM json_each({self.param(orjson.dumps(texts).decode())})")
+        selects += [f"SELECT {self.param(key_param('bool', b, None))}"
+                    for b in sorted({v.py for v in values if v.kind == "bool"})]
+        return "(" + " UNION ALL ".join(selects) + ")"
 
     def _range(self, f: Field | Element, op: str, v: Value, keyed: bool, bracket: bool = True) -> str:
         sql_op = _SQL_OP[op]
@@ -290,7 +323,12 @@ class Compiler:
 
     def _regex(self, where: str, value: str, guard: str, v: tuple[str, int]) -> str:
         pattern, flags = v
-        self.python.append(f"$regex on {where!r}: Python re.search, per row")
+        note = f"$regex on {where!r}: {regex.engine()}, per row"
+        if note not in self.python:
+            self.python.append(note)
+        required = regex.required_text(pattern, flags)
+        if required is not None:  # SQL rules out most rows before any Python runs
+            guard += f" AND instr({value}, {self.param(required)}) > 0"
         return f"({guard} AND {regexp(self.param(pattern), self.param(flags), value)})"
 
     # -- sorting and projection ----------------------------------------------------------

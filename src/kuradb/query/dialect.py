@@ -157,5 +157,5 @@ def single(doc: str, segments: tuple[str, ...]) -> Field:
 
 
 def regexp(pattern: str, flags: str, value: str) -> str:
-    """A Python ``re.search`` per row (registered as kura_regexp on every connection)."""
+    """A $regex per row (query/regex.py; registered as kura_regexp on every connection)."""
     return f"kura_regexp({pattern}, {flags}, {value})"

@@ -6,6 +6,7 @@ one snapshot, so the SQL shape always matches the data it reads.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import apsw
 import orjson
 
+from ..errors import KuraError, QueryError
 from ..records import Record
 from ..sqlite import translate
 from .compiler import Compiler, Source
@@ -24,6 +26,19 @@ if TYPE_CHECKING:
     from ..collection import Collection
 
 RECORD_COLUMNS = "id, version, rev, type, created, modified, author, deleted, checksum"
+# SQLite's limits on one statement's size (expression depth, compound SELECTs, parameters). The
+# compiler keeps ordinary queries, however long their lists, well inside them; what still reaches
+# one is a query too complex to run, said as a QueryError rather than a storage error.
+_TOO_COMPLEX = ("Expression tree is too large", "parser stack overflow", "too many terms in compound SELECT",
+                "too many SQL variables", "too many arguments on function")
+
+
+def failed(e: apsw.Error, collection: str) -> KuraError:
+    """The kuradb error for a query that SQLite refused or failed."""
+    if isinstance(e, apsw.SQLError) and any(m in str(e) for m in _TOO_COMPLEX):
+        return QueryError(f"the query is too complex for SQLite ({e})",
+                          hint="fewer nested $and/$or/$not; many values of one field belong in one $in")
+    return translate(e, collection)
 
 
 @dataclass(frozen=True)
@@ -125,7 +140,7 @@ def find(coll: Collection, spec: Spec) -> list[Record]:
             st = statement(coll.name, load_meta(cur, coll.name), spec)
             rows = cur.execute(st.sql, st.params).fetchall()
     except apsw.Error as e:
-        raise translate(e, coll.name) from e
+        raise failed(e, coll.name) from e
     return _records(coll, rows, spec.fields)
 
 
@@ -135,12 +150,16 @@ def count(coll: Collection, spec: Spec, what: str = "count") -> int:
             st = statement(coll.name, load_meta(cur, coll.name), spec, what)
             row = cur.execute(st.sql, st.params).fetchone()
     except apsw.Error as e:
-        raise translate(e, coll.name) from e
+        raise failed(e, coll.name) from e
     return 0 if row is None else int(row[0])
 
 
 def scan(coll: Collection, spec: Spec, batch_size: int) -> Iterator[Record]:
-    """Stream from one snapshot: one statement, ``batch_size`` rows converted at a time."""
+    """Stream from one snapshot: one statement, ``batch_size`` rows converted at a time.
+
+    A batch larger than any collection (past ``sys.maxsize``, which islice refuses) is all rows at once.
+    """
+    batch_size = min(batch_size, sys.maxsize)
     with coll._backend.snapshot() as cur:
         try:
             st = statement(coll.name, load_meta(cur, coll.name), spec)
@@ -151,7 +170,7 @@ def scan(coll: Collection, spec: Spec, batch_size: int) -> Iterator[Record]:
                     return
                 yield from _records(coll, batch, spec.fields)
         except apsw.Error as e:
-            raise translate(e, coll.name) from e
+            raise failed(e, coll.name) from e
 
 
 def explain(coll: Collection, spec: Spec) -> Explain:
@@ -160,5 +179,5 @@ def explain(coll: Collection, spec: Spec) -> Explain:
             st = statement(coll.name, load_meta(cur, coll.name), spec)
             plan = [str(r[3]) for r in cur.execute("EXPLAIN QUERY PLAN " + st.sql, st.params).fetchall()]
     except apsw.Error as e:
-        raise translate(e, coll.name) from e
+        raise failed(e, coll.name) from e
     return Explain(st.plan.index.name, st.plan.serves, st.sql, plan, st.python)

@@ -21,12 +21,12 @@ import orjson
 
 from .. import errors
 from ..records import Record
-from ..sqlite import Transaction, translate
+from ..sqlite import Transaction
 from .compiler import Compiler
 from .dialect import literal, single
-from .engine import RECORD_COLUMNS, source
+from .engine import RECORD_COLUMNS, failed, source
 from .indexes import IndexInfo, load_meta
-from .syntax import check_count, parse_filter
+from .syntax import check_count, check_text, parse_filter, show
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -123,8 +123,9 @@ def fts_query(text: Any) -> str:
     """Search text -> an FTS5 query: every "phrase", any word, no -excluded word or phrase."""
     if not isinstance(text, str):
         raise errors.QueryError(f"search text must be a string, not {type(text).__name__}")
+    check_text(text, "search text")
     if text.count('"') % 2:
-        raise errors.QueryError(f"search text {text!r} has an unclosed quote", hint='close the "quoted phrase"')
+        raise errors.QueryError(f"search text {show(text)} has an unclosed quote", hint='close the "quoted phrase"')
     phrases: list[str] = []
     words: list[str] = []
     excluded: list[str] = []
@@ -138,7 +139,7 @@ def fts_query(text: Any) -> str:
         q = _quote(term.rstrip("*") if prefix else term, prefix)
         (excluded if negated else phrases if quoted else words).append(q)
     if not phrases and not words:
-        raise errors.QueryError(f"search text {text!r} has no words to look for",
+        raise errors.QueryError(f"search text {show(text)} has no words to look for",
                                 hint='give words, "a phrase" or word*; -word excludes')
     parts = list(phrases)
     if words:
@@ -169,5 +170,5 @@ def search(coll: Collection, text: str, *, filter: Any = None, limit: int = 10) 
                    + f" ORDER BY bm25({fts}) LIMIT {c.param(limit)}")
             rows: list[Any] = cur.execute(sql, c.params).fetchall()
     except apsw.Error as e:
-        raise translate(e, coll.name) from e
+        raise failed(e, coll.name) from e
     return [Hit(coll._record(r[0], r[1:10]), -r[10]) for r in rows]

@@ -10,7 +10,7 @@ import copy
 from typing import Any
 
 from ..errors import QueryError
-from .syntax import Path, is_index, parse_path
+from .syntax import Path, check_json, is_index, parse_path, show
 
 MISSING: Any = object()
 
@@ -55,7 +55,7 @@ class Project:
 
     def __init__(self, spec: Any, where: str) -> None:
         if not isinstance(spec, dict) or not spec:
-            raise QueryError(f"{where} needs a non-empty object of fields, not {spec!r}")
+            raise QueryError(f"{where} needs a non-empty object of fields, not {show(spec)}")
         self.include: list[Path] = []
         self.exclude: list[Path] = []
         self.computed: list[tuple[Path, Path | None, Any]] = []  # (target, source path, literal)
@@ -72,9 +72,9 @@ class Project:
             elif (ref := _field_ref(value, at)) is not None:
                 self.computed.append((path, ref, None))
             elif isinstance(value, dict) and list(value) == ["$literal"]:
-                self.computed.append((path, None, value["$literal"]))
+                self.computed.append((path, None, check_json(value["$literal"], f"{at}.$literal")))
             else:
-                raise QueryError(f"{at}: use 1 (keep), 0 (drop), '$path' or {{'$literal': value}}, not {value!r}")
+                raise QueryError(f"{at}: use 1 (keep), 0 (drop), '$path' or {{'$literal': value}}, not {show(value)}")
         if self.exclude and (self.include or self.computed):
             raise QueryError(f"{where}: cannot mix kept and dropped fields (only _id may be dropped)")
 
@@ -119,10 +119,10 @@ class Unwind:
         options = spec if isinstance(spec, dict) else {"path": spec}
         unknown = set(options) - {"path", "preserveNullAndEmptyArrays", "includeArrayIndex"}
         if unknown:
-            raise QueryError(f"{where}: unknown option(s) {sorted(unknown)}")
+            raise QueryError(f"{where}: unknown option(s) {show(sorted(unknown, key=repr))}")
         path = _field_ref(options.get("path"), where)
         if path is None:
-            raise QueryError(f"{where} needs a field path like '$tags', not {options.get('path')!r}")
+            raise QueryError(f"{where} needs a field path like '$tags', not {show(options.get('path'))}")
         self.path = path
         self.preserve = options.get("preserveNullAndEmptyArrays", False)
         if not isinstance(self.preserve, bool):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,11 +18,18 @@ import orjson
 from ..encoding import INT_MAX, INT_MIN, BlobRef
 from ..errors import QueryError
 from ..records import to_us as exact_us
+from . import regex
 
 # Envelope fields: path -> docs column.
 ENVELOPE = {"_id": "id", "_type": "type", "_version": "version", "_created": "created",
             "_modified": "modified", "_author": "author"}
 MAX_PATH_SEGMENTS = 32
+# Nesting of $and/$or/$nor/$not (a field's operator object counts as one level). The SQL of the
+# deepest filter must stay within SQLite's expression depth (1000); long lists are fine at any depth.
+MAX_DEPTH = 100
+# Nesting of arrays and objects in an operand: as deep as orjson (so canonical()) encodes, which
+# no stored document exceeds.
+MAX_VALUE_DEPTH = 254
 _BAD_SEGMENT = re.compile(r'["\x00-\x1f\x7f]')
 _INDEX_SEGMENT = re.compile(r"0|[1-9][0-9]{0,8}")
 
@@ -35,6 +43,27 @@ class Path:
     column: str | None = None
 
 
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlist, _SHOW.maxdict = 3, 60, 60, 8, 6
+
+
+def show(value: Any) -> str:
+    """A short repr of user input for messages: bounded in length and depth (a plain repr of a
+    deeply nested value raises RecursionError)."""
+    return _SHOW.repr(value)
+
+
+def check_text(text: str, where: str) -> str:
+    """A string in a query must be Unicode text: a lone surrogate is neither stored nor comparable."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as e:
+        where = where.encode("utf-8", "backslashreplace").decode()  # the message itself must be text
+        raise QueryError(f"{where}: {show(text)} holds a lone surrogate {text[e.start]!r} at position {e.start}",
+                         hint="strings must be valid Unicode (surrogates come in pairs)") from None
+    return text
+
+
 def is_index(segment: str) -> bool:
     """Whether a path segment also addresses an array position (``tags.0``)."""
     return _INDEX_SEGMENT.fullmatch(segment) is not None
@@ -43,10 +72,11 @@ def is_index(segment: str) -> bool:
 def parse_path(text: Any, where: str, *, envelope: bool = True) -> Path:
     """Check a dotted path. With ``envelope``, a top-level ``_name`` must be an envelope field."""
     if not isinstance(text, str) or not text:
-        raise QueryError(f"{where}: a field path must be a non-empty string, not {text!r}")
+        raise QueryError(f"{where}: a field path must be a non-empty string, not {show(text)}")
+    check_text(text, where)
     segments = tuple(text.split("."))
     if len(segments) > MAX_PATH_SEGMENTS:
-        raise QueryError(f"{where}: path {text!r} has more than {MAX_PATH_SEGMENTS} parts")
+        raise QueryError(f"{where}: path {show(text)} has more than {MAX_PATH_SEGMENTS} parts")
     for s in segments:
         if not s:
             raise QueryError(f"{where}: path {text!r} has an empty part", hint="write paths like 'a.b.c'")
@@ -79,33 +109,45 @@ class Value:
 _COMPARABLE = ("num", "str", "bool", "time")
 
 
-def _check_json(value: Any, where: str) -> None:
+def _check_json(value: Any, where: str, depth: int = 0) -> None:
     """Nested operands must be JSON values, like document content."""
     t = type(value)
-    if value is None or t is bool or t is str:
+    if value is None or t is bool:
+        return
+    if t is str:
+        check_text(value, where)
         return
     if t is int:
         if not INT_MIN <= value <= INT_MAX:
-            raise QueryError(f"{where}: integer {value} is outside the 64-bit range")
+            raise QueryError(f"{where}: integer {show(value)} is outside the 64-bit range")
         return
     if t is float:
         if not math.isfinite(value):
             raise QueryError(f"{where}: {value!r} is not a finite number")
         return
+    if isinstance(value, (list, dict)) and depth >= MAX_VALUE_DEPTH:
+        raise QueryError(f"{where}: the value nests arrays and objects more than {MAX_VALUE_DEPTH} levels deep")
     if isinstance(value, list):
         for i, v in enumerate(value):
-            _check_json(v, f"{where}[{i}]")
+            _check_json(v, f"{where}[{i}]", depth + 1)
         return
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
-                raise QueryError(f"{where}: key {k!r} is not a string")
-            _check_json(v, f"{where}.{k}")
+                raise QueryError(f"{where}: key {show(k)} is not a string")
+            check_text(k, where)
+            _check_json(v, f"{where}.{k}", depth + 1)
         return
     if isinstance(value, BlobRef):
         return
     raise QueryError(f"{where}: a {t.__name__} is not a JSON value",
                      hint="use a list instead of a tuple" if isinstance(value, tuple) else None)
+
+
+def check_json(value: Any, where: str) -> Any:
+    """A literal of a pipeline (a group key, a $literal): a JSON value, like document content."""
+    _check_json(value, where)
+    return value
 
 
 def _default(value: Any) -> Any:
@@ -125,7 +167,7 @@ def to_us(value: datetime | str, where: str) -> int:
         try:
             value = datetime.fromisoformat(value)
         except ValueError as e:
-            raise QueryError(f"{where}: {value!r} is not an ISO 8601 date-time") from e
+            raise QueryError(f"{where}: {show(value)} is not an ISO 8601 date-time") from e
     if value.tzinfo is None:
         raise QueryError(f"{where}: the date-time {value.isoformat()} has no timezone",
                          hint="use an aware datetime, e.g. datetime.now(timezone.utc)")
@@ -151,7 +193,7 @@ def parse_value(value: Any, where: str, *, time: bool = False) -> Value:
         _check_json(value, where)
         return Value("num", value)
     if t is str:
-        return Value("str", value)
+        return Value("str", check_text(value, where))
     if isinstance(value, BlobRef):
         return Value("obj", value.to_json(), canonical(value))
     if isinstance(value, bool):
@@ -161,7 +203,7 @@ def parse_value(value: Any, where: str, *, time: bool = False) -> Value:
     if isinstance(value, float):
         return parse_value(float(value), where)
     if isinstance(value, str):
-        return Value("str", str(value))
+        return Value("str", check_text(str(value), where))
     if isinstance(value, list):
         _check_json(value, where)
         return Value("arr", value, canonical(value))
@@ -210,7 +252,6 @@ FALSE = Or(())
 _RANGE = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
 _FIELD_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$contains",
               "$startswith", "$regex", "$options", "$size", "$not")
-_REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
 _EXPECTED = {"id": "str", "type": "str", "author": "str", "version": "num", "created": "time",
              "modified": "time"}
 
@@ -221,15 +262,18 @@ def parse_filter(filter: Any, *, envelope: bool = True, where: str = "filter") -
     Constant parts are folded away (see ``simplify``), so the tree holds no
     constant except, possibly, the whole filter being TRUE or FALSE.
     """
-    return simplify(_parse_filter(filter, envelope=envelope, where=where))
+    return simplify(_parse_filter(filter, envelope=envelope, where=where, depth=1))
 
 
 def simplify(node: Node) -> Node:
     """Fold conditions that cannot depend on the record (an empty $in, ``$gt: true``,
-    ``$exists`` on an envelope field) through $and, $or and $not.
+    ``$exists`` on an envelope field) through $and, $or and $not; flatten an $and in an $and
+    (an $or in an $or); and merge equalities on one path in an $or into one $in (their
+    negations in an $and into one $nin).
 
     SQLite gives up on a forced index when a WHERE term is a constant false, so
-    constants must not reach the SQL except as the whole filter.
+    constants must not reach the SQL except as the whole filter. Merged, a
+    thousand-branch $or is one condition: one ``IN`` that an index serves.
     """
     if isinstance(node, Cond):
         if node.op == "in" and not node.value:
@@ -241,53 +285,101 @@ def simplify(node: Node) -> Node:
         return node
     if isinstance(node, Not):
         inner = simplify(node.item)
+        if isinstance(inner, Not):
+            return inner.item  # a match is true or false, never unknown: not-not is the filter itself
         return FALSE if inner == TRUE else TRUE if inner == FALSE else Not(inner)
-    absorbing, neutral = (FALSE, TRUE) if isinstance(node, And) else (TRUE, FALSE)
-    items = []
+    kind = type(node)
+    absorbing, neutral = (FALSE, TRUE) if kind is And else (TRUE, FALSE)
+    items: list[Node] = []
     for item in (simplify(n) for n in node.items):
         if item == absorbing:
             return absorbing
-        if item != neutral:
+        if type(item) is kind:
+            items.extend(item.items)  # already simplified: no constants, no further nesting of its kind
+        elif item != neutral:
             items.append(item)
+    items = _merge_equalities(items, negated=kind is And)
     if not items:
         return neutral
-    return items[0] if len(items) == 1 else type(node)(tuple(items))
+    return items[0] if len(items) == 1 else kind(tuple(items))
 
 
-def _parse_filter(filter: Any, *, envelope: bool, where: str) -> Node:
+def _merge_equalities(items: list[Node], *, negated: bool) -> list[Node]:
+    """``a = 1 OR a = 2 OR a IN (3)`` -> ``a IN (1, 2, 3)``; with ``negated``, ``NOT a = 1 AND NOT a = 2``
+    -> ``NOT a IN (1, 2)``. The merged condition takes the place of the first."""
+    def equality(item: Node) -> Cond | None:
+        c = item.item if negated and isinstance(item, Not) else None if negated else item
+        return c if isinstance(c, Cond) and c.op in ("eq", "in") else None
+
+    paths: dict[Path, list[Cond]] = {}
+    for item in items:
+        c = equality(item)
+        if c is not None:
+            paths.setdefault(c.path, []).append(c)
+    if all(len(cs) == 1 for cs in paths.values()):
+        return items
+    out: list[Node] = []
+    for item in items:
+        c = equality(item)
+        if c is None or len(paths[c.path]) == 1:
+            out.append(item)
+        elif c is paths[c.path][0]:
+            values = [v for x in paths[c.path] for v in ((x.value,) if x.op == "eq" else x.value)]
+            merged = Cond(c.path, "in", unique_values(values))
+            out.append(Not(merged) if negated else merged)
+    return out
+
+
+def unique_values(values: list[Value] | tuple[Value, ...]) -> tuple[Value, ...]:
+    """The distinct operands of an $in, in first-seen order (1 and 1.0 are one value)."""
+    seen: dict[tuple[str, Any], Value] = {}
+    for v in values:
+        seen.setdefault((v.kind, v.py if v.text is None else v.text), v)
+    return tuple(seen.values())
+
+
+def _parse_filter(filter: Any, *, envelope: bool, where: str, depth: int) -> Node:
     if filter is None:
         return TRUE
     if not isinstance(filter, dict):
         raise QueryError(f"{where}: a filter must be a dict, not {type(filter).__name__}",
                          hint="e.g. {'owner': 'ann', 'score': {'$gte': 3}}")
+    if depth > MAX_DEPTH:
+        raise _too_deep(where)
     items: list[Node] = []
     for key, value in filter.items():
         if not isinstance(key, str):
-            raise QueryError(f"{where}: key {key!r} is not a string")
+            raise QueryError(f"{where}: key {show(key)} is not a string")
         at = key if where == "filter" else f"{where}.{key}"
         if key in ("$and", "$or", "$nor"):
             if not isinstance(value, list) or not value:
-                raise QueryError(f"{at} needs a non-empty list of filters, not {value!r}")
-            subs = tuple(_parse_filter(f, envelope=envelope, where=f"{at}[{i}]") for i, f in enumerate(value))
+                raise QueryError(f"{at} needs a non-empty list of filters, not {show(value)}")
+            subs = tuple(_parse_filter(f, envelope=envelope, where=f"{at}[{i}]", depth=depth + 1)
+                         for i, f in enumerate(value))
             items.append(And(subs) if key == "$and" else Or(subs) if key == "$or" else Not(Or(subs)))
         elif key == "$not":
-            items.append(Not(_parse_filter(value, envelope=envelope, where=at)))
+            items.append(Not(_parse_filter(value, envelope=envelope, where=at, depth=depth + 1)))
         elif key.startswith("$"):
-            raise QueryError(f"{at}: unknown operator {key!r} at the top level",
+            raise QueryError(f"{at}: unknown operator {show(key)} at the top level",
                              hint="the top level takes field paths and $and, $or, $nor, $not")
         else:
-            items.append(_parse_field(parse_path(key, at, envelope=envelope), value, at))
+            items.append(_parse_field(parse_path(key, at, envelope=envelope), value, at, depth))
     return items[0] if len(items) == 1 else And(tuple(items))
 
 
-def _parse_field(path: Path, value: Any, at: str) -> Node:
+def _too_deep(where: str) -> QueryError:
+    return QueryError(f"{where}: the filter nests $and/$or/$nor/$not more than {MAX_DEPTH} levels deep",
+                      hint="lists take any number of conditions: use one $and or $or with many items")
+
+
+def _parse_field(path: Path, value: Any, at: str, depth: int) -> Node:
     if isinstance(value, dict) and any(isinstance(k, str) and k.startswith("$") for k in value):
         if not all(isinstance(k, str) and k.startswith("$") for k in value):
-            raise QueryError(f"{at}: mixes operators and plain keys in {value!r}",
+            raise QueryError(f"{at}: mixes operators and plain keys in {show(value)}",
                              hint="use only $-operators, or a plain object for exact equality")
         if "$blob" in value and len(value) == 1:
             return Cond(path, "eq", parse_value(value, at))  # a blob reference is a value
-        return _parse_ops(path, value, at)
+        return _parse_ops(path, value, at, depth)
     return Cond(path, "eq", _operand(path, value, at))
 
 
@@ -300,14 +392,16 @@ def _operand(path: Path, value: Any, at: str) -> Value:
     return v
 
 
-def _parse_ops(path: Path, ops: dict[str, Any], at: str) -> Node:
+def _parse_ops(path: Path, ops: dict[str, Any], at: str, depth: int) -> Node:
+    if depth > MAX_DEPTH:
+        raise _too_deep(at)
     items: list[Node] = []
     if "$options" in ops and "$regex" not in ops:
         raise QueryError(f"{at}.$options goes with $regex")
     for op, arg in ops.items():
         where = f"{at}.{op}"
         if op not in _FIELD_OPS:
-            raise QueryError(f"{where}: unknown operator {op!r}", hint=f"operators are {', '.join(_FIELD_OPS)}")
+            raise QueryError(f"{where}: unknown operator {show(op)}", hint=f"operators are {', '.join(_FIELD_OPS)}")
         if op == "$eq":
             items.append(Cond(path, "eq", _operand(path, arg, where)))
         elif op == "$ne":
@@ -315,29 +409,29 @@ def _parse_ops(path: Path, ops: dict[str, Any], at: str) -> Node:
         elif op in _RANGE:
             v = _operand(path, arg, where)
             if v.kind not in _COMPARABLE:
-                raise QueryError(f"{where} needs a number, string or boolean, not {arg!r}",
+                raise QueryError(f"{where} needs a number, string or boolean, not {show(arg)}",
                                  hint="use $eq to compare with null, arrays or objects")
             items.append(Cond(path, _RANGE[op], v))
         elif op in ("$in", "$nin"):
             if not isinstance(arg, list):
                 raise QueryError(f"{where} needs a list of values, not {type(arg).__name__}")
-            values = tuple(_operand(path, v, f"{where}[{i}]") for i, v in enumerate(arg))
+            values = unique_values([_operand(path, v, f"{where}[{i}]") for i, v in enumerate(arg)])
             cond = Cond(path, "in", values)
             items.append(cond if op == "$in" else Not(cond))
         elif op == "$exists":
             if not isinstance(arg, bool):
-                raise QueryError(f"{where} needs true or false, not {arg!r}")
+                raise QueryError(f"{where} needs true or false, not {show(arg)}")
             cond = Cond(path, "exists", True)
             items.append(cond if arg else Not(cond))
         elif op in ("$contains", "$startswith"):
             if not isinstance(arg, str):
                 raise QueryError(f"{where} needs a string, not {type(arg).__name__}")
-            items.append(Cond(path, op[1:], arg))
+            items.append(Cond(path, op[1:], check_text(arg, where)))
         elif op == "$regex":
             items.append(Cond(path, "regex", _parse_regex(arg, ops.get("$options"), where)))
         elif op == "$size":
-            if type(arg) is not int or arg < 0:
-                raise QueryError(f"{where} needs a non-negative integer, not {arg!r}")
+            if type(arg) is not int or not 0 <= arg <= INT_MAX:
+                raise QueryError(f"{where} needs a non-negative integer (64-bit), not {show(arg)}")
             if path.column is not None:
                 raise QueryError(f"{where}: {path.text} is not an array")
             items.append(Cond(path, "size", arg))
@@ -345,32 +439,16 @@ def _parse_ops(path: Path, ops: dict[str, Any], at: str) -> Node:
             if isinstance(arg, re.Pattern):
                 items.append(Not(Cond(path, "regex", _parse_regex(arg, None, where))))
             elif isinstance(arg, dict) and arg and all(isinstance(k, str) and k.startswith("$") for k in arg):
-                items.append(Not(_parse_ops(path, arg, where)))
+                items.append(Not(_parse_ops(path, arg, where, depth + 1)))
             else:
-                raise QueryError(f"{where} needs an operator object like {{'$gt': 3}}, not {arg!r}")
+                raise QueryError(f"{where} needs an operator object like {{'$gt': 3}}, not {show(arg)}")
     return items[0] if len(items) == 1 else And(tuple(items))
 
 
 def _parse_regex(arg: Any, options: Any, where: str) -> tuple[str, int]:
-    flags = 0
-    if isinstance(arg, re.Pattern):
-        if not isinstance(arg.pattern, str):
-            raise QueryError(f"{where}: a regex must be a text pattern, not bytes")
-        pattern, flags = arg.pattern, arg.flags & ~re.UNICODE
-    elif isinstance(arg, str):
-        pattern = arg
-    else:
-        raise QueryError(f"{where} needs a pattern string, not {type(arg).__name__}")
-    if options is not None:
-        if not isinstance(options, str) or any(c not in _REGEX_FLAGS for c in options):
-            raise QueryError(f"{where}: $options must be letters from 'imsx', not {options!r}")
-        for c in options:
-            flags |= _REGEX_FLAGS[c]
-    try:
-        re.compile(pattern, flags)
-    except (re.error, ValueError) as e:
-        raise QueryError(f"{where}: {pattern!r} is not a valid regular expression: {e}") from e
-    return pattern, flags
+    if isinstance(arg, str):
+        check_text(arg, where)
+    return regex.check(arg, options, where)
 
 
 # -- sorting -----------------------------------------------------------------------------
@@ -394,7 +472,7 @@ def parse_sort(sort: Any, *, envelope: bool = True, where: str = "sort") -> tupl
     elif isinstance(sort, dict):
         sort = list(sort.items())
     if not isinstance(sort, (list, tuple)) or not sort:
-        raise QueryError(f"{where} must be a field, a list of fields or a dict, not {sort!r}",
+        raise QueryError(f"{where} must be a field, a list of fields or a dict, not {show(sort)}",
                          hint="e.g. 'score', '-score' or ['owner', '-score']")
     keys: list[SortKey] = []
     for i, item in enumerate(sort):
@@ -405,13 +483,13 @@ def parse_sort(sort: Any, *, envelope: bool = True, where: str = "sort") -> tupl
         elif isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str):
             path = item[0]
             if item[1] not in (1, -1, "asc", "desc") or isinstance(item[1], bool):
-                raise QueryError(f"{at}: direction must be 1, -1, 'asc' or 'desc', not {item[1]!r}")
+                raise QueryError(f"{at}: direction must be 1, -1, 'asc' or 'desc', not {show(item[1])}")
             desc = item[1] in (-1, "desc")
         else:
-            raise QueryError(f"{at}: expected a field like 'score' or '-score', not {item!r}")
+            raise QueryError(f"{at}: expected a field like 'score' or '-score', not {show(item)}")
         keys.append(SortKey(parse_path(path, at, envelope=envelope), desc))
     if len({k.path.text for k in keys}) != len(keys):
-        raise QueryError(f"{where}: a field appears twice in {sort!r}")
+        raise QueryError(f"{where}: a field appears twice in {show(sort)}")
     return tuple(keys)
 
 
@@ -422,14 +500,17 @@ def parse_fields(fields: Any, where: str = "fields") -> tuple[Path, ...] | None:
     if isinstance(fields, str):
         fields = [fields]
     if not isinstance(fields, (list, tuple)) or not fields:
-        raise QueryError(f"{where} must be a non-empty list of field paths, not {fields!r}")
+        raise QueryError(f"{where} must be a non-empty list of field paths, not {show(fields)}")
     paths = tuple(parse_path(f, f"{where}[{i}]") for i, f in enumerate(fields))
     return tuple(p for p in paths if p.column is None)
 
 
 def check_count(value: Any, name: str, *, allow_none: bool = True) -> int | None:
+    """A limit or skip: SQLite counts in 64-bit integers, so a larger one is refused, not clamped."""
     if value is None and allow_none:
         return None
-    if type(value) is not int or value < 0:
-        raise QueryError(f"{name} must be a non-negative integer, not {value!r}")
+    if type(value) is not int or not 0 <= value <= INT_MAX:
+        raise QueryError(f"{name} must be a non-negative integer of at most 2**63-1, not {show(value)}",
+                         hint="leave the limit out (None) for no limit" if type(value) is int and value > 0
+                         and name.endswith("limit") else None)
     return value
