@@ -324,3 +324,50 @@ def test_cli_backup_every_runs_until_terminated(source, tmp_path):
     ids = [json.loads(line)["id"] for line in lines + out.splitlines()]
     assert len(ids) >= 3
     assert [b.id for b in backups.list(tmp_path / "bk")] == ids[-2:]
+
+
+# -- follow-ups of issue #13 -------------------------------------------------------------------
+
+
+def test_prune_leaves_a_day_old_partial_that_a_live_writer_still_holds(tmp_path):
+    """A backup running for over a day keeps its folder: prune removes only partials nobody holds."""
+    import fcntl
+
+    from kuradb.backups import files
+
+    dest = tmp_path / "bk"
+    with kuradb.open(tmp_path / "s") as s:
+        s["c"].put({"a": 1}, id="x")
+        s.backup(dest)
+    held = dest / f"{files.PARTIAL}held"
+    held.mkdir()
+    fd = os.open(held / files.PARTIAL_LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    old_unlocked = dest / f"{files.PARTIAL}older-kuradb"        # no lock file: an older kuradb's, abandoned
+    old_unlocked.mkdir()
+    day_ago = time.time() - 2 * 86_400
+    for p in (held, old_unlocked):
+        os.utime(p, (day_ago, day_ago))
+    try:
+        kuradb.backups.prune(dest, keep_last=1)
+        assert held.exists() and not old_unlocked.exists()
+    finally:
+        os.close(fd)
+
+
+def test_restore_into_an_unwritable_place_is_a_typed_error(tmp_path):
+    dest = tmp_path / "bk"
+    with kuradb.open(tmp_path / "s") as s:
+        s["c"].put({"a": 1}, id="x")
+        s.backup(dest)
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(errors.RestoreError, match="cannot restore into"):
+        kuradb.backups.restore(dest, tmp_path / "file" / "below" / "target")
+
+
+def test_rekey_of_a_path_that_is_a_file_is_not_found(tmp_path):
+    from kuradb import atrest
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(errors.NotFound):
+        atrest.rekey(str(tmp_path / "file"), None, b"k" * 32)

@@ -77,8 +77,10 @@ def _head(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read(4096)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return b""
+    except OSError as e:
+        raise errors.PermissionDenied(f"cannot read {path!r}: {e.strerror}") from e
 
 
 def _looks_encrypted(head: bytes) -> bool:

@@ -70,8 +70,10 @@ def prune(dest: str | os.PathLike[str], *, keep_last: int | None = None, keep_da
     removed = [b.id for b in backups if b.id not in keep]
     for bid in sorted(removed, reverse=True):   # children before their parents
         shutil.rmtree(os.path.join(dest, bid))
-    for name in os.listdir(dest):  # a backup running now has a young .partial- folder: leave it
+    files.remove_stale_partials(dest)   # those of killed writers; a locked one is being written now
+    for name in os.listdir(dest):       # an older kuradb's partials hold no lock: a day-old one is abandoned
         path = os.path.join(dest, name)
-        if name.startswith(files.PARTIAL) and time.time() - os.path.getmtime(path) > 86_400:
+        if (name.startswith(files.PARTIAL) and not os.path.exists(os.path.join(path, files.PARTIAL_LOCK))
+                and time.time() - os.path.getmtime(path) > 86_400):
             shutil.rmtree(path, ignore_errors=True)
     return removed

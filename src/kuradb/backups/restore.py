@@ -64,8 +64,14 @@ def restore(dest: str | os.PathLike[str], target: str | os.PathLike[str], *, unt
         raise errors.NotFound(f"{dest!r} holds no backup")
     by_id = {m["id"]: m for m in ms}
     parent = os.path.dirname(os.path.abspath(target)) or "."
-    os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".kuradb-restore-", dir=parent)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        work = tempfile.mkdtemp(prefix=".kuradb-restore-", dir=parent)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise errors.StorageFull(f"the disk holding {target!r} is full", hint="nothing was restored") from e
+        raise errors.RestoreError(f"cannot restore into {target!r}: {e.strerror or e}",
+                                  hint="choose a target in a writable directory") from e
     try:
         with _Unpacker(dest, work, encryption_key) as unpacker:
             if id is not None:
