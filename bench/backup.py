@@ -49,7 +49,6 @@ def main() -> None:
             c = s.collection("docs")
             fill(c, docs)
             c.create_index("owner")
-            s._backend._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
         db = os.path.join(store_dir, "kura.db")
         mb = os.path.getsize(db) / 1e6
         full, restore = "store.backup() (copy + zstd + manifest)", "backups.restore() (checks + verify)"
