@@ -54,7 +54,7 @@ def build(cur: Any, coll: int, info: IndexInfo) -> None:
                 f" WHEN new.coll = {c} AND new.head = 1 AND old.head IS NOT 1"
                 f" BEGIN INSERT INTO {fts}(rowid, {cols}) VALUES (new.position, {new_text}); END")
     cur.execute(f"INSERT INTO {fts}(rowid, {cols}) SELECT position, {', '.join(_text('body', f) for f in info.fields)}"
-                f" FROM log WHERE coll = {c} AND head = 1")
+                f" FROM log NOT INDEXED WHERE coll = {c} AND head = 1")   # in rowid order: FTS5 appends
 
 
 def drop(cur: Any, coll: int) -> None:
