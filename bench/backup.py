@@ -117,7 +117,8 @@ def main() -> None:
                 assert copy_conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]
                 checks["PRAGMA quick_check"].append(time.perf_counter() - t)
                 t = time.perf_counter()
-                copy_conn.execute("SELECT count(*) FROM log WHERE body IS NOT NULL AND NOT json_valid(body, 8)").fetchall()
+                copy_conn.execute("SELECT count(*) FROM log WHERE body IS NOT NULL"
+                                  " AND NOT json_valid(body, 8)").fetchall()
                 checks["every body well-formed JSONB (json_valid)"].append(time.perf_counter() - t)
                 t = time.perf_counter()
                 assert damage.copy_problems(copy_conn) == []
