@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import populate
 import pytest
+from shared import only_backup, rewrite_manifest
 
 from kuradb import backups, errors
 from kuradb.backups import BackupInfo
@@ -83,19 +84,6 @@ def test_backup_while_writing_is_consistent_at_its_position(impl, open_store, tm
             assert r.verify().ok
 
 
-def _only_backup(dest):
-    (info,) = backups.list(dest)
-    return dest / info.id
-
-
-def _rewrite_manifest(d, manifest):
-    """Edit a manifest as an attacker who knows the format would: its checksum matches."""
-    from kuradb.backups import files
-
-    manifest["checksum"] = files._checksum(manifest)
-    (d / "manifest.json").write_text(json.dumps(manifest))
-
-
 def _flip(path, offset):
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x10
@@ -113,7 +101,7 @@ def _flip(path, offset):
 def test_damaged_backups_are_named_and_never_restored(source, open_store, tmp_path, damage, named):
     with open_store(source) as s:
         s.backup(tmp_path / "bk")
-    damage(_only_backup(tmp_path / "bk"))
+    damage(only_backup(tmp_path / "bk"))
     report = backups.verify(tmp_path / "bk")
     assert not report.ok and any(named in p for p in report.problems), report.problems
     with pytest.raises(errors.RestoreError, match="does not match|missing|cannot be read"):
@@ -125,7 +113,7 @@ def test_damaged_backups_are_named_and_never_restored(source, open_store, tmp_pa
 def test_a_garbage_manifest_is_reported_and_not_listed(source, open_store, tmp_path):
     with open_store(source) as s:
         s.backup(tmp_path / "bk")
-    d = _only_backup(tmp_path / "bk")
+    d = only_backup(tmp_path / "bk")
     (d / "manifest.json").write_text("{not json")
     assert backups.list(tmp_path / "bk") == []
     report = backups.verify(tmp_path / "bk")
@@ -200,7 +188,7 @@ def test_cli(source, impl, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["position"] == info["position"]
     assert main(["restore", str(tmp_path / "bk"), str(tmp_path / "copy")]) == errors.EXIT_CODES["restore_failed"]
     assert "not empty" in capsys.readouterr().err
-    _flip(_only_backup(tmp_path / "bk") / "kura.db.zst", 50)
+    _flip(only_backup(tmp_path / "bk") / "kura.db.zst", 50)
     assert main(["backups", "verify", str(tmp_path / "bk")]) == errors.EXIT_CODES["corrupted_data"]
     assert "kura.db.zst does not match its hash" in capsys.readouterr().out
     assert main(["backups", "prune", str(tmp_path / "bk"), "--keep-last", "1"]) == 0
@@ -211,11 +199,11 @@ def test_the_manifest_anchors_the_audit_chain(source, open_store, tmp_path):
     with open_store(source) as s:
         info = s.backup(tmp_path / "bk")
         head = s.audit(since=s.position - 1)[0].hash
-    d = _only_backup(tmp_path / "bk")
+    d = only_backup(tmp_path / "bk")
     manifest = json.loads((d / "manifest.json").read_text())
     assert (manifest["position"], manifest["audit_head"]) == (info.position, head)
     manifest["audit_head"] = "0" * 32
-    _rewrite_manifest(d, manifest)
+    rewrite_manifest(d, manifest)
     assert any("not where the backups recorded" in p for p in backups.verify(tmp_path / "bk").problems)
     with pytest.raises(errors.RestoreError, match="not where the backups recorded"):
         backups.restore(tmp_path / "bk", tmp_path / "copy")

@@ -7,6 +7,7 @@ import os
 from datetime import timedelta
 
 import pytest
+from shared import check_seeks
 
 from kuradb import errors
 from kuradb.blobs import INLINE_MAX
@@ -163,25 +164,12 @@ def test_a_blob_ref_is_immutable_and_survives_copy_and_pickle(store):
     assert (back.hash, back.size, back.content_type) == (ref.hash, 1, "text/plain")
 
 
-def _check_seeks(f, data):
-    assert f.seekable()
-    assert f.read(100) == data[:100]
-    f.seek(len(data) // 2)
-    assert f.read(1000) == data[len(data) // 2:len(data) // 2 + 1000]
-    f.seek(-10, io.SEEK_END)
-    assert f.read() == data[-10:] and f.tell() == len(data)
-    f.seek(5)
-    assert f.read(5) == data[5:10]
-    f.seek(0)
-    assert f.read() == data
-
-
 @pytest.mark.parametrize("size", [100, INLINE_MAX + 1, 3 * (1 << 20) + 7])
 def test_blob_streams_are_seekable(store, size):
     data = os.urandom(size)
     ref = store.blobs.put(data)
     with store.blobs.open(ref) as f:
-        _check_seeks(f, data)
+        check_seeks(f, data)
 
 
 def test_pillow_style_access_works(store):
@@ -192,5 +180,3 @@ def test_pillow_style_access_works(store):
         head = f.read(16)
         f.seek(0)
         assert head.startswith(b"\x89PNG") and f.read() == data
-
-

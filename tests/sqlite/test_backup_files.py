@@ -7,6 +7,7 @@ import os
 
 import populate
 import pytest
+from shared import only_backup, rewrite_manifest
 
 import kuradb
 from kuradb import backups, errors
@@ -25,19 +26,6 @@ def state(path):
         return s.position, {c: [(r.id, r.version, r.rev, r.content) for r in s[c].find()] for c in s.collections()}
 
 
-def _only_backup(dest):
-    (info,) = backups.list(dest)
-    return dest / info.id
-
-
-def _rewrite_manifest(d, manifest):
-    """Edit a manifest as an attacker who knows the format would: its checksum matches."""
-    from kuradb.backups import files
-
-    manifest["checksum"] = files._checksum(manifest)
-    (d / "manifest.json").write_text(json.dumps(manifest))
-
-
 def test_a_manifest_that_lies_is_caught_by_the_restored_store(source, tmp_path):
     """Files consistent with a manifest are still restored into a scratch store and verified."""
     import hashlib
@@ -47,7 +35,7 @@ def test_a_manifest_that_lies_is_caught_by_the_restored_store(source, tmp_path):
 
     with kuradb.open(source) as s:
         s.backup(tmp_path / "bk")
-    d = _only_backup(tmp_path / "bk")
+    d = only_backup(tmp_path / "bk")
     raw = zstandard.ZstdDecompressor().decompress((d / "kura.db.zst").read_bytes(), max_output_size=1 << 30)
     db = tmp_path / "tampered.db"
     db.write_bytes(raw)
@@ -60,7 +48,7 @@ def test_a_manifest_that_lies_is_caught_by_the_restored_store(source, tmp_path):
     manifest = json.loads((d / "manifest.json").read_text())
     manifest["files"][0].update(size=len(packed), sha256=hashlib.sha256(packed).hexdigest(),
                                 content={"size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()})
-    _rewrite_manifest(d, manifest)
+    rewrite_manifest(d, manifest)
     report = backups.verify(tmp_path / "bk")
     assert any("restored store fails verification" in p and "notes/k000 version 1" in p
                for p in report.problems), report.problems

@@ -7,6 +7,7 @@ import os
 from datetime import timedelta
 
 import pytest
+from shared import check_seeks
 
 import kuradb
 from kuradb import errors
@@ -80,26 +81,13 @@ def test_encrypted_blob_streams_are_seekable(tmp_path):
     with kuradb.open(tmp_path / "s", encryption_key=bytes(range(32))) as s:
         ref = s.blobs.put(data)
         with s.blobs.open(ref) as f:
-            _check_seeks(f, data)
+            check_seeks(f, data)
         exact = os.urandom(1 << 20)              # exactly one full chunk: the end is a chunk boundary
         with s.blobs.open(s.blobs.put(exact)) as f:
             f.seek(0, io.SEEK_END)
             assert f.read() == b"" and f.tell() == 1 << 20
             f.seek(1 << 19)
             assert f.read() == exact[1 << 19:]
-
-
-def _check_seeks(f, data):
-    assert f.seekable()
-    assert f.read(100) == data[:100]
-    f.seek(len(data) // 2)
-    assert f.read(1000) == data[len(data) // 2:len(data) // 2 + 1000]
-    f.seek(-10, io.SEEK_END)
-    assert f.read() == data[-10:] and f.tell() == len(data)
-    f.seek(5)
-    assert f.read(5) == data[5:10]
-    f.seek(0)
-    assert f.read() == data
 
 
 def test_a_seek_into_a_damaged_blob_file_raises_corrupted_data(store):
