@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from query import fill, make_docs  # noqa: E402
 
 import kuradb  # noqa: E402
-from kuradb import damage  # noqa: E402
+from kuradb.backends.sqlite import damage  # noqa: E402
 
 
 def main() -> None:
@@ -49,7 +49,6 @@ def main() -> None:
             c = s.collection("docs")
             fill(c, docs)
             c.create_index("owner")
-            s._backend._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
         db = os.path.join(store_dir, "kura.db")
         mb = os.path.getsize(db) / 1e6
         full, restore = "store.backup() (copy + zstd + manifest)", "backups.restore() (checks + verify)"
@@ -118,8 +117,8 @@ def main() -> None:
                 assert copy_conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]
                 checks["PRAGMA quick_check"].append(time.perf_counter() - t)
                 t = time.perf_counter()
-                copy_conn.execute("SELECT count(*) FROM log WHERE body IS NOT NULL AND NOT json_valid(body, 8)"
-                                  " UNION ALL SELECT count(*) FROM docs WHERE NOT json_valid(body, 8)").fetchall()
+                copy_conn.execute("SELECT count(*) FROM log WHERE body IS NOT NULL"
+                                  " AND NOT json_valid(body, 8)").fetchall()
                 checks["every body well-formed JSONB (json_valid)"].append(time.perf_counter() - t)
                 t = time.perf_counter()
                 assert damage.copy_problems(copy_conn) == []

@@ -251,8 +251,10 @@ def store_table(rounds: int, tmp: str) -> None:
     raw = apsw.Connection(os.path.join(path, "kura.db"))
     cur = raw.cursor()
 
-    def floor(i: str) -> Any:
-        row = cur.execute("SELECT json(body) FROM docs WHERE collection='docs' AND id=?", (i,)).fetchone()
+    coll = cur.execute("SELECT id FROM collections WHERE name='docs'").fetchone()[0]
+
+    def floor(i: str) -> Any:   # the statement kuradb's get runs, without the checksum and the Record
+        row = cur.execute("SELECT json(body) FROM log WHERE coll=? AND id=? AND head=1", (coll, i)).fetchone()
         return orjson.loads(row[0])
 
     cached = kuradb.open(path, cache="default")

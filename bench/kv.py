@@ -278,7 +278,7 @@ def main() -> None:
                     help="TinyDB rewrites its whole JSON file on every write, so it gets fewer")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--open-records", type=int, default=1_000_000)
-    from kuradb import atrest
+    from kuradb.backends.sqlite import atrest
 
     ap.add_argument("--systems", default=",".join(c.name for c in SYSTEMS
                                                   if c is not KuraEncrypted or atrest.available()))

@@ -46,7 +46,7 @@ def main() -> None:
                 report = s.verify()
                 times["verify()"].append(time.perf_counter() - t)
                 assert report.ok, report.problems[:5]
-                conn = apsw.Connection(s._backend.path)
+                conn = apsw.Connection(s.backend.path)
                 t = time.perf_counter()
                 assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
                 times["PRAGMA integrity_check"].append(time.perf_counter() - t)
@@ -54,7 +54,7 @@ def main() -> None:
                 t = time.perf_counter()
                 s.repair()
                 times["repair()"].append(time.perf_counter() - t)
-            size = os.path.getsize(s._backend.path)
+            size = os.path.getsize(s.backend.path)
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"{args.records:,} records ({args.records + len(half):,} versions), database {size / 2**20:,.0f} MiB;"
               f" medians of {args.rounds} rounds\n")

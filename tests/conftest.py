@@ -1,18 +1,173 @@
+"""The suite's fixtures: every behaviour test reaches its stores through one parametrised implementation.
+
+A contract test asks for ``store`` (or ``notes``, or ``open_store``) and runs once per
+implementation of the store contract, its id showing which (``test_x[sqlite]``).
+Today there is one implementation, SQLite in a directory; PostgreSQL and the remote
+client (the next issues) add theirs to ``IMPLEMENTATIONS`` and run the same cases
+unchanged. Tests under ``tests/sqlite/`` pin what only the SQLite backend does (files,
+WAL, encryption at rest, apsw) and run on it alone; ``tests/test_suite_layout.py``
+keeps the rest of the suite from opening stores any other way.
+
+- ``impl``: the implementation under test (an ``Implementation``), private to the test.
+- ``open_store(name="store", **options)``: opens the test's store called ``name``,
+  making it if needed. Several calls with one name give several handles onto the same
+  store, as two processes would have; different names are different stores.
+- ``store``: ``open_store("store")``, closed after the test; ``notes``: its "notes".
+- ``impl.location(name)``: what another process (a child, the CLI) passes to
+  ``kuradb.open`` to reach the same store.
+
+A test that holds only for some implementations says so:
+``@pytest.mark.implementations("sqlite", reason="...")``. ``--impl NAME`` (repeatable)
+runs the suite on the named implementations only.
+"""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 import kuradb
 
-sys.path.insert(0, os.path.dirname(__file__))  # tests import their helpers (reference.py) by name
+TESTS = Path(__file__).parent
+SQLITE_ONLY = TESTS / "sqlite"
+
+sys.path.insert(0, str(TESTS))  # tests (here and in tests/sqlite/) import their helpers (reference.py) by name
+
+pytest_plugins = ["pytester"]   # tests/test_suite_layout.py runs the fixtures on a suite of its own
+
+
+class Implementation:
+    """One implementation of the store contract, as one test sees it: stores by name, private to the test.
+
+    Subclasses say where a store called ``name`` (a plain word) lives (``location``) and
+    how to drop one (``_remove``); opening goes through ``kuradb.open`` like any caller's.
+    ``cleanup``, after the test, closes every handle it left open; an implementation whose
+    stores live in a server drops them there too.
+    """
+
+    name = ""
+
+    def __init__(self) -> None:
+        self._handles: list[tuple[str, kuradb.Store]] = []
+
+    def location(self, name: str) -> str:
+        """What ``kuradb.open`` is given, in this process or another, to reach the store ``name``."""
+        raise NotImplementedError
+
+    def open(self, name: str = "store", **options: Any) -> kuradb.Store:
+        """A new handle onto the test's store ``name``, made if it does not exist (unless ``create=False``)."""
+        store = kuradb.open(self.location(name), **options)
+        self._handles.append((name, store))
+        return store
+
+    def remove(self, name: str) -> None:
+        """Drop the store ``name`` (every handle onto it closed first): for tests that make many."""
+        for of, handle in self._handles:
+            if of == name:
+                handle.close()
+        self._handles = [(of, handle) for of, handle in self._handles if of != name]
+        self._remove(name)
+
+    def _remove(self, name: str) -> None:
+        raise NotImplementedError
+
+    def cleanup(self) -> None:
+        for _, handle in self._handles:
+            handle.close()   # idempotent: most were closed by the test
+        self._handles.clear()
+
+    def __repr__(self) -> str:
+        return f"<{self.name} implementation>"
+
+
+class SqliteImplementation(Implementation):
+    """Stores are directories (SQLite's kura.db, blob files) in a scratch folder of the test's own."""
+
+    name = "sqlite"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def location(self, name: str) -> str:
+        return str(self.root / _plain(name))
+
+    def _remove(self, name: str) -> None:
+        shutil.rmtree(self.location(name), ignore_errors=True)
+
+    # the scratch folder is left to pytest, which keeps the last runs' for a look after a failure
+
+
+def _plain(name: str) -> str:
+    if not isinstance(name, str) or not re.fullmatch(r"\w[\w.-]*", name):
+        raise ValueError(f"a store name is a plain word, not {name!r}")
+    return name
+
+
+def _sqlite(request: pytest.FixtureRequest) -> Implementation:
+    label = re.sub(r"\W", "_", request.node.name)[:30]
+    return SqliteImplementation(request.getfixturevalue("tmp_path_factory").mktemp(f"{label}-stores"))
+
+
+# name -> maker(request): the implementations the contract tests run on. A maker may ask
+# request.getfixturevalue for a session fixture of its own (a database server, say).
+IMPLEMENTATIONS = {"sqlite": _sqlite}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--impl", action="append", default=[], choices=sorted(IMPLEMENTATIONS),
+                     help="run the contract tests on this implementation only (repeatable; default: all)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "implementations(*names, reason): the implementations a contract test "
+                                       "holds for (default: all; tests under tests/sqlite/: sqlite)")
+
+
+def _implementations_for(metafunc: pytest.Metafunc) -> list[str]:
+    chosen = metafunc.config.getoption("--impl") or list(IMPLEMENTATIONS)
+    path = Path(str(metafunc.definition.path))
+    supported = list(IMPLEMENTATIONS)
+    if SQLITE_ONLY in path.parents:
+        supported = ["sqlite"]
+    marker = metafunc.definition.get_closest_marker("implementations")
+    if marker is not None:
+        unknown = set(marker.args) - set(IMPLEMENTATIONS)
+        if unknown or not marker.kwargs.get("reason"):
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: implementations() names known ones and gives"
+                                    f" a reason (unknown: {sorted(unknown)})")
+        supported = [n for n in supported if n in marker.args]
+    return [n for n in chosen if n in supported]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "impl" in metafunc.fixturenames:
+        names = _implementations_for(metafunc)
+        metafunc.parametrize("impl", names, indirect=True, ids=names)
 
 
 @pytest.fixture
-def store(tmp_path):
-    with kuradb.open(tmp_path / "store") as s:
+def impl(request: pytest.FixtureRequest):
+    """The implementation under test; its stores are the test's own."""
+    implementation = IMPLEMENTATIONS[request.param](request)
+    yield implementation
+    implementation.cleanup()
+
+
+@pytest.fixture
+def open_store(impl: Implementation):
+    """``open_store(name="store", **options)``: a handle onto the test's store ``name`` (see the module doc)."""
+    return impl.open
+
+
+@pytest.fixture
+def store(open_store):
+    with open_store("store") as s:
         yield s
 
 

@@ -1,4 +1,9 @@
-"""Full backups: consistent under writes, verified, restored only when intact, pruned by rules."""
+"""Full backups: consistent under writes, verified, restored only when intact, pruned by rules.
+
+A backup is a local directory whatever the store's implementation; a restore goes to
+``impl.location(name)`` and the test opens the result as its store ``name``. The SQLite
+file inside a backup and the blob files of a store: tests/sqlite/test_backup_files.py.
+"""
 from __future__ import annotations
 
 import json
@@ -8,43 +13,43 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import populate
 import pytest
+from shared import only_backup, rewrite_manifest
 
-import kuradb
 from kuradb import backups, errors
 from kuradb.backups import BackupInfo
 from kuradb.cli import main
 
 
 @pytest.fixture
-def source(tmp_path):
-    path = tmp_path / "store"
-    with kuradb.open(path) as s:
-        n = s.collection("notes")
-        n.put_many([(f"k{i:03}", {"i": i, "tags": ["a", "b"][: i % 3]}) for i in range(300)])
-        n.update("k001", {"i": -1})
-        n.delete("k002")
-        n.create_index("i", unique=True)
-        n.create_text_index(["tags"])
-        n.put({"img": s.blobs.put(os.urandom(150_000)), "thumb": s.blobs.put(b"small")}, id="pic")
-    return path
+def source(open_store):
+    """The name of a closed store holding populate.backup_source()."""
+    with open_store("store") as s:
+        populate.backup_source(s)
+    return "store"
 
 
-def state(path):
-    with kuradb.open(path) as s:
-        return s.position, {c: [(r.id, r.version, r.rev, r.content) for r in s[c].find()] for c in s.collections()}
+@pytest.fixture
+def state(open_store):
+    """state(name): what a restore of the store ``name`` must bring back."""
+    def of(name):
+        with open_store(name) as s:
+            return s.position, {c: [(r.id, r.version, r.rev, r.content) for r in s[c].find()]
+                                for c in s.collections()}
+    return of
 
 
-def test_backup_restore_round_trip(source, tmp_path):
-    with kuradb.open(source) as s:
+def test_backup_restore_round_trip(source, impl, open_store, state, tmp_path):
+    with open_store(source) as s:
         info = s.backup(tmp_path / "bk")
         assert info.kind == "full" and info.parent is None and info.position == s.position and info.size > 150_000
     assert backups.list(tmp_path / "bk") == [info]
     assert backups.verify(tmp_path / "bk").ok
-    restored = backups.restore(tmp_path / "bk", tmp_path / "copy")
+    restored = backups.restore(tmp_path / "bk", impl.location("copy"))
     assert restored == info
-    assert state(tmp_path / "copy") == state(source)
-    with kuradb.open(tmp_path / "copy") as s:
+    assert state("copy") == state(source)
+    with open_store("copy") as s:
         assert s.verify().ok
         assert len(s.blobs.get(s["notes"].get("pic")["img"])) == 150_000
         assert s["notes"].search_text("b")
@@ -52,9 +57,8 @@ def test_backup_restore_round_trip(source, tmp_path):
             s["notes"].put({"i": 5}, id="dup")  # the unique index came back too
 
 
-def test_backup_while_writing_is_consistent_at_its_position(tmp_path):
-    path = tmp_path / "store"
-    with kuradb.open(path) as s:
+def test_backup_while_writing_is_consistent_at_its_position(impl, open_store, tmp_path):
+    with open_store("store") as s:
         c = s.collection("c")
         stop = threading.Event()
 
@@ -72,26 +76,12 @@ def test_backup_while_writing_is_consistent_at_its_position(tmp_path):
             stop.set()
             t.join()
     for n, info in enumerate(infos):
-        target = tmp_path / f"copy{n}"
-        backups.restore(tmp_path / "bk", target, id=info.id)
-        with kuradb.open(target) as r:
+        backups.restore(tmp_path / "bk", impl.location(f"copy{n}"), id=info.id)
+        with open_store(f"copy{n}") as r:
             assert r.position == info.position
             ids = [x.id for x in r["c"].find()]
             assert ids == [f"w{i:06}" for i in range(len(ids))]  # a prefix of the writes, no hole
             assert r.verify().ok
-
-
-def _only_backup(dest):
-    (info,) = backups.list(dest)
-    return dest / info.id
-
-
-def _rewrite_manifest(d, manifest):
-    """Edit a manifest as an attacker who knows the format would: its checksum matches."""
-    from kuradb.backups import files
-
-    manifest["checksum"] = files._checksum(manifest)
-    (d / "manifest.json").write_text(json.dumps(manifest))
 
 
 def _flip(path, offset):
@@ -108,10 +98,10 @@ def _flip(path, offset):
     (lambda d: (d / "blobs" / next(p for p in os.listdir(d / "blobs"))).unlink(), "is missing"),
     (lambda d: _flip(d / "manifest.json", 150), "manifest.json"),   # unreadable, or not its checksum
 ])
-def test_damaged_backups_are_named_and_never_restored(source, tmp_path, damage, named):
-    with kuradb.open(source) as s:
+def test_damaged_backups_are_named_and_never_restored(source, open_store, tmp_path, damage, named):
+    with open_store(source) as s:
         s.backup(tmp_path / "bk")
-    damage(_only_backup(tmp_path / "bk"))
+    damage(only_backup(tmp_path / "bk"))
     report = backups.verify(tmp_path / "bk")
     assert not report.ok and any(named in p for p in report.problems), report.problems
     with pytest.raises(errors.RestoreError, match="does not match|missing|cannot be read"):
@@ -120,41 +110,10 @@ def test_damaged_backups_are_named_and_never_restored(source, tmp_path, damage, 
     assert [p for p in os.listdir(tmp_path) if p.startswith(".kuradb-restore")] == []
 
 
-def test_a_manifest_that_lies_is_caught_by_the_restored_store(source, tmp_path):
-    """Files consistent with a manifest are still restored into a scratch store and verified."""
-    import hashlib
-
-    import apsw
-    import zstandard
-
-    with kuradb.open(source) as s:
+def test_a_garbage_manifest_is_reported_and_not_listed(source, open_store, tmp_path):
+    with open_store(source) as s:
         s.backup(tmp_path / "bk")
-    d = _only_backup(tmp_path / "bk")
-    raw = zstandard.ZstdDecompressor().decompress((d / "kura.db.zst").read_bytes(), max_output_size=1 << 30)
-    db = tmp_path / "tampered.db"
-    db.write_bytes(raw)
-    conn = apsw.Connection(str(db))
-    conn.execute("UPDATE log SET rev = 'x' WHERE position = 1")
-    conn.close()
-    raw = db.read_bytes()
-    packed = zstandard.ZstdCompressor().compress(raw)
-    (d / "kura.db.zst").write_bytes(packed)
-    manifest = json.loads((d / "manifest.json").read_text())
-    manifest["files"][0].update(size=len(packed), sha256=hashlib.sha256(packed).hexdigest(),
-                                content={"size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()})
-    _rewrite_manifest(d, manifest)
-    report = backups.verify(tmp_path / "bk")
-    assert any("restored store fails verification" in p and "notes/k000 version 1" in p
-               for p in report.problems), report.problems
-    with pytest.raises(errors.RestoreError, match="fails verification"):
-        backups.restore(tmp_path / "bk", tmp_path / "copy")
-    assert not (tmp_path / "copy").exists()
-
-
-def test_a_garbage_manifest_is_reported_and_not_listed(source, tmp_path):
-    with kuradb.open(source) as s:
-        s.backup(tmp_path / "bk")
-    d = _only_backup(tmp_path / "bk")
+    d = only_backup(tmp_path / "bk")
     (d / "manifest.json").write_text("{not json")
     assert backups.list(tmp_path / "bk") == []
     report = backups.verify(tmp_path / "bk")
@@ -163,31 +122,8 @@ def test_a_garbage_manifest_is_reported_and_not_listed(source, tmp_path):
         backups.restore(tmp_path / "bk", tmp_path / "copy")
 
 
-def test_a_failed_backup_leaves_nothing(source, tmp_path):
-    with kuradb.open(source) as s:
-        (path,) = [os.path.join(d, f) for d, _, files in os.walk(os.path.join(s.directory, "blobs"))
-                   for f in files if len(f) == 64]
-        name = os.path.basename(path)
-        os.unlink(path)  # a referenced blob file is gone
-        with pytest.raises(errors.BackupError, match=f"blob {name}: its file .* is missing"):
-            s.backup(tmp_path / "bk")
-    assert os.listdir(tmp_path / "bk") == []
-    assert backups.list(tmp_path / "bk") == []
-
-
-def test_garbage_blobs_gone_from_disk_are_left_out(tmp_path):
-    with kuradb.open(tmp_path / "s") as s:
-        s["c"].put({"x": 1}, id="a")
-        ref = s.blobs.put(os.urandom(100_000))  # referenced by nothing: garbage gc may remove at any time
-        os.unlink(os.path.join(s.directory, "blobs", ref.hash[:2], ref.hash))
-        s.backup(tmp_path / "bk")
-    backups.restore(tmp_path / "bk", tmp_path / "copy")
-    with kuradb.open(tmp_path / "copy") as r:
-        assert r.verify().ok and not r.blobs.exists(ref)
-
-
-def test_restore_refuses_to_overwrite_or_to_invent_a_future(source, tmp_path):
-    with kuradb.open(source) as s:
+def test_restore_refuses_to_overwrite_or_to_invent_a_future(source, impl, open_store, state, tmp_path):
+    with open_store(source) as s:
         info = s.backup(tmp_path / "bk")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "file").write_text("mine")
@@ -200,16 +136,15 @@ def test_restore_refuses_to_overwrite_or_to_invent_a_future(source, tmp_path):
         with pytest.raises(errors.ValidationError):
             backups.restore(tmp_path / "bk", tmp_path / "copy", until=bad)
     assert not (tmp_path / "copy").exists()
-    (tmp_path / "empty").mkdir()
-    backups.restore(tmp_path / "bk", tmp_path / "empty", until=info.position)
-    assert state(tmp_path / "empty") == state(source)
+    backups.restore(tmp_path / "bk", impl.location("copy"), until=info.position)
+    assert state("copy") == state(source)
     with pytest.raises(errors.NotFound):
         backups.restore(tmp_path / "bk", tmp_path / "x", id="nope")
     for call in (backups.list, backups.verify, lambda d: backups.restore(d, tmp_path / "y"),
                  lambda d: backups.prune(d, keep_last=1)):
         with pytest.raises(errors.NotFound, match="no backup directory"):
             call(tmp_path / "nowhere")
-    with kuradb.open(source) as s, pytest.raises(errors.ValidationError, match="kind"):
+    with open_store(source) as s, pytest.raises(errors.ValidationError, match="kind"):
         s.backup(tmp_path / "bk", kind="weekly")
 
 
@@ -225,8 +160,8 @@ def test_prune_rules():
     assert backups._keep(history, None, None, 3) == {"f", "c", "b", "a"}
 
 
-def test_prune_deletes_what_no_rule_keeps(source, tmp_path):
-    with kuradb.open(source) as s:
+def test_prune_deletes_what_no_rule_keeps(source, open_store, tmp_path):
+    with open_store(source) as s:
         infos = [s.backup(tmp_path / "bk") for _ in range(3)]
     with pytest.raises(errors.ValidationError, match="would delete everything"):
         backups.prune(tmp_path / "bk")
@@ -236,14 +171,14 @@ def test_prune_deletes_what_no_rule_keeps(source, tmp_path):
     assert backups.list(tmp_path / "bk") == [infos[2]]
 
 
-def test_without_zstandard_a_backup_says_what_to_install(source, tmp_path, monkeypatch):
+def test_without_zstandard_a_backup_says_what_to_install(source, open_store, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "zstandard", None)
-    with kuradb.open(source) as s, pytest.raises(errors.BackupError, match=r"kuradb\[backup\]"):
+    with open_store(source) as s, pytest.raises(errors.BackupError, match=r"kuradb\[backup\]"):
         s.backup(tmp_path / "bk")
 
 
-def test_cli(source, tmp_path, capsys):
-    assert main(["backup", str(source), str(tmp_path / "bk")]) == 0
+def test_cli(source, impl, tmp_path, capsys):
+    assert main(["backup", impl.location(source), str(tmp_path / "bk")]) == 0
     info = json.loads(capsys.readouterr().out)
     assert main(["backups", "list", str(tmp_path / "bk")]) == 0
     assert [b["id"] for b in json.loads(capsys.readouterr().out)] == [info["id"]]
@@ -253,29 +188,29 @@ def test_cli(source, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["position"] == info["position"]
     assert main(["restore", str(tmp_path / "bk"), str(tmp_path / "copy")]) == errors.EXIT_CODES["restore_failed"]
     assert "not empty" in capsys.readouterr().err
-    _flip(_only_backup(tmp_path / "bk") / "kura.db.zst", 50)
+    _flip(only_backup(tmp_path / "bk") / "kura.db.zst", 50)
     assert main(["backups", "verify", str(tmp_path / "bk")]) == errors.EXIT_CODES["corrupted_data"]
     assert "kura.db.zst does not match its hash" in capsys.readouterr().out
     assert main(["backups", "prune", str(tmp_path / "bk"), "--keep-last", "1"]) == 0
 
 
-def test_the_manifest_anchors_the_audit_chain(source, tmp_path):
+def test_the_manifest_anchors_the_audit_chain(source, open_store, tmp_path):
     """A backup whose log was cut short (or the manifest edited) does not end where the manifest says."""
-    with kuradb.open(source) as s:
+    with open_store(source) as s:
         info = s.backup(tmp_path / "bk")
         head = s.audit(since=s.position - 1)[0].hash
-    d = _only_backup(tmp_path / "bk")
+    d = only_backup(tmp_path / "bk")
     manifest = json.loads((d / "manifest.json").read_text())
     assert (manifest["position"], manifest["audit_head"]) == (info.position, head)
     manifest["audit_head"] = "0" * 32
-    _rewrite_manifest(d, manifest)
+    rewrite_manifest(d, manifest)
     assert any("not where the backups recorded" in p for p in backups.verify(tmp_path / "bk").problems)
     with pytest.raises(errors.RestoreError, match="not where the backups recorded"):
         backups.restore(tmp_path / "bk", tmp_path / "copy")
     assert not (tmp_path / "copy").exists()
 
 
-def test_a_schedule_backs_up_and_prunes_until_stopped(source, tmp_path):
+def test_a_schedule_backs_up_and_prunes_until_stopped(source, open_store, tmp_path):
     from kuradb.schedule import parse_duration
 
     assert [parse_duration(x) for x in ("90s", "15m", "1h", "1d", "1w", 2, timedelta(minutes=1))] == [
@@ -284,7 +219,7 @@ def test_a_schedule_backs_up_and_prunes_until_stopped(source, tmp_path):
         with pytest.raises(errors.ValidationError):
             parse_duration(bad)
     seen = []
-    with kuradb.open(source) as s:
+    with open_store(source) as s:
         with pytest.raises(errors.ValidationError, match="keep_last"):
             s.backup_every(tmp_path / "bk", every="1h", keep_last=0)
         schedule = s.backup_every(tmp_path / "bk", every=0.1, keep_last=2, on_backup=seen.append)
@@ -298,9 +233,9 @@ def test_a_schedule_backs_up_and_prunes_until_stopped(source, tmp_path):
         assert s.health().checks["last_backup"].status == "ok"
 
 
-def test_a_failing_schedule_keeps_going_and_closing_the_store_stops_it(source, tmp_path):
+def test_a_failing_schedule_keeps_going_and_closing_the_store_stops_it(source, open_store, tmp_path):
     (tmp_path / "file").write_text("not a directory")
-    s = kuradb.open(source)
+    s = open_store(source)
     schedule = s.backup_every(tmp_path / "file" / "bk", every=0.05)
     deadline = time.monotonic() + 30
     while schedule.runs < 3 and time.monotonic() < deadline:
@@ -310,11 +245,11 @@ def test_a_failing_schedule_keeps_going_and_closing_the_store_stops_it(source, t
     assert not schedule.is_alive()
 
 
-def test_cli_backup_every_runs_until_terminated(source, tmp_path):
+def test_cli_backup_every_runs_until_terminated(source, impl, tmp_path):
     import signal
     import subprocess
 
-    proc = subprocess.Popen([sys.executable, "-m", "kuradb", "backup", str(source), str(tmp_path / "bk"),
+    proc = subprocess.Popen([sys.executable, "-m", "kuradb", "backup", impl.location(source), str(tmp_path / "bk"),
                              "--every", "0.2s", "--keep-last", "2"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines = [proc.stdout.readline() for _ in range(3)]  # three backups, each printed as it happens
@@ -329,16 +264,15 @@ def test_cli_backup_every_runs_until_terminated(source, tmp_path):
 # -- follow-ups of issue #13 -------------------------------------------------------------------
 
 
-def test_prune_leaves_a_day_old_partial_that_a_live_writer_still_holds(tmp_path):
+def test_prune_leaves_a_day_old_partial_that_a_live_writer_still_holds(store, tmp_path):
     """A backup running for over a day keeps its folder: prune removes only partials nobody holds."""
     import fcntl
 
     from kuradb.backups import files
 
     dest = tmp_path / "bk"
-    with kuradb.open(tmp_path / "s") as s:
-        s["c"].put({"a": 1}, id="x")
-        s.backup(dest)
+    store["c"].put({"a": 1}, id="x")
+    store.backup(dest)
     held = dest / f"{files.PARTIAL}held"
     held.mkdir()
     fd = os.open(held / files.PARTIAL_LOCK, os.O_RDWR | os.O_CREAT)
@@ -349,25 +283,16 @@ def test_prune_leaves_a_day_old_partial_that_a_live_writer_still_holds(tmp_path)
     for p in (held, old_unlocked):
         os.utime(p, (day_ago, day_ago))
     try:
-        kuradb.backups.prune(dest, keep_last=1)
+        backups.prune(dest, keep_last=1)
         assert held.exists() and not old_unlocked.exists()
     finally:
         os.close(fd)
 
 
-def test_restore_into_an_unwritable_place_is_a_typed_error(tmp_path):
+def test_restore_into_an_unwritable_place_is_a_typed_error(store, tmp_path):
     dest = tmp_path / "bk"
-    with kuradb.open(tmp_path / "s") as s:
-        s["c"].put({"a": 1}, id="x")
-        s.backup(dest)
+    store["c"].put({"a": 1}, id="x")
+    store.backup(dest)
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(errors.RestoreError, match="cannot restore into"):
-        kuradb.backups.restore(dest, tmp_path / "file" / "below" / "target")
-
-
-def test_rekey_of_a_path_that_is_a_file_is_not_found(tmp_path):
-    from kuradb import atrest
-
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(errors.NotFound):
-        atrest.rekey(str(tmp_path / "file"), None, b"k" * 32)
+        backups.restore(dest, tmp_path / "file" / "below" / "target")

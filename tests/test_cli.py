@@ -469,3 +469,30 @@ def test_import_progress_counts_every_line(tmp_path, capsys, monkeypatch):
     assert code == 0
     final = screen(err.getvalue())[0]
     assert final.startswith("importing into things 2,500 ") and final.rstrip().endswith("/s"), final
+
+
+# -- a plain store's encrypted backups take --encryption-key-file (encrypted stores: tests/sqlite/test_cli_keys.py)
+
+BACKUP_KEY = "the backups' own passphrase"
+
+
+def test_a_plain_stores_encrypted_backups_take_their_own_key(tmp_path, capsys, monkeypatch):
+    (tmp_path / "backup.key").write_text(BACKUP_KEY)
+    (tmp_path / "other.key").write_text("some store's key")
+    store, bk, key = str(tmp_path / "plain"), str(tmp_path / "bk"), str(tmp_path / "backup.key")
+    with kuradb.open(store) as s:
+        s["notes"].put({"v": 1}, id="a")
+    assert main(["backup", store, bk, "--encryption-key-file", key]) == 0
+    assert json.loads(capsys.readouterr().out)["encrypted"] is True
+    assert main(["restore", bk, str(tmp_path / "r0")]) == errors.EXIT_CODES["permission_denied"]
+    assert "--encryption-key-file F" in capsys.readouterr().err
+    assert main(["backup", store, bk, "--kind", "incremental"]) == errors.EXIT_CODES["backup_failed"]
+    assert "--encryption-key-file F" in capsys.readouterr().err
+    assert main(["backups", "verify", bk]) == errors.EXIT_CODES["corrupted_data"]
+    assert "--encryption-key-file F" in capsys.readouterr().err
+    monkeypatch.setenv("KURADB_KEY_FILE", str(tmp_path / "other.key"))   # a store key in the environment
+    assert main(["backups", "verify", bk, "--encryption-key-file", key]) == 0
+    assert main(["restore", bk, str(tmp_path / "r1"), "--encryption-key-file", key]) == 0
+    capsys.readouterr()
+    with kuradb.open(tmp_path / "r1") as s:
+        assert s["notes"].get("a").content == {"v": 1}

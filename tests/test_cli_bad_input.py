@@ -105,6 +105,7 @@ CASES = [
     ["restore", "BK", "NS2", "--encryption-key-file", "NOSTORE"],
     ["rekey", "NS", "--new-key-file", "FILE"], ["rekey", "FILE", "--new-key-file", "FILE"],
     ["rekey", "ST", "--new-key-file", "NS.key"], ["rekey", "NOSTORE", "--new-key-file", "FILE"],
+    ["migrate", "NS"], ["migrate", "FILE"], ["migrate", "NOSTORE"],
     ["cache", "stats", "NS"], ["cache", "stats", "FILE"], ["cache", "clear", "NS"], ["cache", "clear", "FILE"],
     ["demo", "FILE"], ["demo", "FILE/sub"], ["demo", "UW/demo"],
     ["--key-file", "NS.key", "get", "ST", "notes", "a"], ["--key-file", "NOSTORE", "stats", "ST"],

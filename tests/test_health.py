@@ -1,19 +1,19 @@
-"""store.health(): named checks with thresholds; backup and verify outcomes are remembered by the store."""
+"""store.health(): named checks with thresholds; backup and verify outcomes are remembered by the store.
+
+A store failing its verify (damage made in kura.db): tests/sqlite/test_health_damage.py.
+"""
 from __future__ import annotations
 
 import json
-import time
 
-import apsw
 import pytest
 
-import kuradb
 from kuradb import errors
 from kuradb.cli import main
 
 
-def test_checks_follow_backups_and_verifies(tmp_path):
-    with kuradb.open(tmp_path / "s") as s:
+def test_checks_follow_backups_and_verifies(open_store, tmp_path):
+    with open_store("s") as s:
         s["n"].put({"a": 1}, id="x")
         h = s.health()
         assert set(h.checks) == {"disk_free", "wal_size", "last_backup", "last_verify", "damage"}
@@ -23,20 +23,13 @@ def test_checks_follow_backups_and_verifies(tmp_path):
         assert s.verify().ok
         h = s.health()
         assert h.ok and info.id in h.checks["last_backup"].detail and h.checks["last_verify"].value == 0
-    conn = apsw.Connection(str(tmp_path / "s" / "kura.db"))
-    conn.execute("UPDATE log SET rev = 'x' WHERE position = 1")
-    conn.execute("UPDATE meta SET value = json_set(value, '$.at', ?) WHERE key = 'last_backup'",
-                 (time.time() - 3 * 86_400,))
-    conn.close()
-    with kuradb.open(tmp_path / "s") as s:
-        assert not s.verify().ok
+    with open_store("s") as s:       # remembered by the store, not by the handle
         h = s.health()
-        assert h.status == "failing" and h.checks["last_verify"].status == "failing"
-        assert h.checks["last_backup"].status == "degraded" and "72.0 h ago" in h.checks["last_backup"].detail
+        assert h.ok and info.id in h.checks["last_backup"].detail
 
 
-def test_thresholds(tmp_path):
-    with kuradb.open(tmp_path / "s") as s:
+def test_thresholds(open_store):
+    with open_store("s") as s:
         s["n"].put({"a": 1}, id="x")
         h = s.health(thresholds={"disk_free": {"failing": 1 << 60}, "wal_size": {"degraded": 0},
                                  "last_backup": None})
@@ -48,34 +41,27 @@ def test_thresholds(tmp_path):
                 s.health(thresholds=bad)
 
 
-def test_a_read_only_store_reports_without_recording(tmp_path):
-    with kuradb.open(tmp_path / "s") as s:
+def test_a_read_only_store_reports_without_recording(open_store, tmp_path):
+    with open_store("s") as s:
         s["n"].put({"a": 1}, id="x")
-    with kuradb.open(tmp_path / "s", read_only=True) as s:
+    with open_store("s", read_only=True) as s:
         s.backup(tmp_path / "bk")
         assert s.verify().ok
         assert s.health().checks["last_backup"].detail == "no backup recorded"
 
 
-def test_cli_exit_code_reflects_status(tmp_path, capsys):
-    d = str(tmp_path / "s")
+def test_cli_exit_code_reflects_status(impl, tmp_path, capsys):
+    d = impl.location("s")
     main(["put", d, "n", "{}", "--id", "x"])
     capsys.readouterr()
     assert main(["health", d]) == 1
     assert json.loads(capsys.readouterr().out)["status"] == "degraded"
     assert main(["backup", d, str(tmp_path / "bk")]) == 0
     assert main(["health", d]) == 0
-    conn = apsw.Connection(str(tmp_path / "s" / "kura.db"))
-    conn.execute("UPDATE log SET rev = 'x' WHERE position = 1")
-    conn.close()
-    assert main(["verify", d]) == errors.EXIT_CODES["corrupted_data"]
-    capsys.readouterr()
-    assert main(["health", d]) == 2
-    assert json.loads(capsys.readouterr().out)["checks"]["last_verify"]["status"] == "failing"
 
 
-def test_the_read_cache_hit_rate_is_a_check_once_it_means_something(tmp_path):
-    with kuradb.open(tmp_path / "s", cache="default") as s:
+def test_the_read_cache_hit_rate_is_a_check_once_it_means_something(open_store):
+    with open_store("s", cache="default") as s:
         c = s["n"]
         c.put_many([(f"k{i}", {"i": i}) for i in range(2000)])
         for i in range(10):
@@ -91,5 +77,5 @@ def test_the_read_cache_hit_rate_is_a_check_once_it_means_something(tmp_path):
                 c.get(f"k{i}")
         assert s.health(thresholds={"cache_hit_rate": {"degraded": 0.1}}).checks["cache_hit_rate"].status == "ok"
         assert "cache_hit_rate" not in s.health(thresholds={"cache_hit_rate": None}).checks
-    with kuradb.open(tmp_path / "s") as s:
+    with open_store("s") as s:
         assert "cache_hit_rate" not in s.health().checks     # no cache, no check

@@ -8,52 +8,15 @@ unclassified base; if it raised, the store must be exactly as it was.
 """
 from __future__ import annotations
 
-import math
-import os
 from typing import Any
 
 import pytest
+from hostile import HOSTILE, ID, check, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kuradb
 from kuradb import errors
-
-
-def _deep(n: int, make: Any) -> Any:
-    v: Any = 1
-    for _ in range(n):
-        v = make(v)
-    return v
-
-
-ATOMS = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.integers(min_value=2**62, max_value=2**70),
-    st.integers(max_value=-1), st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0]),
-    st.text(max_size=20), st.text(alphabet=st.characters(blacklist_categories=()), max_size=10),
-    st.sampled_from(["", "\ud800", "a\x00b", "\x7f", "$gt", "_id", "a.b", "..", "-", "x" * 600, "é", "\udfff"]),
-    st.binary(max_size=10), st.builds(object), st.sampled_from([(1, 2), {1, 2}, frozenset(), b"", bytearray(b"x")]),
-    st.sampled_from([_deep(150, lambda v: {"a": v}), _deep(150, lambda v: [v]), _deep(120, lambda v: {"$and": [v]})]),
-)
-HOSTILE = st.recursive(ATOMS, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.one_of(st.text(max_size=5), st.integers(), st.none()), inner,
-                                                 max_size=4),
-    st.dictionaries(st.sampled_from(["$eq", "$gt", "$in", "$regex", "$or", "$and", "$not", "$size", "$exists",
-                                     "$group", "$match", "$sort", "_id", "$sum", "$blob"]), inner, max_size=3)),
-    max_leaves=12)
-ID = st.one_of(HOSTILE, st.sampled_from(["a", "b", "gone"]))
-
-
-def snapshot(store: kuradb.Store) -> Any:
-    """Everything a caller can see: the log position, every record's versions, every blob."""
-    state = {"position": store.position, "collections": store.collections()}
-    for name in store.collections():
-        coll = store.collection(name)
-        state[name] = {id: [(r.version, r.content) for r in coll.history(id)] for id in coll}
-        state[name + "/indexes"] = [i.to_dict() for i in coll.indexes()]
-    state["blobs"] = sorted((c.id, c.op) for c in store.changes() if c.kind == "blob")
-    return state
 
 
 def _first(iterator: Any) -> Any:
@@ -64,8 +27,6 @@ def _first(iterator: Any) -> Any:
 
 # name -> call(store, coll, args); each call draws its arguments from HOSTILE.
 CALLS: dict[str, Any] = {
-    "open": lambda s, c, a: kuradb.open(a[0], durability=a[1]).close(),
-    "open_options": lambda s, c, a: kuradb.open("opened", timeout=a[0], author=a[1], cache=a[2]).close(),
     "collection": lambda s, c, a: s.collection(a[0], schema=a[1], keep_history=a[2]),
     "getitem": lambda s, c, a: s[a[0]],
     "drop_collection": lambda s, c, a: s.drop_collection(a[0]),
@@ -106,6 +67,11 @@ CALLS: dict[str, Any] = {
     "blobs_gc": lambda s, c, a: s.blobs.gc(grace=a[0]),
     "repository": lambda s, c, a: s.repository(a[0], collection=a[1]),
 }
+# name -> call(open_store, args): opening the test's stores with hostile options. Hostile locations (paths) are
+# the SQLite backend's: tests/sqlite/test_hostile_locations.py.
+OPEN_CALLS: dict[str, Any] = {
+    "open_options": lambda open_store, a: open_store("opened", timeout=a[0], author=a[1], cache=a[2]).close(),
+}
 CACHE_CALLS: dict[str, Any] = {
     "cache_set": lambda k, a: k.set(a[0], a[1], ttl=a[2], priority=a[3], tags=a[4]),
     "cache_get": lambda k, a: k.get(a[0], a[1]),
@@ -118,12 +84,10 @@ CACHE_CALLS: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hostile")
-    cwd = os.getcwd()
-    os.chdir(root)   # open() and backup() given relative junk stay in here
-    store = kuradb.open(root / "store")
+@pytest.fixture
+def world(open_store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # backup() given relative junk stays in here
+    store = open_store("store")
     coll = store.collection("c")
     coll.put({"title": "a", "n": 1, "tags": ["x"]}, id="a")
     coll.put({"title": "b", "n": 2, "nested": {"k": [1, 2]}}, id="b")
@@ -135,28 +99,19 @@ def world(tmp_path_factory):
     store.blobs.put(b"blob bytes", content_type="text/plain")
     yield store, coll
     store.close()
-    os.chdir(cwd)
 
 
-def _check(call: Any, store: kuradb.Store, before: Any) -> None:
-    try:
-        call()
-    except errors.KuraError as e:
-        assert type(e) is not errors.KuraError, f"an unclassified error: {e!r}"
-        assert snapshot(store) == before, f"a refused call ({e!r}) changed the store"
-    except RecursionError as e:  # pragma: no cover - the point of the test
-        raise AssertionError("RecursionError escaped") from e
-
-
-@pytest.mark.parametrize("name", sorted(CALLS))
+@pytest.mark.parametrize("name", sorted([*CALLS, *OPEN_CALLS]))
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
-def test_hostile_arguments_give_typed_errors_and_change_nothing(world, name, data):
+def test_hostile_arguments_give_typed_errors_and_change_nothing(world, open_store, name, data):
     store, coll = world
     args = [data.draw(ID if i == 0 else HOSTILE, label=f"arg{i}") for i in range(5)]
     before = snapshot(store)
+    call = (lambda: OPEN_CALLS[name](open_store, args)) if name in OPEN_CALLS else (
+        lambda: CALLS[name](store, coll, args))
     try:
-        _check(lambda: CALLS[name](store, coll, args), store, before)
+        check(call, store, before)
     finally:
         # a call that succeeded may have changed things: put the store back to a known state
         if snapshot(store) != before:

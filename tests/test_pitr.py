@@ -3,9 +3,12 @@
 The property test writes at random, records the state after every write (the
 reference model), takes backups of every kind along the way, and restores at
 random positions and times: the result must equal the model at that point.
+Backups go to local directories; restores go to new stores of the implementation
+under test (``restored``).
 """
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import time
@@ -35,13 +38,17 @@ def snapshot(s):
     return s.position, out
 
 
-def restored(dest, tmp, **kw):
-    target = os.path.join(tmp, f"r{time.monotonic_ns()}")
-    info = backups.restore(dest, target, **kw)
-    with kuradb.open(target) as s:
+_names = itertools.count()
+
+
+def restored(impl, dest, **kw):
+    """Restore into a new store of the implementation under test: what it holds, checked by its verify."""
+    name = f"r{next(_names)}"
+    info = backups.restore(dest, impl.location(name), **kw)
+    with impl.open(name) as s:
         snap = snapshot(s)
         assert s.verify().ok
-    shutil.rmtree(target)
+    impl.remove(name)
     return info, snap
 
 
@@ -81,12 +88,12 @@ def apply(s, op):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(ops=ops, data=st.data())
-def test_restore_at_any_position_or_time_equals_the_model(tmp_path_factory, ops, data):
-    tmp = str(tmp_path_factory.mktemp("pitr"))
-    dest = os.path.join(tmp, "bk")
+def test_restore_at_any_position_or_time_equals_the_model(impl, tmp_path_factory, ops, data):
+    dest = str(tmp_path_factory.mktemp("pitr") / "bk")
+    name = f"store{next(_names)}"
     model = {}          # position -> state after the write that ended there
     times = []          # (time just after a write, position)
-    with kuradb.open(os.path.join(tmp, "store")) as s:
+    with impl.open(name) as s:
         model[0] = snapshot(s)[1]
         s.backup(dest)
         for op in [*ops, ("backup", "incremental")]:
@@ -109,16 +116,17 @@ def test_restore_at_any_position_or_time_equals_the_model(tmp_path_factory, ops,
 
     positions = data.draw(st.lists(st.integers(1, max(newest, 1)), min_size=1, max_size=4), label="positions")
     for p in positions if newest else []:
-        info, (at, state) = restored(dest, tmp, until=p)
+        info, (at, state) = restored(impl, dest, until=p)
         # the last commit at or before p (a blob's own commit is one the model does not record)
         assert max(q for q in model if q <= p) <= at == info.position <= p
         assert state == expected(p), p
     if times:
         t, p = data.draw(st.sampled_from(times), label="time")
-        info, (at, state) = restored(dest, tmp, until=t)
+        info, (at, state) = restored(impl, dest, until=t)
         assert (at, state) == (p, expected(p))
-    info, (at, state) = restored(dest, tmp)
+    info, (at, state) = restored(impl, dest)
     assert (at, state) == (newest, expected(newest))
+    impl.remove(name)
 
 
 erasing_ops = st.lists(st.one_of(
@@ -136,13 +144,13 @@ def current(snap):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(ops=erasing_ops, data=st.data())
-def test_erased_content_is_restored_exactly_or_refused_never_invented(tmp_path_factory, ops, data):
+def test_erased_content_is_restored_exactly_or_refused_never_invented(impl, tmp_path_factory, ops, data):
     """With purge and keep_history, a restore gives the model's current records or refuses (RestoreError
     naming the erasure); at a point where a backup was taken it always succeeds."""
-    tmp = str(tmp_path_factory.mktemp("erase"))
-    dest = os.path.join(tmp, "bk")
+    dest = str(tmp_path_factory.mktemp("erase") / "bk")
+    name = f"store{next(_names)}"
     model, taken = {}, []
-    with kuradb.open(os.path.join(tmp, "store")) as s:
+    with impl.open(name) as s:
         s.collection("notes")
         for op in [*ops, ("backup", "incremental")]:
             before = s.position
@@ -158,13 +166,14 @@ def test_erased_content_is_restored_exactly_or_refused_never_invented(tmp_path_f
             if s.position != before:
                 model[s.position] = current(snapshot(s)[1])
         newest = s.position
+    impl.remove(name)
     if not newest:
         return
     points = data.draw(st.lists(st.integers(1, newest), min_size=1, max_size=3), label="points")
     for p in [*points, *[t for t in taken if t]]:
         want = model[max(q for q in model if q <= p)]
         try:
-            _, (at, state) = restored(dest, tmp, until=p)
+            _, (at, state) = restored(impl, dest, until=p)
         except errors.RestoreError as e:
             assert p not in taken and "erased" in e.message, (p, e.message)
             event("refused: content erased before any backup held it")
@@ -173,17 +182,16 @@ def test_erased_content_is_restored_exactly_or_refused_never_invented(tmp_path_f
         assert current(state) == want, p
 
 
-def _store(tmp_path, n=200):
-    path = tmp_path / "store"
-    s = kuradb.open(path)
+def _store(open_store, n=200, name="store"):
+    s = open_store(name)
     s.collection("notes").put_many([(f"k{i:03}", {"i": i, "text": f"note {i}"}) for i in range(n)])
     return s
 
 
-def test_chains_of_incremental_and_differential_backups(tmp_path):
+def test_chains_of_incremental_and_differential_backups(impl, open_store, tmp_path):
     dest = tmp_path / "bk"
     states = {}
-    with _store(tmp_path, 2000) as s:
+    with _store(open_store, 2000) as s:
         full = s.backup(dest, kind="full")
         states[full.id] = snapshot(s)
         infos = [full]
@@ -203,13 +211,13 @@ def test_chains_of_incremental_and_differential_backups(tmp_path):
     assert backups.list(dest) == infos
     assert backups.verify(dest).ok
     for b in infos:
-        info, snap = restored(dest, tmp_path, id=b.id)
+        info, snap = restored(impl, dest, id=b.id)
         assert info == b and snap == states[b.id]
 
 
-def test_a_missing_parent_is_named_and_nothing_is_restored(tmp_path):
+def test_a_missing_parent_is_named_and_nothing_is_restored(open_store, tmp_path):
     dest = tmp_path / "bk"
-    with _store(tmp_path) as s:
+    with _store(open_store) as s:
         full = s.backup(dest)
         s["notes"].put({"x": 1}, id="x")
         inc = s.backup(dest, kind="incremental")
@@ -222,18 +230,18 @@ def test_a_missing_parent_is_named_and_nothing_is_restored(tmp_path):
     assert any(f"parent backup {full.id} is missing" in p for p in backups.verify(dest).problems)
 
 
-def test_without_a_usable_parent_an_incremental_is_a_full_backup(tmp_path):
-    with _store(tmp_path) as s:
+def test_without_a_usable_parent_an_incremental_is_a_full_backup(open_store, tmp_path):
+    with _store(open_store) as s:
         assert s.backup(tmp_path / "bk", kind="incremental").kind == "full"
         assert s.backup(tmp_path / "bk", kind="differential").kind == "differential"
-    with _store(tmp_path / "other") as other:   # another store's backups are no parent of this one
+    with _store(open_store, name="other") as other:   # another store's backups are no parent of this one
         b = other.backup(tmp_path / "bk", kind="incremental")
         assert b.kind == "full" and b.parent is None
 
 
-def test_content_erased_before_any_backup_took_it_is_refused_not_invented(tmp_path):
+def test_content_erased_before_any_backup_took_it_is_refused_not_invented(impl, open_store, tmp_path):
     dest = tmp_path / "bk"
-    with _store(tmp_path, 3) as s:
+    with _store(open_store, 3) as s:
         s.backup(dest)
         s["notes"].put({"secret": 1}, id="gone")
         written = s.position
@@ -243,15 +251,15 @@ def test_content_erased_before_any_backup_took_it_is_refused_not_invented(tmp_pa
     with pytest.raises(errors.RestoreError, match="notes/gone version 1.*erased"):
         backups.restore(dest, tmp_path / "copy", until=written)
     assert not (tmp_path / "copy").exists()
-    _, (at, state) = restored(dest, tmp_path, until=written - 1)   # before it was written: fine
+    _, (at, state) = restored(impl, dest, until=written - 1)   # before it was written: fine
     assert at == written - 1 and "gone" not in state["notes"][0]
-    _, (at, state) = restored(dest, tmp_path, until=written + 1)   # after the purge: fine
+    _, (at, state) = restored(impl, dest, until=written + 1)   # after the purge: fine
     assert "gone" not in state["notes"][0]
 
 
-def test_a_dropped_collection_comes_back_at_a_point_before_the_drop(tmp_path):
+def test_a_dropped_collection_comes_back_at_a_point_before_the_drop(impl, open_store, tmp_path):
     dest = tmp_path / "bk"
-    with _store(tmp_path, 50) as s:
+    with _store(open_store, 50) as s:
         s.collection("notes").create_index("i", unique=True)
         s.backup(dest)
         before = snapshot(s)
@@ -259,20 +267,20 @@ def test_a_dropped_collection_comes_back_at_a_point_before_the_drop(tmp_path):
         s.collection("other").put({"a": 1}, id="a")
         s.backup(dest, kind="incremental")
         after = snapshot(s)
-    assert restored(dest, tmp_path, until=before[0])[1] == before
-    assert restored(dest, tmp_path)[1] == after
+    assert restored(impl, dest, until=before[0])[1] == before
+    assert restored(impl, dest)[1] == after
 
 
-def test_times_before_the_first_change_and_after_the_newest_backup(tmp_path):
+def test_times_before_the_first_change_and_after_the_newest_backup(impl, open_store, tmp_path):
     dest = tmp_path / "bk"
     start = datetime.now(UTC) - timedelta(seconds=1)
-    with _store(tmp_path, 5) as s:
+    with _store(open_store, 5) as s:
         s.backup(dest)
         newest = snapshot(s)
     with pytest.raises(errors.RestoreError, match="before the first change"):
         backups.restore(dest, tmp_path / "copy", until=start)
-    assert restored(dest, tmp_path, until=datetime.now(UTC) + timedelta(days=1))[1] == newest
-    assert restored(dest, tmp_path, until=datetime.now())[1] == newest   # naive: local time
+    assert restored(impl, dest, until=datetime.now(UTC) + timedelta(days=1))[1] == newest
+    assert restored(impl, dest, until=datetime.now())[1] == newest   # naive: local time
 
 
 # -- encrypted backups --------------------------------------------------------------------------
@@ -284,11 +292,11 @@ def _files_under(path):
 
 
 @pytest.mark.parametrize("key", [KEY, "correct horse battery staple"])
-def test_an_encrypted_backup_holds_no_plaintext_and_needs_its_key(tmp_path, key):
+def test_an_encrypted_backup_holds_no_plaintext_and_needs_its_key(impl, open_store, tmp_path, key):
     dest = tmp_path / "bk"
     marker = b"PLAINTEXT-MARKER-7d1f"
     blob = os.urandom(80_000)
-    with _store(tmp_path, 100) as s:
+    with _store(open_store, 100) as s:
         s["notes"].put({"text": marker.decode()}, id="m")
         s["notes"].put({"file": s.blobs.put(blob)}, id="b")
         s.backup(dest, encryption_key=key)
@@ -310,14 +318,14 @@ def test_an_encrypted_backup_holds_no_plaintext_and_needs_its_key(tmp_path, key)
     with pytest.raises(errors.PermissionDenied, match="wrong encryption key"):
         backups.restore(dest, tmp_path / "copy", encryption_key=bytes(32) if key == KEY else "wrong")
     assert not (tmp_path / "copy").exists()
-    assert restored(dest, tmp_path, encryption_key=key)[1] == want
+    assert restored(impl, dest, encryption_key=key)[1] == want
     assert backups.verify(dest, encryption_key=key).ok
     assert any("give its encryption_key" in p for p in backups.verify(dest).problems)
 
 
-def test_flipped_bytes_in_encrypted_backups_are_named_and_refused(tmp_path):
+def test_flipped_bytes_in_encrypted_backups_are_named_and_refused(open_store, tmp_path):
     dest = tmp_path / "bk"
-    with _store(tmp_path, 100) as s:
+    with _store(open_store, 100) as s:
         s.backup(dest, encryption_key=KEY)
         s["notes"].put({"file": s.blobs.put(os.urandom(90_000))}, id="f")
         s.backup(dest, kind="incremental", encryption_key=KEY)
@@ -338,12 +346,12 @@ def test_flipped_bytes_in_encrypted_backups_are_named_and_refused(tmp_path):
     assert backups.verify(dest, encryption_key=KEY).ok
 
 
-def test_an_encrypted_file_that_still_matches_its_hash_but_not_its_key_is_refused(tmp_path):
+def test_an_encrypted_file_that_still_matches_its_hash_but_not_its_key_is_refused(open_store, tmp_path):
     """The manifest's hashes are of the sealed bytes: a file sealed under another key is caught on open."""
     from kuradb.backups import files
 
     dest = tmp_path / "bk"
-    with _store(tmp_path, 20) as s:
+    with _store(open_store, 20) as s:
         info = s.backup(dest, encryption_key=KEY)
     d = dest / info.id
     manifest = files.read_manifest(str(dest), info.id)
@@ -364,19 +372,19 @@ def test_an_encrypted_file_that_still_matches_its_hash_but_not_its_key_is_refuse
 
 # -- command line and schedule ------------------------------------------------------------------
 
-def test_cli_incremental_encrypted_and_until(tmp_path, capsys):
+def test_cli_incremental_encrypted_and_until(impl, open_store, tmp_path, capsys):
     import json
 
     from kuradb.cli import main
 
     key_file = tmp_path / "key"
     key_file.write_text("a passphrase\n")
-    with _store(tmp_path, 20) as s:
+    with _store(open_store, 20) as s:
         first = s.position
-    bk, store = str(tmp_path / "bk"), str(tmp_path / "store")
+    bk, store = str(tmp_path / "bk"), impl.location("store")
     assert main(["backup", store, bk, "--encryption-key-file", str(key_file)]) == 0
     full = json.loads(capsys.readouterr().out)
-    with kuradb.open(store) as s:
+    with open_store("store") as s:
         s["notes"].put({"later": True}, id="later")
         want = snapshot(s)
     assert main(["backup", store, bk, "--kind", "incremental", "--encryption-key-file", str(key_file)]) == 0
@@ -384,15 +392,15 @@ def test_cli_incremental_encrypted_and_until(tmp_path, capsys):
     assert (inc["kind"], inc["parent"], inc["encrypted"]) == ("incremental", full["id"], True)
     assert main(["backups", "verify", bk, "--encryption-key-file", str(key_file)]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
-    assert main(["restore", bk, str(tmp_path / "a"), "--until", str(first),
+    assert main(["restore", bk, impl.location("a"), "--until", str(first),
                  "--encryption-key-file", str(key_file)]) == 0
     assert json.loads(capsys.readouterr().out)["position"] == first
-    with kuradb.open(tmp_path / "a") as s:
+    with open_store("a") as s:
         assert s["notes"].get("later", None) is None and s.position == first
-    assert main(["restore", bk, str(tmp_path / "b"), "--until", datetime.now(UTC).isoformat(),
+    assert main(["restore", bk, impl.location("b"), "--until", datetime.now(UTC).isoformat(),
                  "--encryption-key-file", str(key_file)]) == 0
     capsys.readouterr()
-    with kuradb.open(tmp_path / "b") as s:
+    with open_store("b") as s:
         assert snapshot(s) == want
     assert main(["restore", bk, str(tmp_path / "c")]) == errors.EXIT_CODES["permission_denied"]
     assert "encrypted" in capsys.readouterr().err
@@ -402,9 +410,9 @@ def test_cli_incremental_encrypted_and_until(tmp_path, capsys):
     assert not (tmp_path / "c").exists()
 
 
-def test_a_schedule_takes_incrementals_and_a_full_one_when_the_last_is_old(tmp_path):
+def test_a_schedule_takes_incrementals_and_a_full_one_when_the_last_is_old(open_store, tmp_path):
     dest = tmp_path / "bk"
-    with _store(tmp_path, 10) as s:
+    with _store(open_store, 10) as s:
         schedule = s.backup_every(dest, every=3600, kind="incremental", full_every="1d")
         deadline = time.monotonic() + 10
         while schedule.runs < 1 and time.monotonic() < deadline:
@@ -440,16 +448,16 @@ with kuradb.open(path) as s:
 """
 
 
-def test_backups_under_another_process_writing_restore_consistent_states(tmp_path):
+def test_backups_under_another_process_writing_restore_consistent_states(impl, open_store, tmp_path):
     import subprocess
     import sys
 
-    path, dest, stop = tmp_path / "store", tmp_path / "bk", tmp_path / "stop"
-    kuradb.open(path).close()
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(stop)])
+    dest, stop = tmp_path / "bk", tmp_path / "stop"
+    open_store("store").close()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, impl.location("store"), str(stop)])
     try:
         infos = []
-        with kuradb.open(path) as s:
+        with open_store("store") as s:
             while s.position < 50:
                 time.sleep(0.01)
             for kind in ("full", "incremental", "incremental", "differential", "incremental"):
@@ -476,7 +484,7 @@ def test_backups_under_another_process_writing_restore_consistent_states(tmp_pat
     rnd = __import__("random").Random(7)
     points = [("id", b.id) for b in infos] + [("until", rnd.randint(1, infos[-1].position)) for _ in range(6)]
     for how, value in points:
-        info, (at, state) = restored(dest, tmp_path, **{how: value})
+        info, (at, state) = restored(impl, dest, **{how: value})
         check(state)
         if how == "id":
             assert at == next(b.position for b in infos if b.id == value)
@@ -484,9 +492,9 @@ def test_backups_under_another_process_writing_restore_consistent_states(tmp_pat
 
 # -- faults ---------------------------------------------------------------------------------------
 
-def _chain(tmp_path):
+def _chain(open_store, tmp_path):
     dest = tmp_path / "bk"
-    with _store(tmp_path, 300) as s:
+    with _store(open_store, 300) as s:
         s["notes"].put({"file": s.blobs.put(os.urandom(90_000))}, id="f0")
         s.backup(dest)
         s["notes"].put({"file": s.blobs.put(os.urandom(90_000))}, id="f1")
@@ -497,8 +505,8 @@ def _chain(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
-def test_every_file_of_a_chain_damaged_is_named_and_refused(tmp_path, damage):
-    dest = _chain(tmp_path)
+def test_every_file_of_a_chain_damaged_is_named_and_refused(open_store, tmp_path, damage):
+    dest = _chain(open_store, tmp_path)
     originals = {p: open(p, "rb").read() for p in _files_under(dest)}
     assert {os.path.basename(p) for p in originals} >= {"kura.db.zst", "changes.db.zst", "manifest.json"}
     for path, data in originals.items():
@@ -519,22 +527,22 @@ def test_every_file_of_a_chain_damaged_is_named_and_refused(tmp_path, damage):
     assert backups.verify(dest).ok
 
 
-def test_prune_keeps_the_chain_a_kept_backup_needs(tmp_path):
-    dest = _chain(tmp_path)
+def test_prune_keeps_the_chain_a_kept_backup_needs(impl, open_store, tmp_path):
+    dest = _chain(open_store, tmp_path)
     full, inc, diff = backups.list(dest)
     assert backups.prune(dest, keep_last=1) == [inc.id]          # the differential needs only the full
     assert [b.id for b in backups.list(dest)] == [full.id, diff.id]
-    assert restored(dest, tmp_path)[0].id == diff.id
+    assert restored(impl, dest)[0].id == diff.id
 
 
-def test_a_full_destination_is_storage_full_and_leaves_nothing(tmp_path, monkeypatch):
+def test_a_full_destination_is_storage_full_and_leaves_nothing(open_store, tmp_path, monkeypatch):
     """Simulated: the filesystem says ENOSPC while the backup is written (see the tmpfs test for a real one)."""
     import errno
 
     from kuradb.backups import files
 
     dest = tmp_path / "bk"
-    with _store(tmp_path, 100) as s:
+    with _store(open_store, 100) as s:
         def full(*args, **kwargs):
             raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -560,8 +568,8 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(path)], check=True)
 
 
-def test_a_really_full_disk_fails_backup_and_restore_cleanly(tmp_path, small_disk):
-    with _store(tmp_path, 20) as s:
+def test_a_really_full_disk_fails_backup_and_restore_cleanly(open_store, tmp_path, small_disk):
+    with _store(open_store, 20) as s:
         s["notes"].put({"file": s.blobs.put(os.urandom(2_000_000))}, id="big")   # more than the disk holds
         with pytest.raises(errors.StorageFull):
             s.backup(small_disk / "bk")
@@ -582,12 +590,12 @@ with kuradb.open(sys.argv[1]) as s:
 
 
 @pytest.mark.parametrize("kind", ["full", "incremental"])
-def test_a_backup_killed_midway_is_never_listed_and_the_next_one_works(tmp_path, kind):
+def test_a_backup_killed_midway_is_never_listed_and_the_next_one_works(impl, open_store, tmp_path, kind):
     import subprocess
     import sys
 
-    path, dest = tmp_path / "store", tmp_path / "bk"
-    with _store(tmp_path, 5000) as s:
+    dest = tmp_path / "bk"
+    with _store(open_store, 5000) as s:
         s.backup(dest)
         for i in range(60):     # the backup below copies and fsyncs these: long enough to be cut
             s["notes"].put({"file": s.blobs.put(os.urandom(100_000))}, id=f"blob{i}")
@@ -595,7 +603,8 @@ def test_a_backup_killed_midway_is_never_listed_and_the_next_one_works(tmp_path,
     interrupted = 0
     for delay in (0.002, 0.01, 0.03):
         before = backups.list(dest)
-        p = subprocess.Popen([sys.executable, "-c", BACKER, str(path), str(dest), kind], stdout=subprocess.PIPE)
+        p = subprocess.Popen([sys.executable, "-c", BACKER, impl.location("store"), str(dest), kind],
+                             stdout=subprocess.PIPE)
         assert p.stdout.readline().strip() == b"ready"
         time.sleep(delay)
         p.kill()
@@ -605,7 +614,7 @@ def test_a_backup_killed_midway_is_never_listed_and_the_next_one_works(tmp_path,
         assert after[:len(before)] == before and len(after) <= len(before) + 1
         assert backups.verify(dest).ok      # whatever is listed is whole; a .partial- folder is not listed
     assert interrupted, "no kill landed inside a backup: make the store bigger"
-    with kuradb.open(path) as s:
+    with open_store("store") as s:
         info = s.backup(dest, kind=kind)
         want = snapshot(s)
-    assert restored(dest, tmp_path, id=info.id)[1] == want
+    assert restored(impl, dest, id=info.id)[1] == want

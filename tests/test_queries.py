@@ -3,12 +3,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import apsw
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import kuradb
 from kuradb import errors
 
 
@@ -226,26 +224,6 @@ def test_query_errors_leave_data_alone(people):
     with pytest.raises(errors.QueryError):
         people.query().where("x", "??", 1)
     assert [(r.id, r.version) for r in people.find()] == before
-
-
-# -- migration from a store made before the query engine ------------------------------
-
-def test_v1_store_is_migrated_and_its_arrays_catalogued(tmp_path):
-    path = tmp_path / "old"
-    with kuradb.open(path) as s:
-        s.collection("c").put_many([("a", {"tags": ["x", "y"]}), ("b", {"tags": "x"})])
-    conn = apsw.Connection(str(path / "kura.db"))
-    conn.execute("DROP INDEX log_erased; ALTER TABLE log DROP COLUMN txn;"
-                 " DROP TABLE array_paths; DROP TABLE indexes; ALTER TABLE log DROP COLUMN hash;"
-                 " ALTER TABLE log DROP COLUMN actor_hash; DELETE FROM migrations WHERE version >= 2;"
-                 " PRAGMA user_version = 1")
-    conn.close()
-    with kuradb.open(path) as s:
-        c = s.collection("c")
-        assert ids(c.find({"tags": "y"})) == ["a"]
-        c.create_index("tags")
-        assert ids(c.find({"tags": "x"})) == ["a", "b"]  # the index does not hide array members
-        assert s.verify().ok  # the audit chain was backfilled over the old entries
 
 
 # -- random junk: a QueryError or an answer, never anything else ----------------------------

@@ -9,8 +9,6 @@ import reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import kuradb
-
 # A small vocabulary so that random filters hit random documents often: the same
 # few values (where 1, 1.0 and true, or "1" and 1, must stay apart) at the same few paths.
 KEYS = ["a", "b", "c", "0", "tags"]
@@ -79,12 +77,6 @@ EXAMPLES = int(os.environ.get("KURADB_QUERY_EXAMPLES", "220"))
 QUERIES_PER_EXAMPLE = 10
 checked = itertools.count()
 names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    with kuradb.open(tmp_path_factory.mktemp("prop") / "s") as s:
-        yield s
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))

@@ -1,15 +1,13 @@
 """A hypothesis state machine drives a Store against a plain-dict model of it."""
 from __future__ import annotations
 
-import shutil
-import tempfile
+import itertools
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-import kuradb
 from kuradb import errors
 from kuradb.encoding import merge_patch
 
@@ -42,16 +40,22 @@ class Model:
         return m
 
 
+_runs = itertools.count()
+
+
 class StoreMachine(RuleBasedStateMachine):
+    """Drives a fresh store of ``impl`` (the implementation under test) per run."""
+
+    impl = None   # set by the test before hypothesis makes machines
+
     def __init__(self) -> None:
         super().__init__()
-        self.dir = tempfile.mkdtemp(prefix="kuradb-sm-")
-        self.store = kuradb.open(self.dir)
+        self.name = f"sm{next(_runs)}"
+        self.store = self.impl.open(self.name)
         self.model = Model()
 
     def teardown(self) -> None:
-        self.store.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.impl.remove(self.name)
 
     @property
     def coll(self):
@@ -151,7 +155,7 @@ class StoreMachine(RuleBasedStateMachine):
     @rule()
     def reopen(self):
         self.store.close()
-        self.store = kuradb.open(self.dir)
+        self.store = self.impl.open(self.name)
 
     @precondition(lambda self: any(self.model.versions.values()))
     @rule(id=IDS)
@@ -193,5 +197,8 @@ class _Abort(Exception):
     pass
 
 
-StoreMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
-test_store_matches_model = StoreMachine.TestCase
+def test_store_matches_model(impl):
+    machine = type("StoreMachineOf" + impl.name.title(), (StoreMachine,), {"impl": impl})
+    run_state_machine_as_test(machine, settings=settings(
+        max_examples=60, stateful_step_count=30, deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture]))

@@ -1,7 +1,9 @@
-"""kuradb.open(..., cache=): reads served from memory, never older than a commit that finished first."""
+"""kuradb.open(..., cache=): reads served from memory, never older than a commit that finished first.
+
+A damaged row is never cached: tests/sqlite/test_read_cache_damage.py (it damages the row with SQL).
+"""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -13,8 +15,8 @@ from kuradb import errors
 
 
 @pytest.fixture
-def cached(tmp_path):
-    with kuradb.open(tmp_path / "s", cache="default") as s:
+def cached(open_store):
+    with open_store("s", cache="default") as s:
         yield s
 
 
@@ -60,11 +62,11 @@ def test_drop_collection_clears(cached):
         cached.collection("notes").get("a")
 
 
-def test_another_connection_commit_is_seen_at_once(tmp_path, cached):
+def test_another_connection_commit_is_seen_at_once(open_store, cached):
     notes = cached.collection("notes")
     notes.put({"v": 1}, id="a")
     assert notes.get("a")["v"] == 1
-    with kuradb.open(cached.directory) as other:
+    with open_store("s") as other:
         other.collection("notes").put({"v": 2}, id="a")
     assert notes.get("a")["v"] == 2
 
@@ -79,15 +81,15 @@ with kuradb.open(sys.argv[1]) as s:
 """
 
 
-def test_strict_reads_across_processes(tmp_path, cached):
+def test_strict_reads_across_processes(impl, open_store, cached):
     """Whatever the writer process committed before a read began, the cached read returns it or newer."""
     cached.collection("x").put({"v": 0}, id="x")
     cached.collection("mark").put({"v": 0}, id="m")
     n = 300
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, cached.directory, str(n)])
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, impl.location("s"), str(n)])
     x = cached.collection("x")
     checks = 0
-    with kuradb.open(cached.directory) as plain:
+    with open_store("s") as plain:
         mark = plain.collection("mark")
         while writer.poll() is None or checks < 10:
             floor = mark.get("m")["v"]          # uncached: what was committed before the read below
@@ -125,8 +127,8 @@ def test_strict_reads_across_threads(cached):
     assert x.get("x")["v"] == 399
 
 
-def test_max_staleness_sees_own_writes(tmp_path):
-    with kuradb.open(tmp_path / "s", cache=kuradb.CacheConfig(max_staleness=60)) as s:
+def test_max_staleness_sees_own_writes(open_store):
+    with open_store("s", cache=kuradb.CacheConfig(max_staleness=60)) as s:
         notes = s.collection("notes")
         notes.put({"v": 1}, id="a")
         notes.get("a")
@@ -134,31 +136,20 @@ def test_max_staleness_sees_own_writes(tmp_path):
         assert notes.get("a")["v"] == 2
 
 
-def test_cache_option_errors(tmp_path):
+def test_cache_option_errors(open_store):
     with pytest.raises(errors.ValidationError, match="cache must be"):
-        kuradb.open(tmp_path / "s", cache=123)
+        open_store("s", cache=123)
     with pytest.raises(errors.ValidationError, match="max_staleness"):
-        kuradb.open(tmp_path / "s", cache=kuradb.CacheConfig(max_staleness=-1))
-    with kuradb.open(tmp_path / "s") as s:
+        open_store("s", cache=kuradb.CacheConfig(max_staleness=-1))
+    with open_store("s") as s:
         assert s.stats()["cache"] is None
 
 
-def test_closed_store_with_cache_raises_closed(tmp_path):
-    s = kuradb.open(tmp_path / "s", cache="default")
+def test_closed_store_with_cache_raises_closed(open_store):
+    s = open_store("s", cache="default")
     notes = s.collection("notes")
     notes.put({"v": 1}, id="a")
     notes.get("a")
     s.close()
     with pytest.raises(errors.Closed):
         notes.get("a")
-
-
-def test_corrupted_row_is_not_cached(tmp_path):
-    with kuradb.open(tmp_path / "s", cache="default") as s:
-        notes = s.collection("notes")
-        notes.put({"v": 1}, id="a")
-        s._backend._writer.execute("UPDATE docs SET checksum='bad' WHERE id='a'")
-        for _ in range(2):
-            with pytest.raises(errors.CorruptedData):
-                notes.get("a")
-    assert os.path.exists(tmp_path / "s")

@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-import kuradb
 from kuradb import errors
 
 
@@ -89,8 +88,8 @@ def test_put_many_inside_transaction_is_all_or_nothing(store):
     assert "x" not in c and "y" not in c and "z" in c
 
 
-def test_closed_store_raises_closed(tmp_path):
-    s = kuradb.open(tmp_path)
+def test_closed_store_raises_closed(open_store):
+    s = open_store("s")
     c = s["c"]
     c.put({"a": 1}, id="a")
     s.close()
@@ -132,8 +131,8 @@ def test_threads_share_one_store(store):
     assert positions == list(range(1, len(positions) + 1))
 
 
-def test_writer_waits_then_raises_busy(tmp_path):
-    with kuradb.open(tmp_path, timeout=0.2) as a, kuradb.open(tmp_path, timeout=0.2) as b:
+def test_writer_waits_then_raises_busy(open_store):
+    with open_store("s", timeout=0.2) as a, open_store("s", timeout=0.2) as b:
         with a.transaction():
             a["c"].put({"x": 1}, id="1")
             t0 = time.monotonic()
@@ -157,8 +156,8 @@ def test_changes_since_and_limit(store):
     assert ch.rev == store["c"].get("0").rev and ch.at.tzinfo is not None
 
 
-def test_author_recorded_from_store_or_call(tmp_path):
-    with kuradb.open(tmp_path, author="ann") as s:
+def test_author_recorded_from_store_or_call(open_store):
+    with open_store("s", author="ann") as s:
         assert s["c"].put({"a": 1}, id="x").author == "ann"
         assert s["c"].put({"a": 2}, id="x", author="bob").author == "bob"
         assert [c.author for c in s.changes()] == ["ann", "bob"]
@@ -196,84 +195,13 @@ with kuradb.open(sys.argv[1]) as s:
 """
 
 
-def test_watch_sees_commits_from_another_process(tmp_path):
-    with kuradb.open(tmp_path) as s:
-        start = s.position
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)])
-        got = []
-        for change in s.watch(since=start, timeout=10):
-            got.append(change.id)
-            if len(got) == 5:
-                break
-        proc.wait(10)
+def test_watch_sees_commits_from_another_process(impl, store):
+    start = store.position
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, impl.location("store")])
+    got = []
+    for change in store.watch(since=start, timeout=10):
+        got.append(change.id)
+        if len(got) == 5:
+            break
+    proc.wait(10)
     assert got == [f"p{i}" for i in range(5)]
-
-
-def test_reader_connections_do_not_outlive_their_threads(store):
-    import gc
-
-    store["c"].put({"a": 1}, id="x")
-    for _ in range(30):
-        t = threading.Thread(target=lambda: store["c"].get("x"))
-        t.start()
-        t.join()
-    gc.collect()
-    assert len(store._backend._conns) <= 3  # the writer, this thread's reader, maybe one more
-
-
-def test_store_used_in_a_forked_child_raises_closed_and_parent_is_unaffected(tmp_path):
-    import os
-
-    with kuradb.open(tmp_path) as store, kuradb.open(":memory:") as scratch:
-        store["c"].put({"a": 1}, id="x")
-        store["c"].get("x")  # this thread now has a reader connection the child inherits
-        pid = os.fork()
-        if pid == 0:  # the child: every use must be refused, nothing of the parent's touched
-            code = 0
-            for use in (lambda: store["c"].get("x"), lambda: store["c"].put({"a": 9}, id="x"),
-                        lambda: store.position):
-                try:
-                    use()
-                    code |= 1
-                except errors.Closed as e:
-                    code |= 0 if "fork" in str(e) else 2
-                except BaseException:  # noqa: BLE001
-                    code |= 4
-            scratch.close()
-            store.close()
-            os._exit(10 + code)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 10
-        assert os.path.isdir(scratch.directory)  # the child's close did not remove it
-        store["c"].put({"a": 2}, id="x")
-        assert store["c"].get("x")["a"] == 2
-        assert [c.position for c in store.changes()] == [1, 2]
-
-
-def test_write_failing_part_way_dooms_the_transaction_unless_a_savepoint_undoes_it(store, monkeypatch):
-    import kuradb.collection as collection_module
-
-    c = store["c"]
-    real_insert = collection_module._LOG_INSERT_AT
-    broken = "INSERT INTO no_such_table VALUES(?)"  # fails in SQLite after the docs row was written
-    monkeypatch.setattr(collection_module, "_LOG_INSERT_AT", broken)
-    with pytest.raises(errors.KuraError, match="rolled back"):
-        with store.transaction():
-            with pytest.raises(errors.KuraError, match="no such table"):
-                c.put({"half": True}, id="before")
-            # the caller ignores the failure and commits: refused, nothing half-written lands
-    monkeypatch.setattr(collection_module, "_LOG_INSERT_AT", real_insert)
-    assert "before" not in c and store.position == 0
-
-    c.put({"ok": 1}, id="a")
-    with store.transaction():
-        with pytest.raises(errors.KuraError, match="no such table"):
-            with store.transaction():
-                monkeypatch.setattr(collection_module, "_LOG_INSERT_AT", broken)
-                try:
-                    c.put({"half": True}, id="b")
-                finally:
-                    monkeypatch.setattr(collection_module, "_LOG_INSERT_AT", real_insert)
-        c.put({"ok": 2}, id="a")  # the savepoint undid the half write, so this commits
-    assert c.get("a")["ok"] == 2 and "b" not in c
-    assert [ch.id for ch in store.changes()] == ["a", "a"]

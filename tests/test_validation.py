@@ -10,7 +10,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import kuradb
 from kuradb import errors
 
 
@@ -57,8 +56,8 @@ def test_subclasses_of_json_types_are_accepted(notes):
     assert rec.version == 1
 
 
-def test_oversized_document_is_rejected(tmp_path):
-    with kuradb.open(tmp_path, max_document_size=1000) as s:
+def test_oversized_document_is_rejected(open_store):
+    with open_store("s", max_document_size=1000) as s:
         s["c"].put({"x": "a" * 900}, id="ok")
         with pytest.raises(errors.ValidationError, match="over the limit of 1,000") as info:
             s["c"].put({"x": "a" * 1000}, id="ok")
@@ -130,10 +129,10 @@ def test_any_json_document_round_trips_exactly(notes, doc):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=json_doc, bad=junk)
-def test_random_bad_input_never_changes_what_is_stored(notes, doc, bad):
+def test_random_bad_input_never_changes_what_is_stored(store, notes, doc, bad):
     notes.put({"stable": True}, id="keep")
     before = notes.get("keep")
-    position = notes._store.position
+    position = store.position
     with pytest.raises(errors.ValidationError):
         notes.put(_plant(doc, bad), id="keep")
     with pytest.raises(errors.ValidationError):
@@ -141,7 +140,7 @@ def test_random_bad_input_never_changes_what_is_stored(notes, doc, bad):
     with pytest.raises(errors.ValidationError):
         notes.update("keep", _plant(doc, bad))
     assert notes.get("keep") == before and notes.get("keep").content == {"stable": True}
-    assert notes._store.position == position
+    assert store.position == position
     assert "other" not in notes
 
 
@@ -180,3 +179,14 @@ def test_documents_nested_past_the_limit_are_rejected(notes, depth, make):
 def test_documents_at_the_depth_limit_round_trip(notes):
     doc = {"top": _nested(99, lambda v: {"a": v})}
     assert notes.put(doc, id="x").content == doc and notes.get("x").content == doc
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=json_doc)
+def test_the_write_path_finds_the_same_array_paths_as_the_catalog(doc):
+    """encode_content collects array paths in its validation pass; repair and verify use catalog.array_paths:
+    both must agree on every document."""
+    from kuradb.encoding import encode_content
+    from kuradb.query.catalog import array_paths
+
+    assert encode_content(doc)[2] == array_paths(doc)

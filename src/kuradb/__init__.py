@@ -10,9 +10,9 @@ from .integrity import Report
 from .readcache import CacheConfig
 from .records import Change, Record
 from .repository import Repository
-from .store import Store, open
+from .store import Store, migrate, open
 
 __version__ = "0.1.0"
 
 __all__ = ["BackupInfo", "BlobRef", "Cache", "CacheConfig", "CachedSource", "CacheStats", "Change", "Collection",
-           "Record", "Report", "Repository", "Store", "backups", "errors", "open", "__version__"]
+           "Record", "Report", "Repository", "Store", "backups", "errors", "migrate", "open", "__version__"]

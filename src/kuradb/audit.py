@@ -29,7 +29,7 @@ import orjson
 from .records import from_us
 
 GENESIS = bytes(16)  # the "previous hash" of the first entry
-HEAD = "SELECT position, hash FROM log ORDER BY position DESC LIMIT 1"
+_BLAKE2B_128 = blake2b(digest_size=16)
 
 
 @functools.lru_cache(maxsize=1024)  # a store writes with few authors; one digest each
@@ -39,28 +39,11 @@ def actor_digest(author: str | None) -> bytes | None:
 
 def entry_hash(prev: bytes, position: int, at: int, kind: str, op: str, collection: str | None, id: str | None,
                version: int | None, rev: str | None, actor_hash: bytes | None) -> bytes:
-    material = orjson.dumps([position, at, kind, op, collection, id, version, rev,
-                             None if actor_hash is None else actor_hash.hex()])
-    return blake2b(prev + material, digest_size=16).digest()
-
-
-def head(cur: Any) -> tuple[int, bytes]:
-    """The newest entry's position and hash (0 and GENESIS for an empty log); call under the write lock."""
-    row = cur.execute(HEAD).fetchone()
-    return (0, GENESIS) if row is None else (row[0], row[1])
-
-
-def backfill(conn: Any) -> None:
-    """Hash every existing entry, oldest first (migration 3, for stores made before the audit trail)."""
-    prev = GENESIS
-    rows = conn.execute("SELECT position, at, kind, op, collection, id, version, rev, author FROM log"
-                        " ORDER BY position").fetchall()
-    updates = []
-    for position, at, kind, op, collection, id, version, rev, author in rows:
-        actor = actor_digest(author)
-        prev = entry_hash(prev, position, at, kind, op, collection, id, version, rev, actor)
-        updates.append((actor, prev, position))
-    conn.executemany("UPDATE log SET actor_hash=?, hash=? WHERE position=?", updates)
+    h = _BLAKE2B_128.copy()
+    h.update(prev)
+    h.update(orjson.dumps([position, at, kind, op, collection, id, version, rev,
+                           None if actor_hash is None else actor_hash.hex()]))
+    return h.digest()
 
 
 @dataclass(frozen=True)
@@ -87,17 +70,12 @@ class AuditEntry:
         return {**self.__dict__, "at": self.at.isoformat()}
 
 
-_ENTRIES = ("SELECT l.position, l.at, l.author, l.kind, l.op, l.collection, l.id, l.version, l.rev, l.actor_hash,"
-            " coalesce((SELECT p.hash FROM log AS p WHERE p.position = l.position - 1), ?1), l.hash"
-            " FROM log AS l WHERE l.position > ?2 AND l.at >= ?3 AND (?4 IS NULL OR l.author = ?4)"
-            " ORDER BY l.position LIMIT ?5")
-
-
-def entries(cur: Any, *, after: int, at_least: int, actor: str | None, limit: int) -> list[AuditEntry]:
+def entries(reader: Any, *, after: int, at_least: int, actor: str | None, limit: int) -> list[AuditEntry]:
     out = []
     for (position, at, author, kind, op, collection, id, version, rev, actor_hash, prev,
-         h) in cur.execute(_ENTRIES, (GENESIS, after, at_least, actor, limit)).fetchall():
-        out.append(AuditEntry(position, from_us(at), author, f"{kind}.{op}", collection, id, version, rev,
+         h) in reader.audit(after, at_least, actor, limit, GENESIS):
+        out.append(AuditEntry(position, from_us(at), author, f"{kind}.{op}", collection, id, version,
+                              None if rev is None else f"{version}-{rev.hex()}",
                               None if actor_hash is None else actor_hash.hex(), prev.hex(), h.hex()))
     return out
 

@@ -16,21 +16,18 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
-import apsw
-
-from . import atrest, errors
+from . import errors
+from .backend import Backend, NewEntry
+from .changelog import ChangeLog
 from .crypto import Cipher
 from .encoding import BlobRef, blob_hash_of
-from .opstats import instrumented
-from .sqlite import READ_ERRORS, all_rows, translate
-
-if TYPE_CHECKING:
-    from .store import Store
+from .opstats import OpStats, instrumented
 
 INLINE_MAX = 64 * 1024  # blobs up to this size stay in the database
 _CHUNK = 1024 * 1024
+BLOB_KEY = "blob_key"   # meta row holding an encrypted store's blob key (hex), inside its encrypted database
 
 
 def _os_error(e: OSError, what: str) -> errors.KuraError:
@@ -127,14 +124,15 @@ def check_content_type(value: Any) -> str | None:
 class BlobStore:
     """``store.blobs``: put, get, open, stat, exists, gc."""
 
-    def __init__(self, store: Store, directory: str) -> None:
-        self._store = store
-        self._backend = store._backend
-        self._ops = store._ops
+    def __init__(self, backend: Backend, log: ChangeLog, directory: str, ops: OpStats) -> None:
+        self._backend = backend
+        self._log = log
+        self._ops = ops
         self.directory = directory
         self._cipher: Cipher | None = None   # see cipher()
 
-    def _path(self, h: str) -> str:
+    def path(self, h: str) -> str:
+        """Where blob ``h`` is kept when it is a file (it may not be one)."""
         return os.path.join(self.directory, h[:2], h)
 
     # -- writing -----------------------------------------------------------------------
@@ -169,26 +167,20 @@ class BlobStore:
                 f"a blob must be bytes, a binary file or a path, not {type(source).__name__}", path="data")
         try:
             with self._backend.write() as tx:
-                conn = tx.cur
-                try:
-                    row = conn.execute("SELECT size, content_type FROM blobs WHERE hash=?", (h,)).fetchone()
-                    if row is not None:
-                        if content_type is not None and row[1] != content_type:
-                            raise errors.ConflictError(
-                                f"blob {h} is stored with content type {row[1]!r}, not {content_type!r}",
-                                current=BlobRef(h, row[0], row[1]),
-                                hint="the same bytes are stored once, with the content type of the put that"
-                                " stored them; put them without content_type to refer to them")
-                        return BlobRef(h, row[0], row[1])
-                    if tmp is not None:
-                        self._place(tmp, h)
-                        tmp = None
-                    conn.execute("INSERT INTO blobs(hash, size, content_type, created, data) VALUES(?,?,?,?,?)",
-                                 (h, size, content_type, time.time_ns() // 1000, data))
-                    self._store._append_log(tx, "blob", None, h, None, None, "put", None)
-                except apsw.Error as e:
-                    raise translate(e, f"blob {h}") from e
-                tx.wrote = True
+                row = tx.blob(h)
+                if row is not None:
+                    if content_type is not None and row[1] != content_type:
+                        raise errors.ConflictError(
+                            f"blob {h} is stored with content type {row[1]!r}, not {content_type!r}",
+                            current=BlobRef(h, row[0], row[1]),
+                            hint="the same bytes are stored once, with the content type of the put that"
+                            " stored them; put them without content_type to refer to them")
+                    return BlobRef(h, row[0], row[1])
+                if tmp is not None:
+                    self._place(tmp, h)
+                    tmp = None
+                tx.put_blob(h, size, content_type, time.time_ns() // 1000, data)
+                self._log.append(tx, [NewEntry("blob", "put", None, None, h)])
                 return BlobRef(h, size, content_type)
         finally:
             if tmp is not None:
@@ -252,16 +244,16 @@ class BlobStore:
         """What seals the blob files of an encrypted store (None for a plain one). Its key lives in
         the encrypted database, made by the first blob file written (``create``)."""
         if self._cipher is None and self._backend.key is not None:
-            try:
-                row = self._backend.reader().execute("SELECT value FROM meta WHERE key=?",
-                                                     (atrest.BLOB_KEY,)).fetchone()
-            except READ_ERRORS as e:
-                raise translate(e, "the blob key") from e
-            if row is not None:
-                self._cipher = Cipher.of(bytes.fromhex(row[0]))
+            value = self._backend.reader().meta(BLOB_KEY)
+            if value is not None:
+                self._cipher = Cipher.of(bytes.fromhex(value))
             elif create:
                 with self._backend.write() as tx:
-                    self._cipher = Cipher.of(atrest.blob_key(tx.cur))
+                    value = tx.meta(BLOB_KEY)
+                    if value is None:
+                        value = os.urandom(32).hex()
+                        tx.set_meta(BLOB_KEY, value)
+                    self._cipher = Cipher.of(bytes.fromhex(value))
         return self._cipher
 
     def _sealing(self, out: Any) -> Any:
@@ -271,7 +263,7 @@ class BlobStore:
 
     def _file(self, h: str, path: str | None = None) -> Any:
         """The plaintext stream of blob file ``h`` (opened, unverified); FileNotFoundError if missing."""
-        f = open(path or self._path(h), "rb")
+        f = open(path or self.path(h), "rb")
         cipher = self.cipher()
         if cipher is None:
             return f
@@ -304,7 +296,7 @@ class BlobStore:
             os.fsync(f.fileno())
 
     def _place(self, tmp: str, h: str) -> None:
-        path = self._path(h)
+        path = self.path(h)
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             os.replace(tmp, path)
@@ -317,22 +309,12 @@ class BlobStore:
         except OSError as e:
             raise _os_error(e, f"blob {h}") from e
 
-    def _check_refs(self, conn: apsw.Cursor, hashes: list[str], where: str) -> None:
-        for h in set(hashes):
-            if conn.execute("SELECT 1 FROM blobs WHERE hash=?", (h,)).fetchone() is None:
-                raise errors.ValidationError(f"{where} refers to blob {h}, which is not stored",
-                                             path="$blob", hint="store it with store.blobs.put() first")
-
     # -- reading -----------------------------------------------------------------------
 
-    def _row(self, ref: Any, columns: str = "size, content_type") -> tuple[str, Any]:
-        """The blob's hash and the given columns of its row, in one read; NotFound if absent."""
+    def _row(self, ref: Any, data: bool = False) -> tuple[str, Any]:
+        """The blob's hash and its row (size, content type, and the inline bytes if ``data``); NotFound if absent."""
         h = _hex_hash(ref)
-        row: Any
-        try:
-            row = self._backend.reader().execute(f"SELECT {columns} FROM blobs WHERE hash=?", (h,)).fetchone()
-        except READ_ERRORS as e:
-            raise translate(e, f"blob {h}") from e
+        row = self._backend.reader().blob(h, data)
         if row is None:
             raise errors.NotFound(f"blob {h} does not exist")
         return h, row
@@ -358,7 +340,7 @@ class BlobStore:
     def open(self, ref: Any) -> BinaryIO:
         """A seekable binary stream of the blob. Read in order, it raises CorruptedData when the end
         shows a mismatch; the first seek elsewhere checks the whole content first."""
-        h, (size, data) = self._row(ref, "size, data")  # one read: an inline blob's bytes come with it
+        h, (size, _, data) = self._row(ref, data=True)  # one read: an inline blob's bytes come with it
         if data is not None:
             if len(data) != size or hashlib.sha256(data).hexdigest() != h:
                 raise errors.CorruptedData(f"blob {h}: stored bytes do not match their hash")
@@ -366,7 +348,7 @@ class BlobStore:
         try:
             raw = _BlobReader(lambda: self._file(h), h, size)
         except FileNotFoundError as e:
-            raise errors.CorruptedData(f"blob {h}: its file {self._path(h)!r} is missing",
+            raise errors.CorruptedData(f"blob {h}: its file {self.path(h)!r} is missing",
                                        hint="restore from a backup") from e
         return io.BufferedReader(raw, _CHUNK)  # type: ignore[return-value]
 
@@ -385,12 +367,9 @@ class BlobStore:
                                          hint="e.g. grace=timedelta(hours=1)")
         cutoff = time.time_ns() // 1000 - int(grace.total_seconds() * 1_000_000)
         with self._backend.transaction() as tx:
-            rows = all_rows(
-                tx.cur, "DELETE FROM blobs WHERE created < ? AND NOT EXISTS"
-                " (SELECT 1 FROM blob_refs r WHERE r.hash = blobs.hash) RETURNING hash, data IS NULL",
-                (cutoff,))
-            for h, _ in rows:
-                self._store._append_log(tx, "blob", None, h, None, None, "delete", None)
+            rows = tx.delete_unreferenced_blobs(cutoff)
+            if rows:
+                self._log.append(tx, [NewEntry("blob", "delete", None, None, h) for h, _ in rows])
             # Files go only once the outermost transaction has committed.
             files = [h for h, in_file in rows if in_file]
             tx.after_commit.append(lambda: self._delete_files(files, cutoff / 1_000_000))
@@ -400,11 +379,11 @@ class BlobStore:
         """Unlink collected files, under the write lock, unless a new row appeared meanwhile."""
         with self._backend.transaction() as tx:
             for h in hashes:
-                if tx.cur.execute("SELECT 1 FROM blobs WHERE hash=?", (h,)).fetchone() is None:
-                    _unlink(self._path(h))
-            self._remove_orphans(tx.cur, cutoff)
+                if tx.blob(h) is None:
+                    _unlink(self.path(h))
+            self._remove_orphans(tx, cutoff)
 
-    def _remove_orphans(self, conn: apsw.Cursor, cutoff: float) -> None:
+    def _remove_orphans(self, tx: Any, cutoff: float) -> None:
         if not os.path.isdir(self.directory):
             return
         for entry in os.scandir(self.directory):
@@ -413,8 +392,7 @@ class BlobStore:
             for f in os.scandir(entry.path):
                 if f.stat().st_mtime >= cutoff:
                     continue
-                if entry.name == "tmp" or conn.execute(
-                        "SELECT 1 FROM blobs WHERE hash=?", (f.name,)).fetchone() is None:
+                if entry.name == "tmp" or tx.blob(f.name) is None:
                     _unlink(f.path)
 
 

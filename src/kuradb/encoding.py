@@ -80,11 +80,15 @@ def _fail(path: str, message: str, hint: str | None = None) -> ValidationError:
     return ValidationError(f"{message} at {where}", path=path, hint=hint)
 
 
-def _walk(value: Any, path: str, blobs: list[str], depth: int = 1) -> None:
-    """Check that ``value`` is JSON-compatible; collect blob references into ``blobs``.
+def _walk(value: Any, path: str, blobs: list[str], arrays: set[tuple[str, ...]], keys: tuple[str, ...] = (),
+          depth: int = 1) -> None:
+    """Check that ``value`` is JSON-compatible; collect blob references into ``blobs`` and the folded paths of
+    its arrays into ``arrays`` (``keys``: the object keys down to ``value``, array levels folded away, as the
+    array catalog keeps them: kuradb/query/catalog.py).
 
-    The hot path is a dict of scalars, so scalars are checked inline without a call.
-    ``depth`` counts the objects and arrays around ``value``, itself included.
+    One pass over the document does both: it is on every write. The hot path is a dict of
+    scalars, so scalars are checked inline without a call. ``depth`` counts the objects and
+    arrays around ``value``, itself included.
     """
     t = type(value)
     if depth > MAX_DEPTH and (t is dict or t is list or isinstance(value, (dict, list, tuple))):
@@ -103,15 +107,16 @@ def _walk(value: Any, path: str, blobs: list[str], depth: int = 1) -> None:
             if tv is str or tv is bool or v is None or (tv is int and INT_MIN <= v <= INT_MAX) or (
                     tv is float and v - v == 0.0):
                 continue
-            _walk(v, f"{path}.{k}" if path else k, blobs, depth + 1)
+            _walk(v, f"{path}.{k}" if path else k, blobs, arrays, (*keys, k), depth + 1)
         return
     if t is list:
+        arrays.add(keys)
         for i, v in enumerate(value):
             tv = type(v)
             if tv is str or tv is bool or v is None or (tv is int and INT_MIN <= v <= INT_MAX) or (
                     tv is float and v - v == 0.0):
                 continue
-            _walk(v, f"{path}[{i}]", blobs, depth + 1)
+            _walk(v, f"{path}[{i}]", blobs, arrays, keys, depth + 1)
         return
     if t in _SCALARS:
         return
@@ -130,11 +135,11 @@ def _walk(value: Any, path: str, blobs: list[str], depth: int = 1) -> None:
     if isinstance(value, (str, bool)):
         return
     if isinstance(value, int):
-        return _walk(int(value), path, blobs, depth)
+        return _walk(int(value), path, blobs, arrays, keys, depth)
     if isinstance(value, float):
-        return _walk(float(value), path, blobs, depth)
+        return _walk(float(value), path, blobs, arrays, keys, depth)
     if isinstance(value, dict):
-        return _walk(dict(value), path, blobs, depth)
+        return _walk(dict(value), path, blobs, arrays, keys, depth)
     hint = "use a list" if isinstance(value, (tuple, set, frozenset)) else "store JSON values only"
     raise _fail(path, f"a {t.__name__} is not a JSON value", hint)
 
@@ -148,8 +153,9 @@ def _default(value: Any) -> Any:
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
-def encode_content(content: Any, *, max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> tuple[bytes, list[str]]:
-    """Validate a document and return its canonical bytes and the blob hashes it refers to."""
+def encode_content(content: Any, *, max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+                   ) -> tuple[bytes, list[str], set[tuple[str, ...]]]:
+    """Validate a document; its canonical bytes, the blob hashes it refers to, and the folded paths of its arrays."""
     if type(content) is not dict:
         if isinstance(content, dict):
             content = dict(content)
@@ -158,10 +164,11 @@ def encode_content(content: Any, *, max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES)
                 f"a document must be a dict, not {type(content).__name__}", path="",
                 hint="wrap the value: {'value': ...}")
     blobs: list[str] = []
+    arrays: set[tuple[str, ...]] = set()
     for k in content:
         if type(k) is str and k[:1] == "_":
             raise _fail(k, f"top-level key {k!r} starts with '_', which is reserved for envelope fields")
-    _walk(content, "", blobs)
+    _walk(content, "", blobs, arrays)
     try:
         data = orjson.dumps(content, default=_default, option=_OPTS)
     except orjson.JSONEncodeError:
@@ -171,7 +178,7 @@ def encode_content(content: Any, *, max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES)
         raise ValidationError(
             f"document is {len(data):,} bytes, over the limit of {max_bytes:,}", path="",
             hint="store large payloads as blobs and keep a BlobRef in the document")
-    return data, blobs
+    return data, blobs, arrays
 
 
 def _not_text(value: Any, path: str) -> ValidationError | None:
@@ -208,6 +215,25 @@ def decode(data: str | bytes) -> Any:
 def checksum(data: bytes) -> str:
     """Checksum of a canonical encoding (BLAKE2b-128, hex)."""
     return blake2b(data, digest_size=16).hexdigest()
+
+
+_BLAKE2B_128 = blake2b(digest_size=16)   # copied per digest, not made: 0.39 us, where blake2b(d, ...) is 0.50
+
+
+
+
+def content_digest(data: bytes) -> bytes:
+    """The checksum of a canonical encoding as stored: BLAKE2b-128 (``checksum`` is its hex)."""
+    h = _BLAKE2B_128.copy()
+    h.update(data)
+    return h.digest()
+
+
+def rev_digest(parent_rev: str | None, content: bytes | None) -> bytes:
+    """The digest of a rev (``make_rev``'s, as bytes): over the parent rev and the content digest."""
+    h = _BLAKE2B_128.copy()
+    h.update(f"{parent_rev or ''}\x00{content.hex() if content is not None else 'deleted'}".encode())
+    return h.digest()
 
 
 def sha256_file(path: str, chunk: int = 1 << 20) -> tuple[str, int]:

@@ -13,6 +13,7 @@
      ├── ReadOnly              read_only
      ├── Busy                  busy                (another writer held the lock past the timeout)
      ├── UnsupportedVersion    unsupported_version (made by a newer kuradb; never reinterpreted)
+     │    └── MigrationRequired migration_required (an older layout to migrate: kuradb migrate DIR)
      ├── SyncError             sync_failed
      ├── BackupError           backup_failed
      ├── RestoreError          restore_failed
@@ -96,6 +97,10 @@ class UnsupportedVersion(KuraError):
     code = "unsupported_version"
 
 
+class MigrationRequired(UnsupportedVersion):
+    code = "migration_required"
+
+
 class SyncError(KuraError):
     code = "sync_failed"
 
@@ -115,7 +120,7 @@ class Closed(KuraError):
 ALL: tuple[type[KuraError], ...] = (
     NotFound, AlreadyExists, ConflictError, DuplicateKey, ValidationError, QueryError,
     CorruptedData, StorageFull, PermissionDenied, ReadOnly, Busy, UnsupportedVersion,
-    SyncError, BackupError, RestoreError, Closed,
+    SyncError, BackupError, RestoreError, Closed, MigrationRequired,
 )
 
 # Process exit codes for the CLI: 1 is reserved for unexpected failures, 2 for usage errors.

@@ -20,7 +20,6 @@ finds nothing afterwards clears it.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -29,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from . import errors
-from .sqlite import READ_ERRORS, translate
 
 if TYPE_CHECKING:
     from .store import Store
@@ -74,31 +72,30 @@ def record(store: Store, key: str, value: dict[str, Any]) -> None:
     """Remember an outcome (last backup, last verify) in the store, if it is writable."""
     if store.read_only:
         return
-    with store._backend.write() as tx:
-        tx.cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, orjson.dumps(value).decode()))
+    with store.backend.write() as tx:
+        tx.set_meta(key, orjson.dumps(value).decode())
 
 
 def _recorded(store: Store, key: str) -> dict[str, Any] | None:
     try:
-        row: Any = store._backend.reader().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchall()
-        return orjson.loads(row[0][0]) if row else None
-    except READ_ERRORS as e:
-        translate(e, "the store's meta table")   # notes the damage, which the damage check reports
+        value = store.backend.reader().meta(key)
+    except errors.CorruptedData:   # the read noted the damage, which the damage check reports
         return None
+    return None if value is None else orjson.loads(value)
 
 
 def note_damage(store: Store, problem: str) -> None:
     """Damage found by a check (a backup's): health() is failing until a verify finds none."""
-    store._backend.note_damage(problem)
+    store.backend.note_damage(problem)
     _keep_damage(store)
 
 
 def _keep_damage(store: Store) -> dict[str, Any] | None:
     """The latest damage seen by this process or recorded by any; this process's is recorded
     (when the store is writable and this thread is not inside a transaction)."""
-    seen, recorded = store._backend.damage, _recorded(store, "damage")
+    seen, recorded = store.backend.damage, _recorded(store, "damage")
     if seen is not None and (recorded is None or recorded["at"] < seen["at"]):
-        if not store.read_only and not store._backend.in_transaction():
+        if not store.read_only and not store.backend.in_transaction():
             try:
                 record(store, "damage", seen)
             except errors.KuraError:
@@ -145,9 +142,8 @@ def health(store: Store, thresholds: dict[str, Any] | None = None) -> Health:
     if limits["disk_free"] is not None:
         free = shutil.disk_usage(store.directory).free
         checks["disk_free"] = Check(_below(free, limits["disk_free"]), f"{free / GiB:,.1f} GiB free", free)
-    if limits["wal_size"] is not None:
-        wal = store._backend.path + "-wal"
-        size = os.path.getsize(wal) if os.path.exists(wal) else 0
+    size = store.backend.describe().get("wal_bytes")
+    if limits["wal_size"] is not None and size is not None:
         checks["wal_size"] = Check(_above(size, limits["wal_size"]), f"write-ahead log {size / MiB:,.1f} MiB", size)
     if limits["last_backup"] is not None:
         last = _recorded(store, "last_backup")
@@ -170,7 +166,7 @@ def health(store: Store, thresholds: dict[str, Any] | None = None) -> Health:
             checks["last_verify"] = Check(status, detail, last["problems"])
     if limits["damage"] is not None:
         checks["damage"] = _damage_check(store)
-    rc = store._read_cache
+    rc = store.read_cache
     if limits["cache_hit_rate"] is not None and rc is not None:
         st = rc.cache.stats()
         reads = st.hits + st.misses

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from hashlib import blake2b
 from operator import attrgetter
 from typing import Any
 
@@ -48,13 +49,11 @@ class Record(Mapping[str, Any]):
     id: str = property(attrgetter("_id"))  # type: ignore[assignment]
     type: str | None = property(attrgetter("_type"))  # type: ignore[assignment]
     version: int = property(attrgetter("_version"))  # type: ignore[assignment]
-    rev: str = property(attrgetter("_rev"))  # type: ignore[assignment]
-    checksum: str | None = property(attrgetter("_checksum"))  # type: ignore[assignment]
     author: str | None = property(attrgetter("_author"))  # type: ignore[assignment]
     deleted: bool = property(attrgetter("_deleted"))  # type: ignore[assignment]
 
-    def __init__(self, collection: str, id: str, type: str | None, version: int, rev: str,
-                 checksum: str | None, author: str | None, deleted: bool,
+    def __init__(self, collection: str, id: str, type: str | None, version: int, rev: bytes,
+                 checksum: bytes | None, author: str | None, deleted: bool,
                  text: str | bytes | None, created_us: int, modified_us: int) -> None:
         self._collection = collection
         self._id = id
@@ -69,9 +68,19 @@ class Record(Mapping[str, Any]):
         self._created_us = created_us
         self._modified_us = modified_us
 
+    @property
+    def rev(self) -> str:
+        """``"{version}-{digest}"``: the digest (hex) covers the parent rev and the content."""
+        return f"{self._version}-{self._rev.hex()}"
+
+    @property
+    def checksum(self) -> str | None:
+        """BLAKE2b-128 (hex) of the canonical encoding of the content; None for a tombstone."""
+        return None if self._checksum is None else self._checksum.hex()
+
     @classmethod
-    def partial(cls, collection: str, id: str, type: str | None, version: int, rev: str,
-                checksum: str | None, author: str | None, content: dict[str, Any],
+    def partial(cls, collection: str, id: str, type: str | None, version: int, rev: bytes,
+                checksum: bytes | None, author: str | None, content: dict[str, Any],
                 created_us: int, modified_us: int) -> Record:
         """A record whose content holds only the fields a query selected (``checksum`` is the full one's)."""
         rec = cls(collection, id, type, version, rev, checksum, author, False, None, created_us, modified_us)
@@ -119,10 +128,11 @@ class Record(Mapping[str, Any]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Record):
             return NotImplemented
-        return (self.collection, self.id, self.rev) == (other.collection, other.id, other.rev)
+        return (self._collection, self._id, self._version, self._rev) == (
+            other._collection, other._id, other._version, other._rev)
 
     def __hash__(self) -> int:
-        return hash((self.collection, self.id, self.rev))
+        return hash((self._collection, self._id, self._rev))
 
     def __repr__(self) -> str:
         state = " deleted" if self.deleted else ""
@@ -136,6 +146,21 @@ class Record(Mapping[str, Any]):
             "created": self.created.isoformat(), "modified": self.modified.isoformat(),
             "author": self.author, "deleted": self.deleted, "content": self.content,
         }
+
+
+def corrupted(collection: str, id: str, version: int) -> Exception:
+    from .errors import CorruptedData
+
+    return CorruptedData(f"{collection}/{id} version {version}: content does not match its checksum",
+                         hint="run verify and restore from a backup")
+
+
+def live_record(collection: str, id: str, row: tuple[Any, ...]) -> Record:
+    """The Record of a HEAD row (kuradb/backend.py) of a live record, its content checked."""
+    version, rev, type_, created, modified, author, deleted, ck, text = row[:9]
+    if text is not None and blake2b(text.encode(), digest_size=16).digest() != ck:
+        raise corrupted(collection, id, version)
+    return Record(collection, id, type_, version, rev, ck, author, bool(deleted), text, created, modified)
 
 
 @dataclass(frozen=True, slots=True)

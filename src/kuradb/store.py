@@ -10,14 +10,15 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import apsw
-import orjson
-
 from . import audit, backups, errors, health, integrity, options
 from .audit import AuditEntry
+from .backend import NewEntry
+from .backends import open_backend
 from .backups import BackupInfo
 from .blobs import BlobStore
-from .collection import Collection, now_us
+from .changelog import ChangeLog
+from .collection import Collection, Parts
+from .collections import Collections
 from .encoding import DEFAULT_MAX_DOCUMENT_BYTES
 from .health import Health
 from .ids import check_author, check_collection_name
@@ -29,9 +30,6 @@ from .readcache import CacheConfig, ReadCache
 from .records import Change, from_us, to_us
 from .schedule import BackupSchedule
 from .schemas import compile_schema
-from .sqlite import READ_ERRORS, SQLiteBackend, Transaction, all_rows, scalar, translate
-
-_CHANGE_COLS = "position, kind, collection, id, version, rev, op, at, author"
 
 
 def _check_position(value: Any, name: str) -> int:
@@ -44,7 +42,7 @@ def _check_position(value: Any, name: str) -> int:
 def open(location: str | os.PathLike[str], *, durability: str = "normal", cache: Any = None,
          encryption_key: Any = None, read_only: bool = False, author: str | None = None,
          timeout: float = 5.0, max_document_size: int = DEFAULT_MAX_DOCUMENT_BYTES,
-         create: bool | None = None) -> Store:
+         create: bool | None = None, migrate: bool | None = None) -> Store:
     """Open the store at ``location``, making it if there is none yet.
 
     ``location`` is a directory, or ``":memory:"`` for a throwaway store that
@@ -53,7 +51,10 @@ def open(location: str | os.PathLike[str], *, durability: str = "normal", cache:
     empty; ``create=True`` also makes one in a directory that holds other files,
     ``create=False`` never makes one (NotFound). An existing database file is
     never re-initialised: one that is empty or not a kuradb store is refused
-    (CorruptedData). ``timeout`` bounds how long a writer waits for another
+    (CorruptedData). A store of an older layout is migrated as it opens when it is
+    small (``migrate=None``); a large one raises ``MigrationRequired`` unless
+    ``migrate=True`` (or ``kuradb.migrate(dir)``, which shows progress);
+    ``migrate=False`` never migrates. ``timeout`` bounds how long a writer waits for another
     writer before raising ``Busy``. ``encryption_key`` (32 bytes, or a
     passphrase str) encrypts the database, its WAL and the blob files
     (kuradb/atrest.py); a wrong or missing key raises ``PermissionDenied``.
@@ -68,6 +69,8 @@ def open(location: str | os.PathLike[str], *, durability: str = "normal", cache:
         raise errors.ValidationError(f"location {location!r} is not a path", path="location")
     _check_open_options(durability=durability, read_only=read_only, author=author, timeout=timeout,
                         max_document_size=max_document_size, create=create)
+    if migrate is not None and not isinstance(migrate, bool):
+        raise errors.ValidationError(f"migrate must be True, False or None, not {migrate!r}", path="migrate")
     if location.startswith(("postgresql://", "postgres://", "http://", "https://")):
         raise errors.KuraError(f"{location.split(':')[0]} stores are not available in this version",
                                hint="open a directory or ':memory:'")
@@ -79,11 +82,33 @@ def open(location: str | os.PathLike[str], *, durability: str = "normal", cache:
     try:
         return Store(location, durability=durability, read_only=read_only, author=author,
                      timeout=timeout, max_document_size=max_document_size, temporary=temporary is not None,
-                     cache=cache_config, encryption_key=encryption_key, create=create)
+                     cache=cache_config, encryption_key=encryption_key, create=create, migrate=migrate)
     except BaseException:
         if temporary:
             shutil.rmtree(temporary, ignore_errors=True)
         raise
+
+
+def migrate(directory: str | os.PathLike[str], *, progress: Any = None, encryption_key: Any = None,
+            vacuum: bool = False) -> int:
+    """Migrate the store in ``directory`` to this kuradb's layout, in one transaction (a crash leaves it as it
+    was); returns the schema version it is at. ``progress(fraction)`` is called as it goes (an estimate).
+    ``vacuum`` then rewrites the file compactly (what the old layout used is otherwise kept for reuse)."""
+    backend = open_backend(os.fspath(directory), key=encryption_key, create=False, migrate=True, progress=progress)
+    try:
+        if vacuum:
+            backend.vacuum()
+        return int(backend.schema_version())
+    finally:
+        backend.close()
+
+
+def rekey(directory: str | os.PathLike[str], old: Any, new: Any) -> int:
+    """Change the encryption key of the store in ``directory`` from ``old`` to ``new`` (``old`` None: encrypt a
+    plain store). Offline: no other process may have it open. Returns how many blob files were sealed."""
+    from .backends.sqlite import atrest
+
+    return atrest.rekey(os.fspath(directory), old, new)
 
 
 def _check_open_options(*, durability: Any, read_only: Any, author: Any, timeout: Any, max_document_size: Any,
@@ -113,37 +138,42 @@ class Store:
     def __init__(self, directory: str, *, durability: str = "normal", read_only: bool = False,
                  author: str | None = None, timeout: float = 5.0,
                  max_document_size: int = DEFAULT_MAX_DOCUMENT_BYTES, temporary: bool = False,
-                 cache: CacheConfig | None = None, encryption_key: Any = None, create: bool | None = None) -> None:
+                 cache: CacheConfig | None = None, encryption_key: Any = None, create: bool | None = None,
+                 migrate: bool | None = None) -> None:
         self.directory = directory
         self.author = author
         self.max_document_size = max_document_size
         self._temporary = temporary
         self._pid = os.getpid()
-        self._backend = SQLiteBackend(directory, durability=durability, read_only=read_only,
-                                      timeout=timeout, key=encryption_key, create=create)
-        self._collections: dict[str, Collection] = {}
-        self._ensured: set[str] = set()  # collections known to have their row
-        self._arrays = ArrayCatalog()
-        self._lock = threading.Lock()
+        #: The storage seam (kuradb/backend.py): for kuradb's own layers (backups, integrity, health).
+        self.backend = open_backend(directory, durability=durability, read_only=read_only, timeout=timeout,
+                                    key=encryption_key, create=create, migrate=migrate)
+        self._log = ChangeLog(author)
+        self._names = Collections()
         self._ops = OpStats()
+        self._parts = Parts(self.backend, self._log, self._names, ArrayCatalog(), self._ops, max_document_size)
+        self._collections: dict[str, Collection] = {}
+        self._lock = threading.Lock()
         self._schedules: list[BackupSchedule] = []
         self._changed = threading.Condition()
         self._watchers = 0  # commits wake watchers only when there are some
-        self._backend.on_commit(self._notify)
-        self.blobs = BlobStore(self, os.path.join(directory, "blobs"))
-        self._read_cache: ReadCache | None = None
+        self.backend.on_commit(self._notify)
+        self.blobs = BlobStore(self.backend, self._log, os.path.join(directory, "blobs"), self._ops)
         if cache is not None:
-            self._read_cache = ReadCache(self._backend.path, cache, encryption_key)
-            if cache.max_staleness:
-                self._backend.on_commit(self._read_cache.catch_up)   # own commits: seen at once
+            self._parts.read_cache = ReadCache(self.backend, cache)
 
     @property
     def durability(self) -> str:
-        return self._backend.durability
+        return self.backend.durability
 
     @property
     def read_only(self) -> bool:
-        return self._backend.read_only
+        return self.backend.read_only
+
+    @property
+    def read_cache(self) -> ReadCache | None:
+        """The store's read cache (``cache=``), None without one."""
+        return self._parts.read_cache
 
     def __repr__(self) -> str:
         return f"<kuradb.Store {self.directory!r} durability={self.durability}>"
@@ -154,10 +184,10 @@ class Store:
         """Close every connection (after stopping backup schedules); later calls raise Closed. Idempotent."""
         for schedule in self._schedules:
             schedule.stop(timeout=60)
-        rc, self._read_cache = self._read_cache, None
+        rc, self._parts.read_cache = self._parts.read_cache, None
         if rc is not None:
             rc.close()
-        self._backend.close()
+        self.backend.close()
         with self._changed:
             self._changed.notify_all()
         if self._temporary and os.getpid() == self._pid:  # a forked child must not remove it
@@ -165,7 +195,7 @@ class Store:
 
     @property
     def closed(self) -> bool:
-        return self._backend._closed
+        return self.backend.closed
 
     def __enter__(self) -> Store:
         return self
@@ -198,74 +228,34 @@ class Store:
             if existing is not None and schema is None and keep_history is None:
                 return existing
             if keep_history is not None or isinstance(schema, dict):
-                self._configure(name, keep_history=options.UNSET if keep_history is None else keep_history,
-                                schema=schema if isinstance(schema, dict) else options.UNSET, explicit=False)
-            coll = Collection(self, name, model=model)
+                with self.backend.transaction() as tx:
+                    self._names.configure(tx, self._log, name, explicit=False,
+                                          keep_history=options.UNSET if keep_history is None else keep_history,
+                                          schema=schema if isinstance(schema, dict) else options.UNSET)
+            coll = Collection(self._parts, name, model=model)
             self._collections[name] = coll
             return coll
 
     __getitem__ = collection
 
-    def _configure(self, name: str, *, keep_history: Any, schema: Any, explicit: bool) -> options.Options:
-        """Change a collection's saved options in one write transaction (see kuradb/options.py)."""
-        with self._backend.transaction() as tx:
-            row: Any = tx.cur.execute("SELECT options FROM collections WHERE name=?", (name,)).fetchone()
-            saved = options.parse(name, row[0] if row else None)
-            new = options.merge(name, saved, row is not None, keep_history=keep_history, schema=schema,
-                                explicit=explicit)
-            if new is not saved:
-                body = new.to_json()
-                self._ensure_collection(tx, name)
-                tx.cur.execute("UPDATE collections SET options=? WHERE name=?", (orjson.dumps(body).decode(), name))
-                self._append_log(tx, "collection", name, None, None, None, "options", None, body)
-            return new
-
-    def _options(self, cur: Any, name: str) -> options.Options:
-        """The collection's saved options as ``cur``'s transaction or snapshot sees them."""
-        try:
-            row: Any = cur.execute("SELECT options FROM collections WHERE name=?", (name,)).fetchone()
-        except READ_ERRORS as e:
-            raise translate(e, f"collection {name}") from e
-        return options.parse(name, row[0] if row else None)
-
-    def _ensure_collection(self, tx: Transaction, name: str) -> None:
-        tx.cur.execute("INSERT OR IGNORE INTO collections(name, created) VALUES(?, ?)", (name, now_us()))
-        tx.ensured.add(name)
-        tx.after_commit.append(lambda: self._ensured.add(name))
-
     def collections(self) -> list[str]:
-        """Names of the collections that exist (that were written to or given options)."""
-        # Records are the truth: a collection whose row another process dropped while
-        # this one still had it cached is listed as long as it has records.
-        try:
-            rows = all_rows(
-                self._backend.reader(), "WITH RECURSIVE c(n) AS (SELECT min(collection) FROM docs UNION ALL"
-                " SELECT (SELECT min(collection) FROM docs WHERE collection > n) FROM c WHERE n IS NOT NULL)"
-                " SELECT n FROM c WHERE n IS NOT NULL UNION SELECT name FROM collections ORDER BY 1")
-        except READ_ERRORS as e:
-            raise translate(e, "collections") from e
-        return [r[0] for r in rows]
+        """Names of the collections that exist (written to or given options, and not dropped since)."""
+        with self.backend.read() as r:
+            return r.collection_names()
 
     def drop_collection(self, name: str) -> None:
         """Delete a collection, its records and their history; NotFound if it does not exist."""
         check_collection_name(name)
-        with self._backend.write() as tx:
-            conn = tx.cur
-            if conn.execute("DELETE FROM collections WHERE name=? RETURNING name", (name,)).fetchone() is None:
+        with self.backend.write() as tx:
+            row = tx.collection(name)
+            if row is None or not row[2]:
                 raise errors.NotFound(f"collection {name!r} does not exist")
-            indexes.drop_all(tx, name)
-            positions = conn.execute(
-                "WITH RECURSIVE chain(p) AS (SELECT position FROM docs WHERE collection=?"
-                " UNION ALL SELECT log.prev FROM log JOIN chain ON log.position = chain.p"
-                " WHERE log.prev IS NOT NULL)"
-                " UPDATE log SET body=NULL, erased=? WHERE position IN (SELECT p FROM chain)"
-                " RETURNING position", (name, audit.head(conn)[0] + 1)).fetchall()
-            conn.executemany("DELETE FROM blob_refs WHERE position=?", positions)
-            conn.execute("DELETE FROM docs WHERE collection=?", (name,))
-            self._append_log(tx, "collection", name, None, None, None, "drop", None)
+            coll = row[0]
+            indexes.drop_all(tx, self.backend.dialect, name, coll)
+            tx.drop_collection(coll, self._log.next_position(tx))
+            self._log.append(tx, [NewEntry("collection", "drop", coll, name, None)])
         with self._lock:
             self._collections.pop(name, None)
-            self._ensured.discard(name)
 
     def repository(self, model: type, *, collection: str | None = None) -> Any:
         """Typed access to a collection through a pydantic model or dataclass."""
@@ -281,32 +271,12 @@ class Store:
         Nested blocks are savepoints: an exception leaving an inner block undoes
         only that block. Reads inside see the writes inside.
         """
-        return self._backend.transaction()
-
-    def _append_log(self, tx: Transaction, kind: str, collection: str | None, id: str | None,
-                    version: int | None, rev: str | None, op: str, author: str | None,
-                    body: Any = None) -> int:
-        """A change-log entry that is not a record version. ``body``: what a replay needs to redo
-        it (collection options, an index definition); it is not part of the audit hash."""
-        last, prev_hash = audit.head(tx.cur)
-        position, at, author = last + 1, now_us(), author or self.author
-        actor = audit.actor_digest(author)
-        tx.cur.execute(
-            "INSERT INTO log(position, kind, collection, id, version, rev, op, at, author, actor_hash, hash, txn,"
-            " body) VALUES(?,?,?,?,?,?,?,?,?,?,?,?, jsonb(?))",
-            (position, kind, collection, id, version, rev, op, at, author, actor,
-             audit.entry_hash(prev_hash, position, at, kind, op, collection, id, version, rev, actor),
-             tx.txn(position), None if body is None else orjson.dumps(body)))
-        tx.wrote = True
-        return position
+        return self.backend.transaction()
 
     @property
     def position(self) -> int:
         """The position of the last committed change (0 for an empty store)."""
-        try:
-            return int(scalar(self._backend.reader(), "SELECT max(position) FROM log") or 0)
-        except READ_ERRORS as e:
-            raise translate(e, "position") from e
+        return self.backend.reader().last()[0]
 
     def changes(self, since: int = 0, *, limit: int | None = None) -> Iterator[Change]:
         """Changes after position ``since``, oldest first, read in pages."""
@@ -319,14 +289,10 @@ class Store:
         left = limit
         while left is None or left > 0:
             page = 1000 if left is None else min(left, 1000)
-            try:
-                rows = all_rows(self._backend.reader(),
-                                f"SELECT {_CHANGE_COLS} FROM log WHERE position > ? ORDER BY position LIMIT ?",
-                                (since, page))
-            except READ_ERRORS as e:
-                raise translate(e, "changes") from e
-            for row in rows:
-                yield Change(row[0], row[1], row[2], row[3], row[4], row[5], row[6], from_us(row[7]), row[8])
+            rows = self.backend.reader().changes(since, page)
+            for p, kind, coll, id, version, rev, op, at, author in rows:
+                yield Change(p, kind, coll, id, version, None if rev is None else f"{version}-{rev.hex()}", op,
+                             from_us(at), author)
             if len(rows) < page:
                 return
             since = rows[-1][0]
@@ -447,12 +413,8 @@ class Store:
             raise errors.ValidationError(f"limit must be a non-negative integer, not {limit!r}", path="limit")
         if actor is not None and not isinstance(actor, str):
             raise errors.ValidationError(f"actor must be a string, not {type(actor).__name__}", path="actor")
-        try:
-            with self._backend.read() as cur:
-                return audit.entries(cur, after=after, at_least=at_least, actor=actor,
-                                     limit=-1 if limit is None else limit)
-        except apsw.Error as e:
-            raise translate(e, "audit") from e
+        with self.backend.read() as r:
+            return audit.entries(r, after=after, at_least=at_least, actor=actor, limit=-1 if limit is None else limit)
 
     def health(self, *, thresholds: dict[str, Any] | None = None) -> Health:
         """Named checks (disk_free, wal_size, last_backup, last_verify), each ok / degraded / failing;
@@ -468,27 +430,16 @@ class Store:
     # -- introspection ---------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        conn = self._backend.reader()
-        def q(sql: str) -> Any:
-            try:
-                return conn.execute(sql).fetchone()
-            except READ_ERRORS as e:
-                raise translate(e, "stats") from e
-
-        live, deleted = q("SELECT count(*) - total(deleted), total(deleted) FROM docs")
-        blobs, blob_bytes = q("SELECT count(*), coalesce(sum(size), 0) FROM blobs")
-        files = {}
-        for suffix in ("", "-wal"):
-            p = self._backend.path + suffix
-            files["db_bytes" if not suffix else "wal_bytes"] = os.path.getsize(p) if os.path.exists(p) else 0
+        """Counts and sizes: records, versions, blobs, the engine's files; this process's operation counters."""
+        with self.backend.read() as r:
+            totals = r.totals()
+            position = r.last()[0]
+            names = r.collection_names()
+        rc = self._parts.read_cache
         return {
             "directory": self.directory, "durability": self.durability, "read_only": self.read_only,
-            "encrypted": self._backend.key is not None, "position": self.position,
-            "collections": len(self.collections()),
-            "records": int(live), "deleted": int(deleted),
-            "versions": q("SELECT count(*) FROM log WHERE kind='record' AND erased=0")[0],
-            "blobs": blobs, "blob_bytes": blob_bytes, **files,
-            "sqlite_version": apsw.sqlite_lib_version(),
+            "encrypted": self.backend.key is not None, "position": position, "collections": len(names),
+            **totals, **self.backend.describe(),
             "operations": self._ops.snapshot(),
-            "cache": None if self._read_cache is None else self._read_cache.stats(),
+            "cache": None if rc is None else rc.stats(),
         }

@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import audit, errors
+from ..backends.sqlite.copy import Source
 from ..crypto import Cipher
 from ..encoding import sha256_file
-from ..sqlite import READ_ERRORS, translate
 from . import files, replay
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ class _Unpacker:
     def __init__(self, dest: str, work: str, key: Any) -> None:
         self.dest, self.work, self.key = dest, work, key
         self._paths: dict[str, str] = {}
-        self._sources: dict[str, replay.Source] = {}
+        self._sources: dict[str, Source] = {}
         self._ciphers: dict[str, Cipher | None] = {}
         self.used: list[Manifest] = []
 
@@ -224,11 +224,11 @@ class _Unpacker:
             raise errors.PermissionDenied(f"backup {m['id']} is of an encrypted store; give its encryption_key")
         return self.key
 
-    def source(self, m: Manifest) -> replay.Source:
+    def source(self, m: Manifest) -> Source:
         if m["id"] not in self._sources:
             path = self.database(m)
             try:
-                self._sources[m["id"]] = replay.Source(path, m["id"], self.store_key(m))
+                self._sources[m["id"]] = Source(path, m["id"], self.store_key(m))
             except errors.PermissionDenied as e:
                 raise errors.PermissionDenied(f"backup {m['id']}: {e.message}") from e
         return self._sources[m["id"]]
@@ -264,14 +264,11 @@ def _build(store_dir: str, base: list[Manifest], tail: Manifest | None, p: int, 
     key = unpacker.store_key(plan[0]) if plan else None
     try:
         return _build_store(store_dir, base, tail, p, unpacker, progress, plan, key)
-    except _DAMAGE as e:
+    except errors.CorruptedData as e:
         # A damaged backup: what it holds cannot be read (the restored store's own verify names the rest).
-        found = e.message if isinstance(e, errors.KuraError) else translate(e, "the restored store").message
+        found = e.message
         raise errors.RestoreError(f"{_names(plan)} cannot be restored, its data is damaged: {found}{_marked(plan)}",
                                   hint="try an older backup (kuradb backups list)") from e
-
-
-_DAMAGE: tuple[type[Exception], ...] = (*READ_ERRORS, errors.CorruptedData)
 
 
 def _names(plan: list[Manifest]) -> str:
@@ -309,8 +306,8 @@ def _build_store(store_dir: str, base: list[Manifest], tail: Manifest | None, p:
             at = base[-1]["position"] if base else 0
             if p > at:
                 replay.replay(store, source, at, p)
-            row = source.entry(p)
-            expected = None if row is None else row[replay.COLUMNS.index("hash")].hex()
+            entry = source.entry(p)
+            expected = None if entry is None else entry.hash.hex()
         _place_blobs(store, unpacker)
         problems = _check(store, p, expected)
         if problems:
@@ -323,9 +320,8 @@ def _build_store(store_dir: str, base: list[Manifest], tail: Manifest | None, p:
 
 
 def _place_blobs(store: Store, unpacker: _Unpacker) -> None:
-    rows: list[Any] = store._backend.reader().execute("SELECT hash FROM blobs WHERE data IS NULL").fetchall()
-    for (h,) in rows:
-        path = store.blobs._path(h)
+    for h in store.backend.reader().file_blobs():
+        path = store.blobs.path(h)
         if not os.path.exists(path) and not unpacker.blob(h, path):
             raise errors.RestoreError(f"blob {h} is referenced but its file is in no backup of this restore")
 
@@ -333,7 +329,8 @@ def _place_blobs(store: Store, unpacker: _Unpacker) -> None:
 def _check(store: Store, position: int, head: str | None) -> list[str]:
     """The restored store's own verify, and its audit chain ending where the backups recorded."""
     problems = store.verify().problems
-    have, digest = audit.head(store._backend.reader())
+    have, last = store.backend.reader().last()
+    digest = last or audit.GENESIS
     if have != position or (head is not None and digest.hex() != head):
         problems.append(f"its change log ends at position {have} with hash {digest.hex()[:12]}…, not where the"
                         f" backups recorded ({position}, {str(head)[:12]}…)")

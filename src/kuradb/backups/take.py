@@ -17,32 +17,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import apsw
-
-from .. import atrest, audit, damage, errors, health
+from .. import errors, health
 from ..crypto import Cipher
 from ..encoding import sha256_file
 from ..ids import new_id
-from ..sqlite import READ_ERRORS, translate
 from . import files
 
 if TYPE_CHECKING:
     from ..store import Store
 
 Progress = Callable[[float], None] | None
-
-# What a changes file holds, read from the store's snapshot (":p" is the parent's position).
-CHANGES = (
-    ("log", "SELECT * FROM main.log WHERE position > :p"),
-    ("erasures", "SELECT position, erased, author, type, checksum FROM main.log"
-                 " WHERE erased > :p AND position <= :p"),
-    ("blobs", "SELECT * FROM main.blobs WHERE hash IN"
-              " (SELECT id FROM main.log WHERE position > :p AND kind = 'blob' AND op = 'put')"),
-    ("blob_refs", "SELECT * FROM main.blob_refs WHERE position > :p"),
-    ("collections", "SELECT * FROM main.collections"),
-    ("indexes", "SELECT * FROM main.indexes"),
-)
-
 
 def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", encryption_key: Any = None,
            progress: Progress = None, allow_damaged: bool = False) -> files.BackupInfo:
@@ -52,14 +36,15 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", en
     the newest one is of another store or history) take a full backup instead; the
     returned ``kind`` says which was taken.
 
-    The copy is checked before it is kept (``damage.copy_problems``): a store that
+    The copy is checked before it is kept (for SQLite: ``quick_check`` and every body
+    well-formed, kuradb/backends/sqlite/damage.py): a store that
     is damaged gives ``BackupError`` naming the damage, and health() turns failing.
     ``allow_damaged=True`` keeps it anyway, marked ``damaged`` in its manifest and
     BackupInfo (restore refuses it; prune does not count it as a good backup).
     """
     if kind not in files.KINDS:
         raise errors.ValidationError(f"kind must be one of {', '.join(files.KINDS)}, not {kind!r}", path="kind")
-    if store._backend.key is not None and encryption_key is not None:
+    if store.backend.key is not None and encryption_key is not None:
         raise errors.ValidationError("a backup of an encrypted store is encrypted with the store's own key",
                                      path="encryption_key", hint="leave encryption_key out")
     files.zstd()
@@ -91,7 +76,7 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", en
                     "since": since, "position": position, "audit_head": head.hex(), "position_at": at,
                     "created": created.isoformat(), "store": os.path.abspath(store.directory),
                     "encryption": cipher.params if cipher else None,
-                    "store_encrypted": store._backend.key is not None, "files": [entry, *blobs],
+                    "store_encrypted": store.backend.key is not None, "files": [entry, *blobs],
                     **({"damaged": check.problems} if check.problems else {})}
         files.write_manifest(work, manifest)
         files.fsync_dir(os.path.join(work, "blobs"))
@@ -100,15 +85,14 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", en
         files.fsync_dir(dest)
     except BaseException as e:
         partial.discard()
-        full = isinstance(e, apsw.FullError) or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT))
-        if full or isinstance(e.__cause__, apsw.FullError):
+        if isinstance(e, errors.StorageFull) or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)):
             raise errors.StorageFull(f"the disk holding {dest!r} is full",
                                      hint="nothing was kept of this backup; free space, prune old backups"
                                      " (kuradb backups prune) or choose another DEST") from e
+        if isinstance(e, errors.CorruptedData):   # a read of a damaged copy kept with allow_damaged
+            raise _unreadable(store, e, f"backup to {dest!r}") from e
         if isinstance(e, errors.KuraError):
             raise
-        if isinstance(e, READ_ERRORS):   # a read of a damaged copy kept with allow_damaged
-            raise _unreadable(store, e, f"backup to {dest!r}") from e
         if isinstance(e, OSError):
             raise errors.BackupError(f"backup to {dest!r} failed: {e.strerror or e}",
                                      hint="nothing was kept of this backup") from e
@@ -121,13 +105,13 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", en
 def _parent(store: Store, dest: str, kind: str) -> dict[str, Any] | None:
     """The backup an incremental (newest of any kind) or differential (newest full) builds on."""
     found = [m for m in files.manifests(dest) if kind == "incremental" or m["kind"] == "full"]
-    encrypted = store._backend.key is not None    # a store encrypted (or decrypted) since starts a new chain
+    encrypted = store.backend.key is not None    # a store encrypted (or decrypted) since starts a new chain
     found = [m for m in found if m.get("audit_head") and bool(m.get("store_encrypted")) == encrypted]
     if not found:
         return None
     m = max(found, key=lambda m: (m["position"], m["created"]))
-    row = store._backend.reader().execute("SELECT hash FROM log WHERE position=?", (m["position"],)).fetchone()
-    if row is None or row[0] is None or row[0].hex() != m["audit_head"]:
+    hash = store.backend.reader().entry_hash(m["position"])
+    if hash is None or hash.hex() != m["audit_head"]:
         return None   # another store's, or a history this store no longer has: start over with a full
     return m
 
@@ -170,129 +154,68 @@ class _Check:
                      " the backup damaged")
         self.problems += problems
 
-    def unreadable(self, e: BaseException, what: str) -> errors.BackupError:
-        return _unreadable(self.store, e, what)
 
 
-def _unreadable(store: Store, e: BaseException, what: str) -> errors.BackupError:
+def _unreadable(store: Store, e: errors.KuraError, what: str) -> errors.BackupError:
     """The error for a store (or its copy) that cannot be read where a backup must read it."""
-    found = translate(e, what)
-    if isinstance(found, errors.CorruptedData):
-        health.note_damage(store, found.message)
-        return errors.BackupError(f"the store is damaged, so no backup was taken: {found.message}",
+    if isinstance(e, errors.CorruptedData):
+        health.note_damage(store, e.message)
+        return errors.BackupError(f"the store is damaged, so no backup was taken: {e.message}",
                                   hint="run kuradb verify to see all of it and restore from an earlier backup")
     return errors.BackupError(f"{what} failed: {e}", hint="nothing was kept of this backup")
-
-
-def _snapshot_connection(store: Store) -> apsw.Connection:
-    return store._backend._connect()
-
-
-def _release(store: Store, conn: apsw.Connection) -> None:
-    with store._backend._conns_lock:
-        store._backend._conns.discard(conn)
-    conn.close()
 
 
 def _full(store: Store, work: str, cipher: Cipher | None, progress: Progress,
           check: _Check) -> tuple[dict[str, Any], list[dict[str, Any]], int, bytes, int | None]:
     raw = os.path.join(work, "kura.db")
-    source = _snapshot_connection(store)
     try:
-        dest = atrest.connect(raw, store._backend.key)   # an encrypted store's copy stays encrypted
-        try:
-            with dest.backup("main", source, "main") as b:
-                while not b.done:
-                    b.step(-1)      # one step: one read snapshot for the whole copy
-        finally:
-            dest.close()
-    except apsw.Error as e:
-        raise check.unreadable(e, "copying the database") from e
-    finally:
-        _release(store, source)
-    conn = atrest.connect(raw, store._backend.key)
-    try:
-        # SQLite's backup copies pages without reading them: damage is copied as it is, so check the copy.
-        check.found(damage.copy_problems(conn))
-        try:
-            position, head = audit.head(conn)
-            at = _at(conn, position)
-        except READ_ERRORS as e:
-            raise check.unreadable(e, "reading the change log's last entry") from e
-        conn.execute("PRAGMA journal_mode=DELETE").fetchall()
-    finally:
-        conn.close()
-    return *_blobs_and_pack(store, raw, work, files.DB_NAME, cipher, progress), position, head, at
+        copied = store.backend.copy_database(raw)
+    except errors.CorruptedData as e:
+        raise _unreadable(store, e, "copying the database") from e
+    check.found(copied.problems)
+    return *_blobs_and_pack(store, raw, work, files.DB_NAME, cipher, progress), copied.position, copied.head, copied.at
 
 
 def _changes(store: Store, work: str, since: int, parent_head: str | None, cipher: Cipher | None,
              progress: Progress, check: _Check) -> tuple[dict[str, Any], list[dict[str, Any]], int, bytes, int | None]:
     raw = os.path.join(work, "changes.db")
-    conn = _snapshot_connection(store)
     try:
-        if store._backend.key is None:
-            conn.execute("ATTACH ? AS out", (raw,))
-        else:
-            conn.execute("ATTACH ? AS out KEY ?", (raw, atrest.key_value(store._backend.key)))
-        conn.execute("BEGIN")
-        try:
-            position, head = audit.head(conn)      # the snapshot starts here
-            row = conn.execute("SELECT hash FROM main.log WHERE position=?", (since,)).fetchone()
-            if row is None or row[0] is None or row[0].hex() != parent_head:
-                raise errors.BackupError(f"the store's change log no longer matches the parent backup at position"
-                                         f" {since}", hint="take a full backup")
-            at = _at(conn, position)
-            for table, select in CHANGES:
-                conn.execute(f"CREATE TABLE out.{table} AS {select}", {"p": since})
-            conn.execute("CREATE TABLE out.range(since INTEGER, position INTEGER)")
-            conn.execute("INSERT INTO out.range VALUES(?, ?)", (since, position))
-            problems = damage.copy_problems(conn, schema="out", full=False)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("DETACH out")
-    except READ_ERRORS as e:
-        raise check.unreadable(e, f"reading the changes since position {since}") from e
-    finally:
-        _release(store, conn)
-    check.found(problems)
-    return *_blobs_and_pack(store, raw, work, files.CHANGES_NAME, cipher, progress), position, head, at
-
-
-def _at(conn: apsw.Connection, position: int) -> int | None:
-    row = conn.execute("SELECT at FROM main.log WHERE position=?", (position,)).fetchone()
-    return None if row is None else int(row[0])
+        copied = store.backend.copy_changes(raw, since, parent_head)
+    except errors.CorruptedData as e:
+        raise _unreadable(store, e, f"reading the changes since position {since}") from e
+    check.found(copied.problems)
+    return (*_blobs_and_pack(store, raw, work, files.CHANGES_NAME, cipher, progress), copied.position, copied.head,
+            copied.at)
 
 
 def _blobs_and_pack(store: Store, raw: str, work: str, name: str, cipher: Cipher | None,
                     progress: Progress) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Copy the blob files the database copy ``raw`` refers to, then pack ``raw`` as ``name``:
     the manifest entries of both."""
-    conn = atrest.connect(raw, store._backend.key)
+    copy = store.backend.open_copy(raw)
     try:
-        blobs = _copy_blobs(store, conn, work, cipher, progress)
+        blobs = _copy_blobs(store, copy, work, cipher, progress)
     finally:
-        conn.close()
+        copy.close()
     entry = files.pack(raw, os.path.join(work, name), cipher)
     os.unlink(raw)
     return {"path": name, **entry}, blobs
 
 
-def _copy_blobs(store: Store, conn: apsw.Connection, work: str, cipher: Cipher | None,
+def _copy_blobs(store: Store, copy: Any, work: str, cipher: Cipher | None,
                 progress: Progress) -> list[dict[str, Any]]:
     """The files of the copy's file blobs. A file gc removed after the copy was taken is garbage in the
     copy too (no version refers to it): its row is dropped from the copy. A referenced one missing fails."""
-    rows: list[Any] = conn.execute("SELECT hash, size FROM blobs WHERE data IS NULL").fetchall()
+    rows = copy.file_blobs()
     out = []
     for i, (h, size) in enumerate(rows):
-        src = store.blobs._path(h)
+        src = store.blobs.path(h)
         target = os.path.join(work, "blobs", h)
         try:
             shutil.copyfile(src, target)
         except FileNotFoundError:
-            if conn.execute("SELECT 1 FROM blob_refs WHERE hash=? LIMIT 1", (h,)).fetchone() is None:
-                conn.execute("DELETE FROM blobs WHERE hash=?", (h,))
+            if not copy.referenced(h):
+                copy.forget_blob(h)
                 continue
             raise errors.BackupError(f"blob {h}: its file {src!r} is missing from the store",
                                      hint="run kuradb verify on the store") from None

@@ -19,27 +19,30 @@ Redis or disk copies its result up only if no write happened meanwhile
 when Redis is the L2 and reachable, else in the disk tier (one SQLite write
 transaction), else in memory under the write lock (docs/CACHE.md says which
 processes each of these covers).
+
+``get_or_set``'s one load per missing key and ``memoize`` are in loaders.py,
+prewarming in prewarm.py, the disk tiers in disk.py (their file: backends/sqlite/cachefile.py).
 """
 from __future__ import annotations
 
 import fnmatch
 import functools
-import hashlib
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
 from .. import errors
 from ..health import Health
-from . import status
+from . import loaders, status
 from .checks import check_key, expires_at, positive, priority_of, tags_of
 from .codec import Codec, Rejected, check_finite
 from .disk import DiskTiers
+from .loaders import F, SingleFlight
 from .memory import EXPIRES, HITS, PRIORITY, TAGS, VALUE, LFUTier, LRUTier, Sketch, size_of
 from .prewarm import AccessLog, prewarm
 from .remote import ABSENT, NOT_INT, Fields, RedisTier
@@ -48,17 +51,7 @@ from .stats import COUNTERS, CacheStats, TierCounters, TierStats
 _MISSING: Any = object()
 _time = time.time
 _clock = time.perf_counter
-F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("kuradb.cache")
-
-
-class _Flight:
-    __slots__ = ("done", "value", "error")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
 
 
 class Cache:
@@ -85,7 +78,7 @@ class Cache:
         self._lock = threading.RLock()
         self._write_lock = threading.RLock()
         self._gen = 0
-        self._flights: dict[str, _Flight] = {}
+        self._flights = SingleFlight()
         self._sketch = Sketch(l1_max_items + l2_max_items)
         self._window = max(1000, 4 * (l1_max_items + l2_max_items))    # memory misses per hill-climbing step
         self._window_misses = self._window_hits_base = 0
@@ -633,57 +626,7 @@ class Cache:
         value = self.get(key, _MISSING)
         if value is not _MISSING:
             return value
-        with self._lock:
-            flight = self._flights.get(key)
-            leader = flight is None
-            if leader:
-                flight = self._flights[key] = _Flight()
-        assert flight is not None
-        if not leader:
-            flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            return flight.value
-        try:
-            flight.value = self._load(key, loader, ttl, priority, tags, lock_timeout)
-            return flight.value
-        except BaseException as e:
-            flight.error = e
-            raise
-        finally:
-            with self._lock:
-                self._flights.pop(key, None)
-            flight.done.set()
-
-    def _load(self, key: str, loader: Callable[[], Any], ttl: Any, priority: str, tags: Iterable[str],
-              lock_timeout: float) -> Any:
-        locked = self.redis.lock(key, lock_timeout) if self.redis is not None else None
-        if locked is False:   # another process is loading it: wait for its value
-            deadline = time.monotonic() + lock_timeout
-            pause = 0.001
-            while time.monotonic() < deadline:
-                value = self.get(key, _MISSING)
-                if value is not _MISSING:
-                    return value
-                if not self.redis.locked(key):  # type: ignore[union-attr]
-                    break
-                time.sleep(pause)
-                pause = min(pause * 2, 0.05)
-            value = self.get(key, _MISSING)
-            if value is not _MISSING:
-                return value
-        try:
-            value = self.get(key, _MISSING)   # a racing thread may have set it meanwhile
-            if value is _MISSING:
-                value = loader()
-                try:
-                    self.set(key, value, ttl=ttl, priority=priority, tags=tags)
-                except errors.StorageFull:
-                    pass    # the caller gets its value; the full disk is logged, counted and in health()
-            return value
-        finally:
-            if locked:
-                self.redis.unlock(key)  # type: ignore[union-attr]
+        return self._flights.run(key, lambda: loaders.load(self, key, loader, ttl, priority, tags, lock_timeout))
 
     def memoize(self, ttl: float | None = _MISSING, *, key: Callable[..., str] | None = None,
                 tags: Iterable[str] = ()) -> Callable[[F], F]:
@@ -691,31 +634,7 @@ class Cache:
 
         The wrapper has ``.invalidate(*args, **kwargs)`` and ``.cache_key(*args, **kwargs)``.
         """
-        tag_list = list(tags)
-
-        def decorate(fn: F) -> F:
-            prefix = f"memo:{fn.__module__}.{fn.__qualname__}:"
-
-            def cache_key(*args: Any, **kwargs: Any) -> str:
-                if key is not None:
-                    return prefix + key(*args, **kwargs)
-                try:
-                    raw = orjson.dumps([args, kwargs], option=orjson.OPT_SORT_KEYS)
-                except TypeError as e:
-                    raise errors.ValidationError(
-                        f"arguments of {fn.__qualname__} cannot be made into a cache key: {e}",
-                        path=fn.__qualname__, hint="pass key=lambda *args, **kwargs: '...' to memoize") from e
-                return prefix + hashlib.blake2b(raw, digest_size=16).hexdigest()
-
-            @functools.wraps(fn)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                return self.get_or_set(cache_key(*args, **kwargs), lambda: fn(*args, **kwargs), ttl=ttl,
-                                       tags=tag_list)
-
-            wrapper.cache_key = cache_key  # type: ignore[attr-defined]
-            wrapper.invalidate = lambda *a, **kw: self.delete(cache_key(*a, **kw))  # type: ignore[attr-defined]
-            return wrapper  # type: ignore[return-value]
-        return decorate
+        return loaders.memoize(self, ttl, key, tags)
 
     # -- prewarming ------------------------------------------------------------------------
 

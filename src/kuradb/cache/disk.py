@@ -1,11 +1,11 @@
-"""L3 (disk) and L4 (compressed archive): one SQLite file in WAL mode, shared by every process using the directory.
+"""L3 (disk) and L4 (compressed archive): what goes where in the cache directory's file, shared by every process.
 
-A key lives in at most one of the two (``tier`` 3 or 4). Writes go to L3; when L3
+A key lives in at most one of the two (tier 3 or 4). Writes go to L3; when L3
 is over its byte budget its least valuable entries (lowest priority, then least
 recently used) move to L4, compressed; when L4 is over its budget they are
-deleted. Item and byte totals are kept by triggers in ``usage``, so every process
-sees the same numbers. Reads never write: the access times of L3 hits are kept in
-memory and written with the next write transaction.
+deleted. Item and byte totals are kept in the file (backends/sqlite/cachefile.py),
+so every process sees the same numbers. Reads never write: the access times of
+L3 hits are kept in memory and written with the next write transaction.
 
 A full disk is ``StorageFull`` and the write changes nothing (``Cache`` writes
 here before it changes memory or Redis). The one write made after another tier
@@ -26,50 +26,21 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import apsw
-
 from .. import errors
+from ..backends.sqlite.cachefile import CacheFile, CacheTx
 
-FILE = "cache.db"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries(
-    key TEXT PRIMARY KEY, tier INTEGER NOT NULL, value BLOB NOT NULL, codec INTEGER NOT NULL,
-    expires REAL NOT NULL, size INTEGER NOT NULL, priority INTEGER NOT NULL, tags TEXT NOT NULL,
-    accessed REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS entries_order ON entries(tier, priority, accessed);
-CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires) WHERE expires > 0;
-CREATE TABLE IF NOT EXISTS tags(tag TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY(tag, key)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS usage(tier INTEGER PRIMARY KEY, items INTEGER NOT NULL, bytes INTEGER NOT NULL);
-INSERT OR IGNORE INTO usage VALUES (3, 0, 0), (4, 0, 0);
-CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value BLOB);
-CREATE TRIGGER IF NOT EXISTS entries_ins AFTER INSERT ON entries BEGIN
-    UPDATE usage SET items = items + 1, bytes = bytes + new.size WHERE tier = new.tier; END;
-CREATE TRIGGER IF NOT EXISTS entries_del AFTER DELETE ON entries BEGIN
-    UPDATE usage SET items = items - 1, bytes = bytes - old.size WHERE tier = old.tier;
-    DELETE FROM tags WHERE key = old.key AND old.tags != ''; END;
-CREATE TRIGGER IF NOT EXISTS entries_upd AFTER UPDATE OF tier, size ON entries BEGIN
-    UPDATE usage SET items = items - 1, bytes = bytes - old.size WHERE tier = old.tier;
-    UPDATE usage SET items = items + 1, bytes = bytes + new.size WHERE tier = new.tier; END;
-"""
-_GET = "SELECT tier, value, codec, expires, priority, tags FROM entries WHERE key = ?"
 RAW, ZSTD, ZSTD_DICT = 0, 1, 2
 _DICT_SAMPLES = 1000       # values moved to L4 before a dictionary is trained from them
 _DICT_BYTES = 16 * 1024    # 2.76x on ~200-byte JSON against 1.25x without (docs/DECISIONS.md)
 _STALE_MAX = 10_000        # shadowed keys remembered one by one; beyond, the whole tier is shadowed
+_EXPIRED_BATCH = 64        # expired entries removed by one write
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 _WARN_EVERY = 300.0        # seconds between two warnings that the disk is full
 log = logging.getLogger("kuradb.cache")
 
 
-def _is_full(e: BaseException, conn: Any) -> bool:
-    """SQLITE_FULL, or an I/O error whose cause was ENOSPC (growing the -shm file of a full disk)."""
-    if isinstance(e, apsw.FullError):
-        return True
-    return isinstance(e, apsw.IOError) and getattr(conn, "system_errno", 0) in _FULL_ERRNOS
-
-
 class DiskTiers:
-    """L3 and, when ``archive_max_bytes`` > 0, L4. Thread-safe (one connection behind a lock)."""
+    """L3 and, when ``archive_max_bytes`` > 0, L4. Thread-safe (one file behind a lock)."""
 
     def __init__(self, directory: str, *, max_bytes: int, archive_max_bytes: int, archive_ttl: float | None) -> None:
         try:
@@ -80,7 +51,6 @@ class DiskTiers:
                                          hint="free space, or create the cache without a directory") from e
             raise errors.PermissionDenied(f"cannot create the cache directory {directory!r}: {e.strerror}") from e
         self.directory = directory
-        self.path = os.path.join(directory, FILE)
         self.max_bytes = max_bytes
         self.archive_max_bytes = archive_max_bytes
         self.archive_ttl = archive_ttl
@@ -99,53 +69,30 @@ class DiskTiers:
         self.full_since: float | None = None    # when a write last failed for want of space, until one succeeds
         self.full_detail = ""
         self._warned, self._warned_at = False, 0.0
-        conn: Any = None
-        try:
-            self._conn = conn = apsw.Connection(self.path)
-            self._conn.setbusytimeout(10_000)
-            self._conn.execute("PRAGMA journal_mode=WAL").fetchall()
-            # recursive_triggers: INSERT OR REPLACE's implicit delete must fire entries_del (usage, tags)
-            self._conn.execute("PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA recursive_triggers=ON")
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute(_SCHEMA)
-            self._conn.execute("COMMIT")
-            if archive_max_bytes:
+        self._file = CacheFile(directory)
+        self.path = self._file.path
+        if archive_max_bytes:
+            try:
                 self._load_dictionary()
-        except apsw.Error as e:
-            full = _is_full(e, conn)
-            if conn is not None:
-                conn.close()
-            if isinstance(e, apsw.BusyError | apsw.LockedError):
-                raise errors.Busy(f"the cache database {self.path!r} stayed locked by another process") from e
-            if full:
-                raise errors.StorageFull(f"cannot open the cache database {self.path!r}: the disk is full",
-                                         hint="free space, or create the cache without a directory") from e
-            raise errors.CorruptedData(f"cannot open the cache database {self.path!r}: {e}",
-                                       hint="delete the cache directory; a cache holds nothing that is not "
-                                            "elsewhere") from e
+            except errors.KuraError:
+                self._file.close()
+                raise
 
     @contextmanager
-    def _writing(self, shadows: Iterable[str] = ()) -> Iterator[None]:
-        """The lock and one write transaction (IMMEDIATE: take the write lock before reading).
+    def _writing(self, shadows: Iterable[str] = ()) -> Iterator[CacheTx]:
+        """The lock and one write transaction.
 
         The rows shadowed by earlier failed writes are deleted first. If this one fails
         for want of space, the keys in ``shadows`` are shadowed in turn.
         """
         with self._lock:
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._purge_stale()
-                    yield
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    try:
-                        self._conn.execute("ROLLBACK")
-                    except apsw.Error:
-                        pass    # a failed COMMIT may already have ended the transaction
-                    raise
-            except apsw.Error as e:
-                raise self._failed(e, shadows) from e
+                with self._file.transaction() as tx:
+                    self._purge_stale(tx)
+                    yield tx
+            except errors.StorageFull as e:
+                self._full(e, shadows)
+                raise
             self._stale.clear()
             self._stale_all = False
             self.full_since = None
@@ -153,17 +100,8 @@ class DiskTiers:
                 self._warned = False
                 log.info("the disk holding the cache %r takes writes again", self.directory)
 
-    def _failed(self, e: apsw.Error, shadows: Iterable[str]) -> errors.KuraError:
-        """The typed error for ``e``; on a full disk, shadow the rows the failed write left stale (lock held)."""
-        if isinstance(e, apsw.BusyError | apsw.LockedError):
-            return errors.Busy(f"the cache database {self.path!r} stayed locked by another process",
-                               hint="another process holds a long write transaction on it")
-        if isinstance(e, apsw.CorruptError | apsw.NotADBError):
-            return errors.CorruptedData(f"the cache database {self.path!r} is damaged: {e}",
-                                        hint="delete the cache directory; a cache holds nothing that is not "
-                                             "elsewhere")
-        if not _is_full(e, self._conn):
-            return errors.KuraError(f"cannot write the cache database {self.path!r}: {e}")
+    def _full(self, e: errors.StorageFull, shadows: Iterable[str]) -> None:
+        """A write failed for want of space: shadow the rows it left stale, say so now and then (lock held)."""
         self._stale.update(shadows)
         if len(self._stale) > _STALE_MAX:
             self._stale_all = True
@@ -175,39 +113,33 @@ class DiskTiers:
             self._warned, self._warned_at = True, now
             log.warning("the disk holding the cache %r is full: writes raise StorageFull and change nothing "
                         "until space is freed; the cache serves what it holds", self.directory)
-        self.full_detail = str(e)
-        return errors.StorageFull(f"the disk holding the cache {self.directory!r} is full",
-                                  hint="free space; nothing was changed, and the cache serves what it holds")
+        self.full_detail = str(e.__cause__ or e)
 
-    def _purge_stale(self) -> None:
+    def _purge_stale(self, tx: CacheTx) -> None:
         if self._stale_all:
             self._touched.clear()
-            self._conn.execute("DELETE FROM tags; DELETE FROM entries; UPDATE usage SET items = 0, bytes = 0")
+            tx.clear()
         elif self._stale:
-            self._conn.executemany("DELETE FROM entries WHERE key = ?", ((k,) for k in self._stale))
-
-    def _shadowed(self, key: str) -> bool:
-        return self._stale_all or key in self._stale
+            tx.delete_many(self._stale)
 
     def close(self) -> None:
         with self._lock:
-            try:
-                self._flush_touched()
-            except apsw.Error:
-                pass
-            try:
-                self._conn.close()
-            except apsw.Error:  # closing checkpoints the WAL, which a full disk refuses: it stays for the next
-                self._conn.close(True)
+            if self._touched:
+                try:
+                    with self._file.transaction() as tx:
+                        self._flush_touched(tx)
+                except errors.KuraError:
+                    pass    # read times only order evictions: closing matters more
+            self._file.close()
 
     # -- reads ---------------------------------------------------------------------
 
     def get(self, key: str) -> tuple[int, bytes, float, int, tuple[str, ...]] | None:
         """(tier, encoded value, expires, priority, tags) or None. Expired rows are returned as they are."""
         with self._lock:
-            if self._shadowed(key):
+            if self._stale_all or key in self._stale:     # shadowed: a failed write left the row stale
                 return None
-            row = self._conn.execute(_GET, (key,)).fetchone()
+            row = self._file.get(key)
             if row is None:
                 return None
             tier, value, codec, expires, priority, tags = row
@@ -215,7 +147,7 @@ class DiskTiers:
                 self._touched[key] = time.time()
             if codec != RAW and (self._zd is None or (codec == ZSTD_DICT and self._zdd is None)):
                 self._ready_zstd(codec)     # archived earlier by a cache opened with an archive
-        return tier, self._unpacked(value, codec), expires, priority, tuple(tags.split("\x1f")) if tags else ()
+        return tier, self._unpacked(value, codec), expires, priority, tags
 
     def _ready_zstd(self, codec: int) -> None:
         if self._zd is None:
@@ -233,27 +165,22 @@ class DiskTiers:
     def count(self) -> int:
         """Entries in L3 and L4 (expired ones not yet removed included)."""
         with self._lock:
-            return int(self._one("SELECT coalesce(sum(items), 0) FROM usage"))
+            return self._file.count()
 
     def victims(self, n: int) -> list[str]:
         """The ``n`` least valuable keys: the archive's first, then by priority, then least recently read."""
         with self._lock:
-            return [k for (k,) in self._conn.execute(
-                "SELECT key FROM entries ORDER BY tier DESC, priority, accessed LIMIT ?", (n,))]
+            return self._file.victims(n)
 
     def usage(self) -> dict[int, tuple[int, int]]:
         with self._lock:
-            return {t: (n, b) for t, n, b in self._conn.execute("SELECT tier, items, bytes FROM usage")}
+            return self._file.usage()
 
     def keys(self, pattern: str | None = None, tag: str | None = None) -> list[str]:
         with self._lock:
             if self._stale_all:
                 return []
-            if tag is not None:
-                rows = self._conn.execute("SELECT key FROM tags WHERE tag = ?", (tag,))
-            else:
-                rows = self._conn.execute("SELECT key FROM entries")
-            keys = [k for (k,) in rows if k not in self._stale]
+            keys = [k for k in self._file.keys(tag) if k not in self._stale]
         if pattern is not None:
             keys = [k for k in keys if fnmatch.fnmatchcase(k, pattern)]
         return keys
@@ -265,22 +192,18 @@ class DiskTiers:
         """Store ``key`` in L3 (or L4); returns how many entries moved to L4 and how many were deleted
         to make room. ``shadow``: another tier has this value already, so if the write fails the
         row left here is stale and must not be served."""
-        with self._writing((key,) if shadow else ()):
+        with self._writing((key,) if shadow else ()) as tx:
             now = time.time()
-            self._insert(key, data, expires, priority, tags, tier, now)
-            self._flush_touched()
-            return self._make_room(now)
+            self._insert(tx, key, data, expires, priority, tags, tier, now)
+            self._flush_touched(tx)
+            return self._make_room(tx, now)
 
-    def _insert(self, key: str, data: bytes, expires: float, priority: int, tags: tuple[str, ...], tier: int,
-                now: float) -> None:
+    def _insert(self, tx: CacheTx, key: str, data: bytes, expires: float, priority: int, tags: tuple[str, ...],
+                tier: int, now: float) -> None:
         codec = RAW
         if tier == 4:
-            data, codec, expires = self._archived(data, expires, now)
-        self._conn.execute(
-            "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, tier, data, codec, expires, len(data) + len(key), priority, "\x1f".join(tags), now))
-        if tags:
-            self._conn.executemany("INSERT OR IGNORE INTO tags VALUES (?, ?)", ((t, key) for t in tags))
+            data, codec, expires = self._archived(tx, data, expires, now)
+        tx.put(key, tier, data, codec, expires, priority, tags, now)
 
     def update(self, key: str, change: Callable[[bytes], bytes]
                ) -> tuple[bytes, float, int, tuple[str, ...], tuple[int, int]] | None:
@@ -288,8 +211,8 @@ class DiskTiers:
         sharing the directory never lose each other's changes (``Cache.incr``). None if the key is
         absent or expired; ``change``'s exception rolls back. Returns the new value, its expiry,
         priority and tags (kept), and what ``put`` returns."""
-        with self._writing():
-            row = self._conn.execute(_GET, (key,)).fetchone()
+        with self._writing() as tx:
+            row = self._file.get(key)
             if row is None:
                 return None
             tier, value, codec, expires, priority, tags = row
@@ -299,18 +222,17 @@ class DiskTiers:
             if codec != RAW:
                 self._ready_zstd(codec)
             new = change(self._unpacked(value, codec))
-            tag_tuple = tuple(tags.split("\x1f")) if tags else ()
-            self._insert(key, new, expires, priority, tag_tuple, 3, now)    # read again: back to L3
+            self._insert(tx, key, new, expires, priority, tags, 3, now)    # read again: back to L3
             self._touched.pop(key, None)
-            return new, expires, priority, tag_tuple, self._make_room(now)
+            return new, expires, priority, tags, self._make_room(tx, now)
 
-    def _archived(self, data: bytes, expires: float, now: float) -> tuple[bytes, int, float]:
+    def _archived(self, tx: CacheTx, data: bytes, expires: float, now: float) -> tuple[bytes, int, float]:
         if self.archive_ttl is not None:
             expires = min(expires or float("inf"), now + self.archive_ttl)
         if self._zcd is None and len(data) <= 4096:
             self._samples.append(data)
             if len(self._samples) >= _DICT_SAMPLES:
-                self._train()
+                self._train(tx)
         if self._zcd is not None:
             packed, codec = self._zcd.compress(data), ZSTD_DICT
         else:
@@ -328,13 +250,13 @@ class DiskTiers:
         self._zd = zstandard.ZstdDecompressor()
 
     def _load_dictionary(self) -> None:
-        row = self._conn.execute("SELECT value FROM meta WHERE name = 'zstd_dict'").fetchone()
-        if row is not None:
-            d = self._zstd.ZstdCompressionDict(bytes(row[0]))
+        raw = self._file.meta("zstd_dict")
+        if raw is not None:
+            d = self._zstd.ZstdCompressionDict(raw)
             self._zcd = self._zstd.ZstdCompressor(level=1, dict_data=d)
             self._zdd = self._zstd.ZstdDecompressor(dict_data=d)
 
-    def _train(self) -> None:
+    def _train(self, tx: CacheTx) -> None:
         """Train the archive's dictionary once (inside a write transaction: one process does it)."""
         self._load_dictionary()     # another process may have trained it already
         if self._zcd is None:
@@ -343,81 +265,58 @@ class DiskTiers:
             except self._zstd.ZstdError:
                 self._samples.clear()   # too little variety to train on: try again with new samples
                 return
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('zstd_dict', ?)", (d.as_bytes(),))
+            tx.set_meta("zstd_dict", d.as_bytes())
             self._load_dictionary()
         self._samples.clear()
 
     def delete(self, keys: Iterable[str]) -> int:
         keys = list(keys)
-        with self._writing():
+        with self._writing() as tx:
             n = 0
             for key in keys:
                 self._touched.pop(key, None)
-                self._conn.execute("DELETE FROM entries WHERE key = ?", (key,))
-                n += self._conn.changes()
+                n += tx.delete(key)
             return n
 
     def clear(self) -> int:
-        with self._writing():
+        with self._writing() as tx:
             self._touched.clear()
-            n = self._one("SELECT count(*) FROM entries")
-            self._conn.execute("DELETE FROM tags; DELETE FROM entries; UPDATE usage SET items = 0, bytes = 0")
-            return int(n)
+            return tx.clear()
 
     def set_expires(self, key: str, expires: float) -> bool:
-        with self._writing():
-            self._conn.execute("UPDATE entries SET expires = ? WHERE key = ?", (expires, key))
-            return self._conn.changes() > 0
+        with self._writing() as tx:
+            return tx.set_expires(key, expires)
 
-    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
-        row = self._conn.execute(sql, args).fetchone()
-        assert row is not None
-        return row[0]
-
-    def _flush_touched(self) -> None:
+    def _flush_touched(self, tx: CacheTx) -> None:
         if self._touched:
-            self._conn.executemany("UPDATE entries SET accessed = ? WHERE key = ? AND tier = 3",
-                                   ((t, k) for k, t in self._touched.items()))
+            tx.touch(self._touched.items())
             self._touched.clear()
 
-    def _make_room(self, now: float) -> tuple[int, int]:
+    def _make_room(self, tx: CacheTx, now: float) -> tuple[int, int]:
         """Drop a batch of expired rows, demote L3's overflow to L4, delete L4's overflow."""
-        gone = [k for (k,) in self._conn.execute(
-            "SELECT key FROM entries WHERE expires > 0 AND expires <= ? LIMIT 64", (now,))]
-        for k in gone:
-            self._conn.execute("DELETE FROM entries WHERE key = ?", (k,))
+        for k in self._file.expired(now, _EXPIRED_BATCH):
+            tx.delete(k)
         demoted = dropped = 0
         for tier, budget in ((3, self.max_bytes), (4, self.archive_max_bytes)):
             if tier == 4 and not budget:
                 continue   # no archive in this process: what an earlier one archived stays readable
-            over = self._one("SELECT bytes FROM usage WHERE tier = ?", (tier,)) - budget
+            over = self._file.tier_bytes(tier) - budget
             if over <= 0:
                 continue
-            rows = self._conn.execute(
-                "SELECT key, value, expires, size FROM entries WHERE tier = ? ORDER BY priority, accessed",
-                (tier,))
-            victims = []
-            for key, value, expires, size in rows:
-                victims.append((key, value, expires))
-                over -= size
-                if over <= 0:
-                    break
-            for key, value, expires in victims:
+            for key, value, expires in self._file.coldest(tier, over):
                 if tier == 3 and self.archive_max_bytes:
-                    packed, codec, exp = self._archived(value, expires, now)
-                    self._conn.execute("UPDATE entries SET tier = 4, value = ?, codec = ?, expires = ?, size = ? "
-                                       "WHERE key = ?", (packed, codec, exp, len(packed) + len(key), key))
+                    packed, codec, exp = self._archived(tx, value, expires, now)
+                    tx.move(key, 4, packed, codec, exp)
                     demoted += 1
                 else:
-                    self._conn.execute("DELETE FROM entries WHERE key = ?", (key,))
+                    tx.delete(key)
                     dropped += 1
         return demoted, dropped
 
     def meta(self, name: str) -> bytes | None:
         with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-            return None if row is None else bytes(row[0])
+            return self._file.meta(name)
 
     def set_meta(self, name: str, value: bytes) -> None:
-        with self._writing():
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+        with self._writing() as tx:
+            tx.set_meta(name, value)

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from .. import errors
+from ..backends.sqlite.cachefile import read_saved
 
 TIERS = ("l1", "l2", "l3", "l4")
 COUNTERS = ("hits", "misses", "promotions", "demotions", "evictions", "expirations", "errors", "rejected")
@@ -97,22 +98,11 @@ class CacheStats:
 def saved_stats(path: str | os.PathLike[str]) -> CacheStats:
     """The statistics a cache directory holds: items and bytes of L3/L4 now, and the counters every
     process that used it saved when it closed (the CLI's ``kuradb cache stats``)."""
-    import apsw
-
-    from .disk import FILE
-
-    db = os.path.join(os.fspath(path), FILE)
-    if not os.path.exists(db):
+    found = read_saved(os.fspath(path))
+    if found is None:
         raise errors.NotFound(f"no kuradb cache at {os.fspath(path)!r}", hint="a Cache(path) creates one")
-    try:
-        conn = apsw.Connection(db, flags=apsw.SQLITE_OPEN_READONLY)
-        conn.setbusytimeout(5000)
-        usage = {t: (n, b) for t, n, b in conn.execute("SELECT tier, items, bytes FROM usage")}
-        row = conn.execute("SELECT value FROM meta WHERE name = 'stats'").fetchone()
-        conn.close()
-    except apsw.Error as e:
-        raise errors.CorruptedData(f"cannot read the cache database {db!r}: {e}") from e
-    saved = orjson.loads(row[0]) if row else {}
+    usage, raw = found
+    saved = orjson.loads(raw) if raw else {}
     tiers = {}
     for name in ("l1", "l2", "l3", "l4"):
         counts: dict[str, Any] = {f: int(saved.get(name, {}).get(f, 0)) for f in COUNTERS}

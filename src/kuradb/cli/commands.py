@@ -421,10 +421,19 @@ def cmd_restore(_: None, args: argparse.Namespace, out: Output) -> None:
 
 def cmd_rekey(_: None, args: argparse.Namespace, out: Output) -> None:
     """Encrypt a plain store, or change an encrypted store's key (offline: it opens the file itself)."""
-    from .. import atrest
+    from ..store import rekey
 
-    sealed = atrest.rekey(args.directory, store_key(args), read_key(args.new_key_file, "--new-key-file"))
+    sealed = rekey(args.directory, store_key(args), read_key(args.new_key_file, "--new-key-file"))
     out.emit({"rekeyed": args.directory, "blob_files_sealed": sealed})
+
+
+def cmd_migrate(_: None, args: argparse.Namespace, out: Output) -> None:
+    """Migrate a store to this kuradb's layout, with a progress bar (a store already there is left as it is)."""
+    from ..store import migrate
+
+    with Progress("migrating") as bar:
+        version = migrate(args.directory, progress=bar.fraction, encryption_key=store_key(args), vacuum=args.vacuum)
+    out.emit({"migrated": args.directory, "schema_version": version})
 
 
 def cmd_cache(_: None, args: argparse.Namespace, out: Output) -> None:

@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from .. import errors
-from ..sqlite import DB_FILE
 from ..store import open as open_store
 from . import commands as c
 from .io import Output, os_error
@@ -178,6 +177,11 @@ def parser() -> argparse.ArgumentParser:
              store=False, parents=(key,))
     sp.add_argument("directory", metavar="DIR", help="the store's directory")
     sp.add_argument("--new-key-file", required=True, metavar="F", help="the new key: 32 raw bytes or a passphrase")
+    sp = add(sub, "migrate", "rewrite a store made by an older kuradb in this kuradb's layout (one transaction;"
+             " close other processes first)", c.cmd_migrate, store=False, parents=(key,))
+    sp.add_argument("directory", metavar="DIR", help="the store's directory")
+    sp.add_argument("--vacuum", action="store_true",
+                    help="then rewrite the file compactly (frees the space of the old layout)")
     sp = add(sub, "restore", "restore a backup as a new store (verified before it appears)", c.cmd_restore,
              store=False, parents=(key,))
     sp.add_argument("dest", metavar="DEST", help="the backup directory")
@@ -275,10 +279,9 @@ def _run(args: argparse.Namespace, out: Output) -> int:
     if not args.store:
         return int(args.fn(None, args, out) or 0)
     read_only = args.command in _READ_ONLY or getattr(args, "action", None) == "list"
-    if args.command not in _CREATES and not os.path.exists(os.path.join(args.directory, DB_FILE)):
-        raise errors.NotFound(f"no kuradb store at {args.directory!r}", hint="create it with kuradb init")
+    create = True if args.command == "init" else None if args.command in _CREATES else False
     with open_store(args.directory, durability=args.durability, timeout=args.timeout, read_only=read_only,
-                    encryption_key=c.store_key(args), create=True if args.command == "init" else None) as store:
+                    encryption_key=c.store_key(args), create=create) as store:
         return int(args.fn(store, args, out) or 0)
 
 

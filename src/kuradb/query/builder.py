@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import QueryError
-from . import engine
-from .engine import Explain, Spec
+from .syntax import check_count
 
 if TYPE_CHECKING:
     from ..collection import Collection
     from ..records import Record
+    from .engine import Explain
 
 _MISSING: Any = object()
 OPERATORS = {
@@ -63,10 +63,10 @@ class Query:
         return self._with(sort=keys)
 
     def limit(self, n: int) -> Query:
-        return self._with(limit=n)
+        return self._with(limit=check_count(n, "limit"))
 
     def skip(self, n: int) -> Query:
-        return self._with(skip=n)
+        return self._with(skip=check_count(n, "skip", allow_none=False))
 
     def select(self, *fields: str) -> Query:
         """Keep only these content fields in the results."""
@@ -81,22 +81,22 @@ class Query:
             return None
         return self._filters[0] if len(self._filters) == 1 else {"$and": list(self._filters)}
 
-    def _spec(self, *, limit: Any = _MISSING) -> Spec:
-        return Spec.parse(self.filter, sort=list(self._sort) or None, limit=self._limit if limit is _MISSING else limit,
-                          skip=self._skip, fields=list(self._fields) if self._fields is not None else None)
+    def _args(self, *, limit: Any = _MISSING) -> dict[str, Any]:
+        return {"sort": list(self._sort) or None, "limit": self._limit if limit is _MISSING else limit,
+                "skip": self._skip, "fields": list(self._fields) if self._fields is not None else None}
 
     # -- running -----------------------------------------------------------------------
 
     def all(self) -> list[Record]:
-        return engine.find(self._coll, self._spec())
+        return self._coll.find(self.filter, **self._args())
 
     def first(self) -> Record | None:
-        found = engine.find(self._coll, self._spec(limit=1))
+        found = self._coll.find(self.filter, **self._args(limit=1))
         return found[0] if found else None
 
     def count(self) -> int:
         """How many records match (``limit`` and ``skip`` apply)."""
-        n = engine.count(self._coll, self._spec())
+        n = self._coll.count(self.filter)
         n = max(0, n - self._skip)
         return n if self._limit is None else min(n, self._limit)
 
@@ -104,7 +104,7 @@ class Query:
         return self.first() is not None
 
     def explain(self) -> Explain:
-        return engine.explain(self._coll, self._spec())
+        return self._coll.explain(self.filter, **self._args())
 
     def scan(self, batch_size: int = 1000) -> Iterator[Record]:
         return self._coll.scan(self.filter, sort=list(self._sort) or None, batch_size=batch_size,

@@ -15,6 +15,7 @@ speed afterwards, never correctness.
 """
 from __future__ import annotations
 
+import functools
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +24,7 @@ import orjson
 from .syntax import is_index
 
 if TYPE_CHECKING:
-    import apsw
-
-    from ..sqlite import Transaction
+    from ..backend import Tx
 
 
 def array_paths(content: dict[str, Any]) -> set[tuple[str, ...]]:
@@ -47,6 +46,7 @@ def array_paths(content: dict[str, Any]) -> set[tuple[str, ...]]:
     return found
 
 
+@functools.lru_cache(maxsize=4096)   # the same few paths are asked of the same catalogs by every query
 def may_be_array(catalog: frozenset[tuple[str, ...]] | None, segments: tuple[str, ...]) -> bool:
     """Whether the value at a query path may be an array, given the catalog (None: unknown).
 
@@ -66,32 +66,21 @@ def encode(path: tuple[str, ...]) -> str:
 
 
 class ArrayCatalog:
-    """Per store: records new array paths inside write transactions."""
+    """Per store: records new array paths inside write transactions (``tx.note_array_paths``)."""
 
     def __init__(self) -> None:
-        self._recorded: dict[str, set[tuple[str, ...]]] = {}
+        self._recorded: dict[int, set[tuple[str, ...]]] = {}
         self._lock = threading.Lock()
 
-    def note(self, tx: Transaction, collection: str, paths: set[tuple[str, ...]]) -> None:
-        known = self._recorded.get(collection, ())
+    def note(self, tx: Tx, coll: int, paths: set[tuple[str, ...]]) -> None:
+        known = self._recorded.get(coll, ())
         new = [p for p in paths if p not in known]
         if not new:
             return
-        tx.cur.executemany("INSERT OR IGNORE INTO array_paths(collection, path) VALUES(?, ?)",
-                           [(collection, encode(p)) for p in new])
+        tx.note_array_paths(coll, [encode(p) for p in new])
 
         def remember() -> None:  # only once committed: a rollback must not leave it cached
             with self._lock:
-                self._recorded.setdefault(collection, set()).update(new)
+                self._recorded.setdefault(coll, set()).update(new)
 
         tx.after_commit.append(remember)
-
-
-def backfill(conn: apsw.Connection) -> None:
-    """Fill the catalog from every current record (migration 2, for stores made before it)."""
-    rows = conn.execute("SELECT collection, json(body) FROM docs WHERE body IS NOT NULL")
-    seen: set[tuple[str, str]] = set()
-    for collection, text in rows:
-        for path in array_paths(orjson.loads(text)):
-            seen.add((collection, encode(path)))
-    conn.executemany("INSERT OR IGNORE INTO array_paths(collection, path) VALUES(?, ?)", sorted(seen))

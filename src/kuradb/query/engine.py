@@ -1,7 +1,8 @@
 """Running queries on a collection: find, count, exists, scan and explain.
 
-Each call reads the collection's catalog and indexes and runs its statement in
-one snapshot, so the SQL shape always matches the data it reads.
+Each call reads the collection's catalog and indexes and runs the statement the
+backend's dialect compiles in one snapshot, so the statement's shape always
+matches the data it reads. Records come back verified against their checksums.
 """
 from __future__ import annotations
 
@@ -9,36 +10,26 @@ import itertools
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import apsw
 import orjson
 
-from ..errors import KuraError, QueryError
-from ..records import Record
-from ..sqlite import translate
-from .compiler import Compiler, Source
-from .indexes import Meta, live, load_meta
-from .planner import Plan, choose
-from .syntax import ENVELOPE, Node, Path, SortKey, check_count, parse_fields, parse_filter, parse_sort
-
-if TYPE_CHECKING:
-    from ..collection import Collection
-
-RECORD_COLUMNS = "id, version, rev, type, created, modified, author, deleted, checksum"
-# SQLite's limits on one statement's size (expression depth, compound SELECTs, parameters). The
-# compiler keeps ordinary queries, however long their lists, well inside them; what still reaches
-# one is a query too complex to run, said as a QueryError rather than a storage error.
-_TOO_COMPLEX = ("Expression tree is too large", "parser stack overflow", "too many terms in compound SELECT",
-                "too many SQL variables", "too many arguments on function")
+from ..backend import Backend
+from ..encoding import content_digest
+from ..records import Record, corrupted
+from .indexes import load_meta
+from .planner import Plan
+from .statements import CACHE
+from .syntax import Node, Path, SortKey, check_count, parse_fields, parse_filter, parse_sort
 
 
-def failed(e: apsw.Error, collection: str) -> KuraError:
-    """The kuradb error for a query that SQLite refused or failed."""
-    if isinstance(e, apsw.SQLError) and any(m in str(e) for m in _TOO_COMPLEX):
-        return QueryError(f"the query is too complex for SQLite ({e})",
-                          hint="fewer nested $and/$or/$not; many values of one field belong in one $in")
-    return translate(e, collection)
+@dataclass(frozen=True)
+class Target:
+    """The collection a query runs on: its store's backend, its name and id (0: it has no rows yet)."""
+
+    backend: Backend
+    name: str
+    coll: int
 
 
 @dataclass(frozen=True)
@@ -60,6 +51,8 @@ class Spec:
 
 @dataclass(frozen=True)
 class Statement:
+    """A compiled query: what the dialect made of a Spec, and what runs as Python per row."""
+
     sql: str
     params: list[Any]
     plan: Plan
@@ -68,7 +61,7 @@ class Statement:
 
 @dataclass(frozen=True)
 class Explain:
-    """How a query runs: the index used and for what, the SQL, SQLite's plan, and any Python-side work."""
+    """How a query runs: the index used and for what, the SQL, the engine's plan, and any Python-side work."""
 
     index: str
     used_for: tuple[str, ...]
@@ -87,43 +80,23 @@ class Explain:
         return "\n".join(lines)
 
 
-def source(meta: Meta, doc: str = "body", prefix: str = "") -> Source:
-    return Source(doc=prefix + doc, columns={k: prefix + v for k, v in ENVELOPE.items()},
-                  catalog=meta.catalog)
+def records(collection: str, rows: list[Any], fields: tuple[Path, ...] | None) -> list[Record]:
+    """Records of rows ``(id, version, rev, type, created, modified, author, deleted, checksum, text | fields...)``.
 
-
-def statement(collection: str, meta: Meta, spec: Spec, what: str = "records") -> Statement:
-    """``what``: records, count or exists."""
-    plan = choose(spec.filter, spec.sort if what == "records" else (), meta, collection)
-    c = Compiler(source(meta), keyed=plan.keyed)
-    where = c.where(spec.filter)
-    head = f"FROM docs INDEXED BY {plan.sql_index} WHERE {live(collection)}"
-    if where != "1":
-        head += f" AND {where}"
-    if what == "count":
-        return Statement(f"SELECT count(*) {head}", c.params, plan, c.python)
-    if what == "exists":
-        return Statement(f"SELECT 1 {head} LIMIT 1", c.params, plan, c.python)
-    if spec.fields is None:
-        cols = f"{RECORD_COLUMNS}, json(body)"
-    else:
-        cols = ", ".join([RECORD_COLUMNS, *(c.projection(p) for p in spec.fields)]) if spec.fields else RECORD_COLUMNS
-    sql = f"SELECT {cols} {head} ORDER BY {', '.join(c.order_by(spec.sort, 'id'))}"
-    if spec.limit is not None or spec.skip:
-        sql += f" LIMIT {c.param(-1 if spec.limit is None else spec.limit)} OFFSET {c.param(spec.skip)}"
-    return Statement(sql, c.params, plan, c.python)
-
-
-def _records(coll: Collection, rows: list[Any], fields: tuple[Path, ...] | None) -> list[Record]:
-    if fields is None:
-        return coll._live_records(rows)
+    Whole records are checked against their checksum; partial ones (``fields``) cannot be."""
     out = []
+    if fields is None:
+        for id, version, rev, type_, created, modified, author, _, ck, text in rows:
+            if content_digest(text.encode()) != ck:
+                raise corrupted(collection, id, version)
+            out.append(Record(collection, id, type_, version, rev, ck, author, False, text, created, modified))
+        return out
     for row in rows:
         content: dict[str, Any] = {}
         for path, text in zip(fields, row[9:], strict=True):
             if text is not None:
                 _put(content, path.segments, orjson.loads(text))
-        out.append(Record.partial(coll.name, row[0], row[3], row[1], row[2], row[8], row[6], content,
+        out.append(Record.partial(collection, row[0], row[3], row[1], row[2], row[8], row[6], content,
                                   row[4], row[5]))
     return out
 
@@ -134,50 +107,44 @@ def _put(target: dict[str, Any], segments: tuple[str, ...], value: Any) -> None:
     target[segments[-1]] = value
 
 
-def find(coll: Collection, spec: Spec) -> list[Record]:
-    try:
-        with coll._backend.read() as cur:
-            st = statement(coll.name, load_meta(cur, coll.name), spec)
-            rows = cur.execute(st.sql, st.params).fetchall()
-    except apsw.Error as e:
-        raise failed(e, coll.name) from e
-    return _records(coll, rows, spec.fields)
+def _statement(target: Target, reader: Any, spec: Spec, what: str) -> Statement:
+    """The statement for ``spec`` against the collection as ``reader`` sees it (compiled once per shape)."""
+    return CACHE.statement(target.backend.dialect, target.coll, load_meta(reader, target.coll), spec, what)
 
 
-def count(coll: Collection, spec: Spec, what: str = "count") -> int:
-    try:
-        with coll._backend.read() as cur:
-            st = statement(coll.name, load_meta(cur, coll.name), spec, what)
-            row = cur.execute(st.sql, st.params).fetchone()
-    except apsw.Error as e:
-        raise failed(e, coll.name) from e
-    return 0 if row is None else int(row[0])
+def find(target: Target, spec: Spec) -> list[Record]:
+    with target.backend.read() as r:
+        st = _statement(target, r, spec, "records")
+        rows = r.rows(st.sql, st.params)
+    return records(target.name, rows, spec.fields)
 
 
-def scan(coll: Collection, spec: Spec, batch_size: int) -> Iterator[Record]:
+def count(target: Target, spec: Spec, what: str = "count") -> int:
+    """``what``: count, or exists (1 or 0)."""
+    with target.backend.read() as r:
+        st = _statement(target, r, spec, what)
+        rows = r.rows(st.sql, st.params)
+    return 0 if not rows else int(rows[0][0])
+
+
+def scan(target: Target, spec: Spec, batch_size: int) -> Iterator[Record]:
     """Stream from one snapshot: one statement, ``batch_size`` rows converted at a time.
 
     A batch larger than any collection (past ``sys.maxsize``, which islice refuses) is all rows at once.
     """
     batch_size = min(batch_size, sys.maxsize)
-    with coll._backend.snapshot() as cur:
-        try:
-            st = statement(coll.name, load_meta(cur, coll.name), spec)
-            rows = cur.execute(st.sql, st.params)
-            while True:
-                batch = list(itertools.islice(rows, batch_size))
-                if not batch:
-                    return
-                yield from _records(coll, batch, spec.fields)
-        except apsw.Error as e:
-            raise failed(e, coll.name) from e
+    with target.backend.snapshot() as r:
+        st = _statement(target, r, spec, "records")
+        rows = r.stream(st.sql, st.params)
+        while True:
+            batch = list(itertools.islice(rows, batch_size))
+            if not batch:
+                return
+            yield from records(target.name, batch, spec.fields)
 
 
-def explain(coll: Collection, spec: Spec) -> Explain:
-    try:
-        with coll._backend.read() as cur:
-            st = statement(coll.name, load_meta(cur, coll.name), spec)
-            plan = [str(r[3]) for r in cur.execute("EXPLAIN QUERY PLAN " + st.sql, st.params).fetchall()]
-    except apsw.Error as e:
-        raise failed(e, coll.name) from e
+def explain(target: Target, spec: Spec) -> Explain:
+    with target.backend.read() as r:
+        st = _statement(target, r, spec, "records")
+        plan = target.backend.dialect.explain(r, st)
     return Explain(st.plan.index.name, st.plan.serves, st.sql, plan, st.python)

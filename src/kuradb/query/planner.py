@@ -1,9 +1,9 @@
 """Choosing the index a query runs on.
 
-SQLite's own planner, without statistics, prefers the ``(collection, id)``
-index for any range or sort and then runs 3-5x slower than a scan (measured:
-docs/DECISIONS.md), so kuradb decides and says ``INDEXED BY``. The rules, like
-early MongoDB's:
+SQLite's own planner, without statistics, prefers the ``(coll, id)`` index for
+any range or sort and then runs 3-5x slower than a scan (measured:
+docs/DECISIONS.md), so kuradb decides and the dialect forces its choice. The
+rules, like early MongoDB's:
 
 - A condition is *sargable* when it is a top-level conjunct, its operator is
   equality, ``$in`` (without null), a range or ``$startswith``, and no part of
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .catalog import may_be_array
-from .indexes import ID_INDEX, ID_SQL_INDEX, IndexInfo, Meta, sql_name
+from .indexes import ID_INDEX, IndexInfo, Meta
 from .syntax import FALSE, And, Cond, Node, SortKey
 
 _SARGABLE = ("eq", "in", "gt", "gte", "lt", "lte", "startswith")
@@ -27,8 +27,7 @@ _SARGABLE = ("eq", "in", "gt", "gte", "lt", "lte", "startswith")
 
 @dataclass(frozen=True)
 class Plan:
-    index: IndexInfo
-    sql_index: str
+    index: IndexInfo                   # ID_INDEX: the collection's own (coll, id) index, or none at all
     keyed: frozenset[tuple[str, ...]]  # paths compiled with the index's key expression
     serves: tuple[str, ...]            # "filter" and/or "sort"
 
@@ -60,10 +59,10 @@ def _serves_sort(ix: IndexInfo, rest: list[tuple[str, bool]], sort: tuple[SortKe
     return len({desc != k.descending for (_, desc), k in pairs}) == 1  # all alike, or all reversed
 
 
-def choose(node: Node, sort: tuple[SortKey, ...], meta: Meta, collection: str) -> Plan:
+def choose(node: Node, sort: tuple[SortKey, ...], meta: Meta) -> Plan:
     """The index for ``node`` ordered by ``sort`` (empty: the default _id order)."""
-    if node == FALSE:  # no rows: only the _id index plans a constant-false WHERE (its collection= term)
-        return Plan(ID_INDEX, ID_SQL_INDEX, frozenset(), ())
+    if node == FALSE:  # no rows: only the _id index plans a constant-false WHERE (its coll= term)
+        return Plan(ID_INDEX, frozenset(), ())
     conds = sargable(node, meta)
     if len(sort) == 1 and sort[0].path.column == "id" and not sort[0].descending:
         sort = ()
@@ -94,5 +93,4 @@ def choose(node: Node, sort: tuple[SortKey, ...], meta: Meta, collection: str) -
     assert best is not None
     _, ix, used, in_order = best
     serves = tuple(s for s, ok in (("filter", bool(used)), ("sort", in_order)) if ok)
-    sql_index = ID_SQL_INDEX if ix is ID_INDEX else sql_name(collection, ix.name)
-    return Plan(ix, sql_index, frozenset(tuple(u.split(".")) for u in used), serves)
+    return Plan(ix, frozenset(tuple(u.split(".")) for u in used), serves)

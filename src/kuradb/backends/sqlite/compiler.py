@@ -1,4 +1,4 @@
-"""Filters, sorts and projections compiled to SQL over a document source.
+"""Filters, sorts and projections compiled to SQLite SQL over a document source (the JSON in ``log.body``).
 
 Three shapes of SQL, picked per condition:
 
@@ -23,10 +23,11 @@ from typing import Any
 
 import orjson
 
-from ..errors import QueryError
-from . import regex
-from .catalog import may_be_array
-from .dialect import (
+from ...errors import QueryError
+from ...query import regex
+from ...query.catalog import may_be_array
+from ...query.syntax import And, Cond, Not, Or, Path, SortKey, Value, is_index
+from .sql import (
     NUM_HIGH,
     NUMBER_TYPES,
     STR_HIGH,
@@ -39,7 +40,6 @@ from .dialect import (
     regexp,
     single,
 )
-from .syntax import And, Cond, Not, Or, Path, SortKey, Value, is_index
 
 Catalog = frozenset[tuple[str, ...]]
 _JSON_TYPE = {"str": "'text'", "arr": "'array'", "obj": "'object'"}

@@ -1,4 +1,4 @@
-"""The SQLite backend: connections, durability pragmas, migrations, transactions, error translation.
+"""The SQLite backend: connections, durability pragmas, store creation, migrations, transactions, errors.
 
 One writer connection guarded by a lock (SQLite allows one writer at a time
 anyway); one reader connection per thread, so readers run in parallel and,
@@ -20,15 +20,25 @@ from contextlib import contextmanager
 from typing import Any
 
 import apsw
-import orjson
 
-from . import atrest, errors
-from .query import regex
+from ... import errors
+from ...query import regex
+from . import atrest
+from .checks import Checks
+from .errors import READ_ERRORS, translate
+from .rows import Rows, Writes
 from .schema import AFTER_MIGRATION, APPLICATION_ID, LATEST, MIGRATIONS, migration_checksum
+from .writers import WriteQueue
 
 DURABILITY = ("full", "normal", "off")
 DB_FILE = "kura.db"
 _CREATING = "kura.db.creating-"   # a store being made (see SQLiteBackend._create)
+# A store of an older layout with at most this many change-log entries is migrated when it is opened
+# (about 2 s here: migration 5 rewrites ~100k entries/s); a larger one is migrated on purpose
+# (kuradb migrate DIR, or kuradb.open(dir, migrate=True)), with progress.
+AUTO_MIGRATE_MAX = 200_000
+_STEPS_PER_ENTRY = 112   # SQLite VM steps per change-log entry that migration 5's SQL takes (measured)
+_STEPS_PER_INDEX = 20    # and per entry for each index it rebuilds
 
 
 def _fsync_dir(path: str) -> None:
@@ -43,17 +53,6 @@ def _fsync_dir(path: str) -> None:
 # so nothing the parent holds is touched from the child.
 _live_backends: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
 _inherited: list[Any] = []
-
-# What reading stored data can raise: the driver's errors, UnicodeDecodeError for a TEXT value
-# whose bytes are not UTF-8 and JSONDecodeError for stored JSON text that does not parse (both
-# damage: kuradb only writes UTF-8 and valid JSON). Read paths catch them all and translate().
-READ_ERRORS: tuple[type[Exception], ...] = (apsw.Error, UnicodeDecodeError, orjson.JSONDecodeError)
-DAMAGE_HINT = "run kuradb verify to see what is damaged; restore from a backup (kuradb restore)"
-
-# The backend whose cursor this thread last took: translate() tells it of damage a read met.
-# A reader cursor is used at once ("fetch its results before the next read"), so the last
-# backend taken is the one whose read failed.
-_reading = threading.local()
 
 
 def _after_fork_in_child() -> None:
@@ -75,73 +74,36 @@ def scalar(cur: apsw.Cursor | apsw.Connection, sql: str, args: tuple[Any, ...] =
     return row[0]
 
 
-def all_rows(cur: apsw.Cursor | apsw.Connection, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-    return cur.execute(sql, args).fetchall()
+class Reader(Rows, Checks):
+    """The typed reads (rows.py) over one connection's cursor."""
+
+    __slots__ = ("cur", "backend")
+
+    def __init__(self, cur: apsw.Cursor, backend: SQLiteBackend) -> None:
+        self.cur, self.backend = cur, backend
 
 
-def translate(e: BaseException, where: str = "") -> errors.KuraError:
-    """Map a driver error onto the most specific kuradb error (chain it with ``from e``)."""
-    out = _translate(e, where)
-    if isinstance(out, errors.CorruptedData) and not isinstance(e, errors.KuraError):
-        ref = getattr(_reading, "backend", None)
-        backend = ref() if ref is not None else None
-        if backend is not None:
-            backend.note_damage(out.message)
-    return out
+class Transaction(Writes, Checks):
+    """The open write transaction of one thread: the typed reads and writes (rows.py) and its state."""
 
+    __slots__ = ("conn", "cur", "backend", "depth", "after_commit", "wrote", "doomed", "first", "log_head", "settled")
 
-def _translate(e: BaseException, where: str) -> errors.KuraError:
-    suffix = f" ({where})" if where else ""
-    if isinstance(e, errors.KuraError):
-        return e
-    if isinstance(e, (apsw.BusyError, apsw.LockedError)):
-        return errors.Busy(f"the store is locked by another writer{suffix}",
-                           hint="raise timeout= in kuradb.open() or shorten write transactions")
-    if isinstance(e, (apsw.CorruptError, apsw.NotADBError)):
-        return errors.CorruptedData(f"the database file is damaged: {e}{suffix}", hint=DAMAGE_HINT)
-    if isinstance(e, UnicodeDecodeError):
-        return errors.CorruptedData(f"stored text is damaged (not UTF-8 at byte {e.start}){suffix}",
-                                    hint=DAMAGE_HINT)
-    if isinstance(e, orjson.JSONDecodeError):
-        return errors.CorruptedData(f"stored JSON is damaged ({e}){suffix}", hint=DAMAGE_HINT)
-    if isinstance(e, apsw.FullError):
-        return errors.StorageFull(f"the disk is full{suffix}", hint="free space; nothing was written")
-    if isinstance(e, apsw.ReadOnlyError):
-        return errors.ReadOnly(f"the store is read-only{suffix}")
-    if isinstance(e, (apsw.CantOpenError, apsw.PermissionsError, apsw.AuthError)):
-        return errors.PermissionDenied(f"cannot open the database: {e}{suffix}",
-                                       hint="check the directory exists and is writable")
-    if isinstance(e, (apsw.ConnectionClosedError, apsw.CursorClosedError)):
-        return errors.Closed(f"the store is closed{suffix}")
-    if isinstance(e, apsw.SQLError) and "malformed JSON" in str(e):
-        return errors.CorruptedData(f"stored content is damaged: {e}{suffix}", hint=DAMAGE_HINT)
-    if isinstance(e, apsw.IOError) and "disk" in str(e).lower() and "full" in str(e).lower():
-        return errors.StorageFull(f"the disk is full{suffix}")
-    return errors.KuraError(f"storage error: {e}{suffix}")
-
-
-class Transaction:
-    """State of the open transaction of one thread."""
-
-    __slots__ = ("conn", "cur", "depth", "after_commit", "wrote", "doomed", "ensured", "first")
-
-    def __init__(self, conn: apsw.Connection, cur: apsw.Cursor) -> None:
-        self.conn = conn
+    def __init__(self, conn: apsw.Connection, cur: apsw.Cursor, backend: SQLiteBackend) -> None:
+        self.conn, self.backend = conn, backend
         self.cur = cur  # reused: a fresh cursor per statement costs twice as much
-        self.ensured: set[str] = set()
         self.depth = 0
         self.after_commit: list[Callable[[], Any]] = []
         self.wrote = False
         self.doomed: BaseException | None = None
-        # The position of this transaction's first change-log entry (log.txn). A savepoint
+        # The position of this transaction's first change-log entry (the log's txn). A savepoint
         # rolled back and written again reuses the same positions, so it stays right.
         self.first: int | None = None
-
-    def txn(self, position: int) -> int:
-        """log.txn for an entry at ``position`` written in this transaction."""
-        if self.first is None or self.first > position:
-            self.first = position
-        return self.first
+        # The log's newest (position, hash) as this transaction wrote it (kuradb/changelog.py);
+        # None: read it from the log (at the start, and after a savepoint rolled back).
+        self.log_head: tuple[int, bytes | None] | None = None
+        # total_changes() after a write was refused and undone by hand (rows.Writes.append): a write
+        # scope that ends there left nothing behind, so it does not doom the transaction.
+        self.settled = -1
 
 
 class _TransactionScope:
@@ -176,6 +138,7 @@ class _TransactionScope:
                     tx.conn.execute(f"ROLLBACK TO {self.savepoint}")
                     del tx.after_commit[self.mark:]
                     tx.doomed = self.doomed  # a write that failed part-way inside is undone too
+                    tx.log_head = None
                 tx.conn.execute(f"RELEASE {self.savepoint}")
             except apsw.Error as err:
                 if et is None:
@@ -212,20 +175,21 @@ class _WriteScope:
     def __exit__(self, et: Any, e: Any, tb: Any) -> None:
         if self.own:
             self.backend._end(self.tx, commit=et is None)
-        elif et is not None and self.tx.conn.total_changes() != self.writes:
+        elif et is not None and self.tx.conn.total_changes() not in (self.writes, self.tx.settled):
             self.tx.doomed = e
 
 
 class SQLiteBackend:
-    """A kuradb database file in a directory."""
+    """A kuradb store in a directory: ``kura.db`` (kuradb/backend.py's Backend)."""
 
     def __init__(self, directory: str, *, durability: str = "normal", read_only: bool = False,
-                 timeout: float = 5.0, cache_mb: int = 128, key: Any = None, create: bool | None = None) -> None:
+                 timeout: float = 5.0, cache_mb: int = 128, key: Any = None, create: bool | None = None,
+                 migrate: bool | None = None, progress: Callable[[float], None] | None = None) -> None:
         if durability not in DURABILITY:
             raise errors.ValidationError(
                 f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}",
                 path="durability")
-        self.directory = directory
+        self.directory = self.location = directory
         self.path = os.path.join(directory, DB_FILE)
         self.durability = durability
         self.read_only = read_only
@@ -233,6 +197,7 @@ class SQLiteBackend:
         self._cache_kb = cache_mb * 1024
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._writers = WriteQueue(self.path, self.timeout)  # the turn among processes, after the lock
         # Weak: a reader connection goes away with the thread that made it.
         self._conns: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
         self._conns_lock = threading.Lock()
@@ -241,7 +206,9 @@ class SQLiteBackend:
         self._commit_listeners: list[Callable[[], Any]] = []
         # The latest damage a read of this process met ({"at": epoch seconds, "problem": ...}), for health().
         self.damage: dict[str, Any] | None = None
-        self._ref = weakref.ref(self)   # what _reading holds: a weak reference keeps no closed store alive
+        from .dialect import SQLiteDialect
+
+        self.dialect = SQLiteDialect()
         if os.path.exists(directory) and not os.path.isdir(directory):
             raise errors.PermissionDenied(f"{directory!r} is a file, not a store directory",
                                           hint="give the directory that holds kura.db")
@@ -258,7 +225,7 @@ class SQLiteBackend:
         try:
             self._writer: apsw.Connection | None = None if read_only else self._connect()
             self._writer_cur: Any = None if self._writer is None else self._writer.cursor()
-            self._migrate(self._writer or self._connect())
+            self._migrate(self._writer or self._connect(), migrate, progress)
         except errors.CorruptedData as e:
             self.close()
             if not isinstance(e.__cause__, READ_ERRORS):
@@ -269,6 +236,17 @@ class SQLiteBackend:
                      " up some of its data to sqlite3's .recover") from e
         _live_backends.add(self)
 
+    def note_damage(self, problem: str) -> None:
+        """Remember that a read or a check met damage (the latest, with when), so health() reports it."""
+        self.damage = {"at": time.time(), "problem": problem}
+
+    def failed(self, e: BaseException, where: str = "") -> errors.KuraError:
+        """``translate(e)`` for an operation on this store, noting damage (for health())."""
+        out = translate(e, where)
+        if isinstance(out, errors.CorruptedData):
+            self.note_damage(out.message)
+        return out
+
     def _create(self, anywhere: bool) -> None:
         """Make the store's database, atomically: built and migrated under a temporary name, then linked
         into place, so a ``kura.db`` that exists is always a whole store (a crash leaves only the
@@ -276,7 +254,9 @@ class SQLiteBackend:
         directory = self.directory
         try:
             os.makedirs(directory, exist_ok=True)
-            entries = [e for e in os.listdir(directory) if not e.startswith(_CREATING)]
+            # What may be left of a store that is not there: a store being made, and the writers' queue file
+            # (it holds no data). A stray -wal is not: SQLite would apply it to a new database of that name.
+            entries = [e for e in os.listdir(directory) if not e.startswith(_CREATING) and e != DB_FILE + "-writers"]
         except OSError as e:
             raise errors.PermissionDenied(f"cannot create the store directory {directory!r}: {e.strerror}",
                                           hint="choose a writable location") from e
@@ -318,7 +298,6 @@ class SQLiteBackend:
     # -- connections ---------------------------------------------------------------
 
     def _connect(self) -> apsw.Connection:
-        _reading.backend = self._ref
         flags = apsw.SQLITE_OPEN_READONLY if self.read_only else (
             apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
         try:
@@ -346,63 +325,42 @@ class SQLiteBackend:
             self._conns.add(conn)
         return conn
 
-    def note_damage(self, problem: str) -> None:
-        """Remember that a read met damage (the latest, with when), so health() reports it."""
-        self.damage = {"at": time.time(), "problem": problem}
-
-    def _failed(self, e: Exception) -> errors.KuraError:
-        """translate(e) for a read of this backend, noting damage here (not on the thread's last reader)."""
-        out = translate(e, self.directory)
-        if isinstance(out, errors.CorruptedData):
-            self.note_damage(out.message)
-        return out
-
-    def reader(self) -> apsw.Cursor:
-        """The cursor reads on this thread should use; fetch its results before the next read."""
-        _reading.backend = self._ref
+    def reader(self) -> Reader | Transaction:
+        """The Reader this thread should use (its transaction, when it is in one); fetch each
+        result before the next read."""
         d = self._local.__dict__
         tx = d.get("tx")
         if tx is not None:
-            return tx.cur
-        cur = d.get("cur")
-        if cur is None:
+            return tx
+        reader = d.get("reader")
+        if reader is None:
             if self._closed:
                 raise errors.Closed(self._closed_reason)
-            cur = d["cur"] = self._connect().cursor()
-        return cur
+            reader = d["reader"] = Reader(self._connect().cursor(), self)
+        return reader
 
     @contextmanager
-    def read(self) -> Iterator[apsw.Cursor]:
-        """A cursor whose statements all see one snapshot (on a thread in a transaction: its own)."""
+    def read(self) -> Iterator[Reader | Transaction]:
+        """A Reader whose reads all see one snapshot (on a thread in a transaction: its own)."""
         tx = self._local.__dict__.get("tx")
         if tx is not None:
-            yield tx.cur
+            yield tx
             return
-        cur = self.reader()
-        cur.execute("BEGIN")
+        reader = self.reader()
         try:
-            yield cur
-        except READ_ERRORS as e:   # what a caller did not translate itself
-            self._end_read(cur, quiet=True)
-            raise self._failed(e) from e
-        except BaseException as e:
-            self._end_read(cur, quiet=True)
-            if isinstance(e, errors.CorruptedData):
-                self.note_damage(e.message)
-            raise
-        self._end_read(cur, quiet=False)
-
-    def _end_read(self, cur: apsw.Cursor, *, quiet: bool) -> None:
+            reader.cur.execute("BEGIN")
+        except apsw.Error as e:
+            raise translate(e, "read") from e
         try:
-            cur.execute("COMMIT")
-        except READ_ERRORS as e:
-            # A statement left half-read reports its error when COMMIT resets it; the read ends anyway.
-            self._rollback_quietly(cur)
-            if not quiet:
-                raise self._failed(e) from e
+            yield reader
+        finally:
+            try:
+                reader.cur.execute("COMMIT")
+            except apsw.Error:
+                pass   # the read itself failed (e.g. a damaged page) and SQLite ended it
 
     @contextmanager
-    def snapshot(self) -> Iterator[apsw.Cursor]:
+    def snapshot(self) -> Iterator[Reader]:
         """A private connection holding one read transaction: a point-in-time view for long scans.
 
         Sorts that do not fit the page cache spill to temporary files, so a
@@ -411,26 +369,85 @@ class SQLiteBackend:
         conn = self._connect()
         try:
             cur = conn.cursor()
-            try:
-                cur.execute("PRAGMA temp_store=FILE")
-                cur.execute("BEGIN")
-                cur.execute("SELECT 1 FROM log LIMIT 1").fetchall()  # start the snapshot now
-            except READ_ERRORS as e:
-                raise self._failed(e) from e
-            _reading.backend = self._ref
-            yield cur
-        except READ_ERRORS as e:   # what a caller did not translate itself
-            raise self._failed(e) from e
-        except errors.CorruptedData as e:   # exact even when a lazy scan interleaves with other reads
-            self.note_damage(e.message)
-            raise
+            cur.execute("PRAGMA temp_store=FILE")
+            cur.execute("BEGIN")
+            cur.execute("SELECT 1 FROM log LIMIT 1").fetchall()  # start the snapshot now
+            yield Reader(cur, self)
         finally:
             with self._conns_lock:
                 self._conns.discard(conn)
             conn.close(True)
 
+    def private_reader(self, read_only: bool = True) -> Reader:
+        """A Reader on a connection of its own (read-only, unless a backup must write files it attaches),
+        for a Follower that reads from any thread under its own lock; it lives as long as the Reader."""
+        flags = (apsw.SQLITE_OPEN_READONLY if read_only or self.read_only
+                 else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)   # CREATE: for files a backup attaches
+        try:
+            conn = atrest.connect(self.path, self.key, flags)
+            conn.setbusytimeout(int(self.timeout * 1000))
+        except apsw.Error as e:
+            raise self.failed(e, self.path) from e
+        return Reader(conn.cursor(), self)
+
+    # -- backups (copy.py) ----------------------------------------------------------------
+
+    def copy_database(self, raw: str) -> Any:
+        """The whole database copied into the new file ``raw`` from one snapshot (copy.Copied)."""
+        from . import copy
+
+        return copy.full(self, raw)
+
+    def copy_changes(self, raw: str, since: int, parent_head: str | None) -> Any:
+        """The changes after position ``since`` written into the new file ``raw`` (copy.Copied)."""
+        from . import copy
+
+        return copy.changes(self, raw, since, parent_head)
+
+    def open_copy(self, raw: str) -> Any:
+        from . import copy
+
+        return copy.Opened(raw, self.key)
+
+    def commit_signal(self) -> Any:
+        """What the read cache watches for commits (walindex.py)."""
+        from .walindex import CommitSignal
+
+        return CommitSignal(self)
+
     def in_transaction(self) -> bool:
         return self._local.__dict__.get("tx") is not None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def schema_version(self) -> int:
+        return int(scalar(self.reader().cur, "PRAGMA user_version"))
+
+    def vacuum(self) -> None:
+        """Rewrite the database compactly (offline use: it needs every other connection closed)."""
+        with self._write_lock:
+            try:
+                self._writer.execute("VACUUM")   # type: ignore[union-attr]
+            except apsw.Error as e:
+                raise self.failed(e, "vacuum") from e
+
+    def describe(self) -> dict[str, Any]:
+        """The engine and the sizes of its files (for ``store.stats()``)."""
+        sizes = {}
+        for suffix, key in (("", "db_bytes"), ("-wal", "wal_bytes")):
+            try:
+                sizes[key] = os.path.getsize(self.path + suffix)
+            except OSError:
+                sizes[key] = 0
+        return {"engine": "sqlite", "sqlite_version": apsw.sqlite_lib_version(), **sizes}
+
+    def integrity_check(self, limit: int = 100) -> list[str]:
+        """SQLite's own check of every page and index: empty when all is well."""
+        with self.snapshot() as r:
+            rows = [str(row[0]) for row in r.cur.execute(f"PRAGMA integrity_check({int(limit)})")]
+        return [] if rows == ["ok"] else rows
 
     # -- transactions --------------------------------------------------------------
 
@@ -451,13 +468,12 @@ class SQLiteBackend:
         try:
             if self._closed:
                 raise errors.Closed(self._closed_reason)
-            self._writer.execute("BEGIN IMMEDIATE")
+            self._writers.begin(self._writer)
         except BaseException as e:
             self._write_lock.release()
             raise translate(e, "begin") from e
-        tx = Transaction(self._writer, self._writer_cur)
+        tx = Transaction(self._writer, self._writer_cur, self)
         self._local.tx = tx
-        _reading.backend = self._ref
         return tx
 
     def _end(self, tx: Transaction, *, commit: bool) -> None:
@@ -483,6 +499,7 @@ class SQLiteBackend:
                 self._rollback_quietly(tx.cur)
         finally:
             self._local.tx = None
+            self._writers.end()
             self._write_lock.release()
         if committed:
             for hook in tx.after_commit:
@@ -505,7 +522,8 @@ class SQLiteBackend:
 
     # -- schema --------------------------------------------------------------------
 
-    def _migrate(self, conn: apsw.Connection) -> None:
+    def _migrate(self, conn: apsw.Connection, migrate: bool | None = None,
+                 progress: Callable[[float], None] | None = None) -> None:
         try:
             version = scalar(conn, "PRAGMA user_version")
             if version > LATEST:
@@ -513,15 +531,38 @@ class SQLiteBackend:
                     f"{self.path!r} has schema version {version}; this kuradb knows up to {LATEST}",
                     hint="upgrade kuradb to open it")
             if version < LATEST:
+                entries = int(scalar(conn, "SELECT coalesce(max(position), 0) FROM log"))
                 if self.read_only:
                     raise errors.ReadOnly(f"{self.path!r} needs migrating to schema version {LATEST}"
-                                          " and the store was opened read-only")
-                self._apply_migrations(conn)
+                                          " and the store was opened read-only",
+                                          hint=f"kuradb migrate {self.directory}")
+                if migrate is False or (migrate is None and entries > AUTO_MIGRATE_MAX):
+                    raise errors.MigrationRequired(
+                        f"the store at {self.directory!r} has schema version {version} and this kuradb writes"
+                        f" version {LATEST}: its {entries:,} change-log entries must be rewritten first",
+                        hint=f"kuradb migrate {self.directory} (one transaction: the store stays as it is until it"
+                             " finishes; close other processes first), or kuradb.open(dir, migrate=True)")
+                self._apply_migrations(conn, progress, entries)
             self._check_migrations(conn)
         except apsw.Error as e:
             raise translate(e, self.path) from e
 
-    def _apply_migrations(self, conn: apsw.Connection) -> None:
+    def _apply_migrations(self, conn: apsw.Connection, progress: Callable[[float], None] | None = None,
+                          entries: int = 0) -> None:
+        """Every migration past the file's version, in one transaction: a crash leaves the old layout or
+        the new one, never a mix. ``progress(fraction)`` is called while they run (an estimate)."""
+        steps, expected = [0], 1.0
+        if progress is not None:
+            declared = scalar(conn, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'kura:%' OR"
+                                    " name LIKE 'kura_fts:%' AND type = 'table'")
+            expected = max(1.0, entries * (_STEPS_PER_ENTRY + _STEPS_PER_INDEX * (2 + declared)) / 1000)
+
+            def tick() -> bool:
+                steps[0] += 1
+                progress(min(steps[0] / expected, 0.99))
+                return False
+
+            conn.set_progress_handler(tick, 1000)
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = scalar(conn, "PRAGMA user_version")  # another process may have won
@@ -536,12 +577,16 @@ class SQLiteBackend:
                 conn.execute(f"PRAGMA user_version={number}")
             conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
             conn.execute("COMMIT")
+            if progress is not None:
+                conn.set_progress_handler(None)
+                progress(1.0)
         except BaseException:
+            conn.set_progress_handler(None)
             self._rollback_quietly(conn)
             raise
 
     def _check_migrations(self, conn: apsw.Connection) -> None:
-        applied = dict(all_rows(conn, "SELECT version, checksum FROM migrations"))
+        applied: dict[Any, Any] = dict(conn.execute("SELECT version, checksum FROM migrations").fetchall())  # type: ignore
         for number, sql in MIGRATIONS:
             if applied.get(number) != migration_checksum(sql):
                 raise errors.UnsupportedVersion(
@@ -566,6 +611,7 @@ class SQLiteBackend:
         self._closed = True
         got = self._write_lock.acquire(timeout=self.timeout)  # let a running commit finish
         try:
+            self._writers.close()
             with self._conns_lock:
                 conns, self._conns = list(self._conns), weakref.WeakSet()
             for conn in conns:

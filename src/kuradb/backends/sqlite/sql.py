@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .syntax import is_index
+from ...query.syntax import is_index
 
 TRUE_KEY = b"\x04"
 FALSE_KEY = b"\x03"

@@ -10,7 +10,8 @@ import time
 import pytest
 
 import kuradb
-from kuradb import atrest, backups, errors
+from kuradb import backups, errors
+from kuradb.backends.sqlite import atrest
 from kuradb.cli import main
 
 KEY = bytes(range(32))
@@ -222,3 +223,9 @@ def test_an_encrypted_store_with_a_read_cache(tmp_path):
             other["c"].put({"v": 2}, id="a")
         assert s["c"].get("a")["v"] == 2
         assert s.stats()["cache"]["catch_ups"] >= 1 and s.stats()["encrypted"] is True
+
+
+def test_rekey_of_a_path_that_is_a_file_is_not_found(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(errors.NotFound):
+        atrest.rekey(str(tmp_path / "file"), None, b"k" * 32)

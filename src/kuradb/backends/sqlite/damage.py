@@ -16,7 +16,7 @@ from typing import Any
 
 import apsw
 
-from .sqlite import READ_ERRORS
+from .errors import READ_ERRORS
 
 _SHADOW = ("_data", "_idx", "_docsize", "_config", "_content")   # FTS5's own tables of a text index
 _TREE = re.compile(r"\bTree (\d+) page (\d+)")
@@ -30,21 +30,23 @@ def error_text(e: BaseException) -> str:
 
 def describe(name: str) -> str:
     """The kuradb structure a SQLite table or index ``name`` holds."""
-    if name == "docs":
-        return "the current records (table docs)"
     if name == "log":
-        return "the change log (table log)"
-    if name == "sqlite_autoindex_docs_1":
-        return "the record id index (of table docs; repair rebuilds it)"
+        return "the change log and every record version (table log)"
+    if name == "log_live":
+        return "the index of live records (of table log)"
+    if name == "log_dead":
+        return "the index of deleted records (of table log)"
+    if name == "collections" or name == "sqlite_autoindex_collections_1":
+        return "the collections (table collections)"
     if name.startswith("kura:") and name.count(":") >= 2:
         coll, index = name[5:].rsplit(":", 1)
-        return f"{coll}: index {index!r} (repair rebuilds it)"
+        return f"collection {coll}: index {index!r} (repair rebuilds it)"
     if name.startswith("kura_fts:"):
         coll = name[9:]
         for suffix in _SHADOW:
             if coll.endswith(suffix):
                 coll = coll[:-len(suffix)]
-        return f"{coll}: the text index (repair rebuilds it)"
+        return f"collection {coll}: the text index (repair rebuilds it)"
     if name in ("blob_refs", "blob_refs_position", "array_paths", "log_erased"):
         return f"{name} (derived; repair rebuilds it)"
     return f"table {name}"
@@ -125,14 +127,12 @@ def copy_problems(conn: apsw.Connection, limit: int = 20, *, schema: str = "main
                       if f != "ok"]
         except READ_ERRORS as e:
             return [f"the file's structure cannot be checked: {error_text(e)}"]
-    docs = (f" UNION ALL SELECT 'docs', position, collection, id FROM {schema}.docs"
-            " WHERE body IS NOT NULL AND NOT json_valid(body, 8)") if full else ""
     try:
-        for table, key, coll, id in conn.execute(
-                f"SELECT 'log', position, collection, id FROM {schema}.log WHERE body IS NOT NULL"
-                f" AND NOT json_valid(body, 8){docs} LIMIT ?", (limit,)):
-            where = f"change log position {key}" if table == "log" else f"the current record (position {key})"
-            found.append(f"{coll}/{id}: the content of {where} is damaged (not well-formed JSONB)")
+        for key, coll, id in conn.execute(
+                f"SELECT l.position, coalesce(c.name, l.coll), l.id FROM {schema}.log AS l"
+                f" LEFT JOIN {schema}.collections AS c ON c.id = l.coll"
+                f" WHERE l.body IS NOT NULL AND NOT json_valid(l.body, 8) LIMIT ?", (limit,)):
+            found.append(f"{coll}/{id}: the content of change log position {key} is damaged (not well-formed JSONB)")
     except READ_ERRORS as e:
         found.append(f"stored content cannot be read: {error_text(e)}")
     return found

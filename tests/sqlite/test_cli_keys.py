@@ -1,6 +1,6 @@
-"""Keys on the command line, one way each: the store's key is --key-file (before or after the command) or
-$KURADB_KEY_FILE, for every command that opens the store and for reading its backups; a plain store's
-encrypted backups take --encryption-key-file. Every hint names the option to use."""
+"""Keys of an encrypted SQLite store on the command line, one way each: the store's key is --key-file (before or
+after the command) or $KURADB_KEY_FILE, for every command that opens the store and for reading its backups.
+Every hint names the option to use. (A plain store's encrypted backups: tests/test_cli.py.)"""
 from __future__ import annotations
 
 import json
@@ -83,28 +83,6 @@ def test_backups_verify_of_an_encrypted_stores_backup_takes_the_stores_key(vault
     assert code == errors.EXIT_CODES["corrupted_data"] and "--key-file F" in capsys.readouterr().err
     assert main(["--key-file", str(vault / "store.key"), "backups", "verify", str(vault / "bk")]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
-
-
-def test_a_plain_stores_encrypted_backups_take_their_own_key(tmp_path, capsys, monkeypatch):
-    (tmp_path / "backup.key").write_text(BACKUP_KEY)
-    (tmp_path / "other.key").write_text("some store's key")
-    store, bk, key = str(tmp_path / "plain"), str(tmp_path / "bk"), str(tmp_path / "backup.key")
-    with kuradb.open(store) as s:
-        s["notes"].put({"v": 1}, id="a")
-    assert main(["backup", store, bk, "--encryption-key-file", key]) == 0
-    assert json.loads(capsys.readouterr().out)["encrypted"] is True
-    assert main(["restore", bk, str(tmp_path / "r0")]) == errors.EXIT_CODES["permission_denied"]
-    assert "--encryption-key-file F" in capsys.readouterr().err
-    assert main(["backup", store, bk, "--kind", "incremental"]) == errors.EXIT_CODES["backup_failed"]
-    assert "--encryption-key-file F" in capsys.readouterr().err
-    assert main(["backups", "verify", bk]) == errors.EXIT_CODES["corrupted_data"]
-    assert "--encryption-key-file F" in capsys.readouterr().err
-    monkeypatch.setenv("KURADB_KEY_FILE", str(tmp_path / "other.key"))   # a store key in the environment
-    assert main(["backups", "verify", bk, "--encryption-key-file", key]) == 0
-    assert main(["restore", bk, str(tmp_path / "r1"), "--encryption-key-file", key]) == 0
-    capsys.readouterr()
-    with kuradb.open(tmp_path / "r1") as s:
-        assert s["notes"].get("a").content == {"v": 1}
 
 
 def test_an_encrypted_stores_backup_refuses_a_second_key_in_cli_words(vault, capsys):

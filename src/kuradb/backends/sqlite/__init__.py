@@ -1,0 +1,1 @@
+"""The SQLite backend (the default): a store is a directory holding ``kura.db`` and ``blobs/``."""
