@@ -1,8 +1,9 @@
 """The architecture's boundaries, checked on the source (ARCHITECTURE.md, issue #14).
 
-Only ``kuradb/backends/sqlite/`` talks to SQLite: nothing else imports apsw, runs
-statements or holds SQLite SQL. One statement in the whole tree appends to the
-change log (``ChangeLog`` is its only writer). Each failure names the file and line.
+Only ``kuradb/backends/sqlite/`` talks to SQLite: nothing else imports apsw, and
+nothing outside a backend (``kuradb/backends/<engine>/``) runs statements or holds
+SQL. Each backend has one statement that appends to the change log (``ChangeLog``
+is its only caller). Each failure names the file and line.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from pathlib import Path
 import kuradb
 
 SRC = Path(kuradb.__file__).parent
-SQLITE_BACKEND = SRC / "backends" / "sqlite"
+BACKENDS = SRC / "backends"
+SQLITE_BACKEND = BACKENDS / "sqlite"
 
 # SQLite's own words: its JSON functions, pragmas, full-text module, catalog, and the statements a
 # module would only hold to run them. Keywords are matched as SQL writes them (upper case), so that
@@ -40,6 +42,15 @@ def _modules() -> list[Path]:
 
 def _outside_sqlite_backend() -> list[Path]:
     return [p for p in _modules() if SQLITE_BACKEND not in p.parents]
+
+
+def _outside_backends() -> list[Path]:
+    """Modules that are not an engine's backend (``kuradb/backends/__init__.py``, which picks one, is not)."""
+    return [p for p in _modules() if not any(b.is_dir() and b in p.parents for b in BACKENDS.iterdir())]
+
+
+def _engines() -> list[Path]:
+    return sorted(b for b in BACKENDS.iterdir() if b.is_dir() and (b / "rows.py").exists())
 
 
 @functools.cache
@@ -125,20 +136,23 @@ def test_only_the_sqlite_backend_imports_apsw():
     assert not offenders, _report("apsw imported outside kuradb/backends/sqlite/", offenders)
 
 
-def test_only_the_sqlite_backend_executes_statements():
-    offenders = _everywhere(statements_executed, _outside_sqlite_backend())
-    assert not offenders, _report("statements executed outside kuradb/backends/sqlite/", offenders)
+def test_only_backends_execute_statements():
+    offenders = _everywhere(statements_executed, _outside_backends())
+    assert not offenders, _report("statements executed outside kuradb/backends/<engine>/", offenders)
 
 
-def test_only_the_sqlite_backend_holds_sqlite_sql():
-    offenders = _everywhere(sqlite_sql, _outside_sqlite_backend())
-    assert not offenders, _report("SQLite SQL outside kuradb/backends/sqlite/", offenders)
+def test_only_backends_hold_sql():
+    offenders = _everywhere(sqlite_sql, _outside_backends())
+    assert not offenders, _report("SQL outside kuradb/backends/<engine>/", offenders)
 
 
-def test_one_statement_appends_to_the_change_log():
+def test_one_statement_per_backend_appends_to_the_change_log():
+    engines = _engines()
+    assert {e.name for e in engines} >= {"sqlite", "postgres"}, engines
     appends = _everywhere(lambda t: log_inserts(t)[0], _modules())
-    assert len(appends) == 1, _report(f"{len(appends)} statements append to the log, not one", appends)
-    assert appends[0].startswith("kuradb/backends/sqlite/rows.py:"), appends
+    assert sorted(a.split(":")[0] for a in appends) == sorted(
+        f"kuradb/backends/{e.name}/rows.py" for e in engines), _report("the statements that append to the log"
+                                                                      " (one per backend, in its rows.py)", appends)
     # the other statement that inserts into the log: the migration to layout v2 rebuilding it
     copies = _everywhere(lambda t: log_inserts(t)[1], _modules())
     assert all(c.startswith("kuradb/backends/sqlite/schema.py:") for c in copies), \

@@ -44,7 +44,7 @@ def test_a_cache_option_that_is_not_one_says_so(open_store):
 
 
 def test_unavailable_backends_say_so():
-    for location in ("postgresql://localhost/test", "http://localhost:8750"):
+    for location in ("http://localhost:8750", "https://localhost:8750"):
         with pytest.raises(errors.KuraError, match="not available"):
             kuradb.open(location)
 

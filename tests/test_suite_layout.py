@@ -20,6 +20,7 @@ import pytest
 
 TESTS = Path(__file__).parent
 SQLITE_ONLY = TESTS / "sqlite"
+POSTGRES_ONLY = TESTS / "postgres"   # what only the PostgreSQL backend does (its URL, its server, its locks)
 
 # "module" or "module::function" -> why it may do what the rules forbid
 ALLOWED = {
@@ -31,7 +32,7 @@ ALLOWED = {
                                "apsw VFS; no store is opened",
     "test_cache.py": "kuradb.Cache's disk tier is a SQLite file whatever the store: a test counts the archive's codecs "
                      "through a read-only connection of its own; no store is opened",
-    "test_open.py::test_unavailable_backends_say_so": "kuradb.open's own refusal of URL schemes not built yet; "
+    "test_open.py::test_unavailable_backends_say_so": "kuradb.open's own refusal of a URL scheme not built yet; "
                                                       "no store is opened",
     "test_open.py::test_a_location_that_is_not_a_path_raises_validation_error": "kuradb.open's check of the "
                                                                                 "location's type, before any store",
@@ -42,8 +43,10 @@ FORBIDDEN_ATTRIBUTES = ("directory", "backend")
 
 
 def _modules() -> list[Path]:
-    """Every module outside tests/sqlite/ but this one (whose examples of what is forbidden are strings)."""
-    return sorted(p for p in TESTS.rglob("*.py") if SQLITE_ONLY not in p.parents and p != Path(__file__))
+    """Every module outside tests/sqlite/ and tests/postgres/ but this one (whose examples of what is
+    forbidden are strings)."""
+    return sorted(p for p in TESTS.rglob("*.py") if SQLITE_ONLY not in p.parents and POSTGRES_ONLY not in p.parents
+                  and p != Path(__file__))
 
 
 def _is_kuradb_open(call: ast.Call) -> bool:

@@ -159,6 +159,7 @@ class Backend(Protocol):
     key: Any
     dialect: Any
     damage: dict[str, Any] | None   # the latest damage a read of this process met (for health())
+    blob_inline_max: int | None     # the largest blob kept in the database; None: all of them
 
     @property
     def closed(self) -> bool: ...

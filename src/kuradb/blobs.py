@@ -25,7 +25,7 @@ from .crypto import Cipher
 from .encoding import BlobRef, blob_hash_of
 from .opstats import OpStats, instrumented
 
-INLINE_MAX = 64 * 1024  # blobs up to this size stay in the database
+INLINE_MAX = 64 * 1024  # the SQLite backend keeps blobs up to this size in the database (its blob_inline_max)
 _CHUNK = 1024 * 1024
 BLOB_KEY = "blob_key"   # meta row holding an encrypted store's blob key (hex), inside its encrypted database
 
@@ -129,6 +129,8 @@ class BlobStore:
         self._log = log
         self._ops = ops
         self.directory = directory
+        # The largest blob kept in the database; None: every blob is (a server backend: every host must see it).
+        self._inline_max: int | None = backend.blob_inline_max
         self._cipher: Cipher | None = None   # see cipher()
 
     def path(self, h: str) -> str:
@@ -150,7 +152,7 @@ class BlobStore:
         if isinstance(source, (bytes, bytearray, memoryview)):
             raw = bytes(source)
             h, size, tmp, data = hashlib.sha256(raw).hexdigest(), len(raw), None, raw
-            if size > INLINE_MAX:
+            if self._inline_max is not None and size > self._inline_max:
                 tmp, data = self._write_temp(raw), None
         elif isinstance(source, (str, os.PathLike)):
             try:
@@ -204,7 +206,7 @@ class BlobStore:
                 size += len(chunk)
                 if out is None:
                     buf += chunk
-                    if len(buf) > INLINE_MAX:
+                    if self._inline_max is not None and len(buf) > self._inline_max:
                         out = self._temp()
                         sink = self._sealing(out)
                         sink.write(buf)

@@ -117,10 +117,16 @@ class Closed(KuraError):
     code = "closed"
 
 
+class Unavailable(KuraError):
+    """The database server cannot be reached (down, refusing, or the connection was lost mid-operation)."""
+
+    code = "unavailable"
+
+
 ALL: tuple[type[KuraError], ...] = (
     NotFound, AlreadyExists, ConflictError, DuplicateKey, ValidationError, QueryError,
     CorruptedData, StorageFull, PermissionDenied, ReadOnly, Busy, UnsupportedVersion,
-    SyncError, BackupError, RestoreError, Closed, MigrationRequired,
+    SyncError, BackupError, RestoreError, Closed, MigrationRequired, Unavailable,
 )
 
 # Process exit codes for the CLI: 1 is reserved for unexpected failures, 2 for usage errors.

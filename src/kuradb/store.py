@@ -71,9 +71,9 @@ def open(location: str | os.PathLike[str], *, durability: str = "normal", cache:
                         max_document_size=max_document_size, create=create)
     if migrate is not None and not isinstance(migrate, bool):
         raise errors.ValidationError(f"migrate must be True, False or None, not {migrate!r}", path="migrate")
-    if location.startswith(("postgresql://", "postgres://", "http://", "https://")):
+    if location.startswith(("http://", "https://")):
         raise errors.KuraError(f"{location.split(':')[0]} stores are not available in this version",
-                               hint="open a directory or ':memory:'")
+                               hint="open a directory, ':memory:' or a postgresql:// URL")
     cache_config = CacheConfig.of(cache)
     temporary = None
     if location == ":memory:":

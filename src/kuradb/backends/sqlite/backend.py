@@ -182,6 +182,8 @@ class _WriteScope:
 class SQLiteBackend:
     """A kuradb store in a directory: ``kura.db`` (kuradb/backend.py's Backend)."""
 
+    blob_inline_max: int | None = 64 * 1024   # larger blobs are files under blobs/ (kuradb/blobs.py)
+
     def __init__(self, directory: str, *, durability: str = "normal", read_only: bool = False,
                  timeout: float = 5.0, cache_mb: int = 128, key: Any = None, create: bool | None = None,
                  migrate: bool | None = None, progress: Callable[[float], None] | None = None) -> None:

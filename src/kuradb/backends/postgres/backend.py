@@ -1,0 +1,472 @@
+"""The PostgreSQL backend: the URL, the store's schema and its migrations, connections, transactions, positions.
+
+``kuradb.open("postgresql://user@host:port/db?schema=NAME")`` keeps a store in
+the schema NAME (default ``kuradb``), made on first open. Like the SQLite
+backend it has one writer connection behind a lock and one reader connection
+per thread; reads outside a transaction are autocommit statements, ``read()``
+and ``snapshot()`` are ``REPEATABLE READ READ ONLY`` transactions (one snapshot).
+
+Positions in commit order: every write transaction takes the store's advisory
+transaction lock (``pg_advisory_xact_lock``) before its first statement and
+keeps it until it commits or rolls back, so writers of every process and host
+take turns and the next position, read under the lock, is gapless and in commit
+order (the ChangeLog's rule; eventsourcing's ``postgres.py`` takes a table lock
+for the same reason). ``timeout`` bounds the wait for it (``lock_timeout``).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from ... import errors
+from .checks import Checks
+from .errors import DRIVER_ERRORS, translate
+from .rows import Rows, Writes
+from .schema import LATEST, MIGRATIONS, migration_checksum
+
+DURABILITY = ("full", "normal", "off")
+DEFAULT_SCHEMA = "kuradb"
+_live_backends: weakref.WeakSet[PostgresBackend] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for backend in list(_live_backends):
+        backend._abandon_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """``(libpq connection URL, schema)`` of a kuradb PostgreSQL URL (``?schema=`` is kuradb's own)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [v for k, v in query if k == "schema"]
+    schema = schemas[-1] if schemas else DEFAULT_SCHEMA
+    if not schema or len(schema) > 63 or "\x00" in schema:
+        raise errors.ValidationError(f"schema {schema!r} in {redact(url)} is not a PostgreSQL schema name"
+                                     " (1 to 63 characters)", path="location")
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment)), schema
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class Reader(Rows, Checks):
+    """The typed reads (rows.py, checks.py) over one connection's cursor."""
+
+    __slots__ = ("cur", "backend")
+
+    def __init__(self, cur: Any, backend: PostgresBackend) -> None:
+        self.cur, self.backend = cur, backend
+
+
+class Transaction(Writes, Checks):
+    """The open write transaction of one thread: the typed reads and writes (rows.py) and its state."""
+
+    __slots__ = ("conn", "cur", "backend", "depth", "after_commit", "wrote", "doomed", "first", "log_head")
+
+    def __init__(self, conn: psycopg.Connection[Any], backend: PostgresBackend) -> None:
+        self.conn, self.backend = conn, backend
+        self.cur = conn.cursor()
+        self.depth = 0
+        self.after_commit: list[Callable[[], Any]] = []
+        self.wrote = False
+        self.doomed: BaseException | None = None
+        self.first: int | None = None
+        self.log_head: tuple[int, bytes | None] | None = None
+
+
+class _TransactionScope:
+    """``with backend.transaction():`` the outermost level BEGINs, inner levels are savepoints."""
+
+    __slots__ = ("backend", "tx", "savepoint", "mark", "doomed")
+
+    def __init__(self, backend: PostgresBackend) -> None:
+        self.backend = backend
+
+    def __enter__(self) -> Transaction:
+        b = self.backend
+        tx = b._local.__dict__.get("tx")
+        if tx is None:
+            tx = b._begin()
+            self.savepoint = None
+        else:
+            tx.depth += 1
+            self.savepoint = f"kura_sp{tx.depth}"
+            self.mark = len(tx.after_commit)
+            self.doomed = tx.doomed
+            b._run(tx.cur, f"SAVEPOINT {self.savepoint}")
+        self.tx = tx
+        return tx
+
+    def __exit__(self, et: Any, e: Any, tb: Any) -> None:
+        tx, b = self.tx, self.backend
+        if self.savepoint is not None:
+            tx.depth -= 1
+            try:
+                if et is not None:
+                    tx.cur.execute(f"ROLLBACK TO SAVEPOINT {self.savepoint}")
+                    del tx.after_commit[self.mark:]
+                    tx.doomed = self.doomed
+                    tx.log_head = None
+                tx.cur.execute(f"RELEASE SAVEPOINT {self.savepoint}")
+            except DRIVER_ERRORS as err:
+                if et is None:
+                    raise b.failed(err, "savepoint") from err
+            return
+        b._end(tx, commit=et is None)
+
+
+class PostgresBackend:
+    """A kuradb store in one schema of a PostgreSQL database (kuradb/backend.py's Backend)."""
+
+    blob_inline_max: int | None = None      # every blob is kept in the database: every host must see it
+
+    def __init__(self, location: str, *, durability: str = "normal", read_only: bool = False,
+                 timeout: float = 5.0, key: Any = None, create: bool | None = None,
+                 migrate: bool | None = None, progress: Callable[[float], None] | None = None,
+                 **_: Any) -> None:
+        if durability not in DURABILITY:
+            raise errors.ValidationError(f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}",
+                                         path="durability")
+        self.location = location
+        self._url, self.schema = parse_url(location)
+        self.directory = None
+        self.durability = durability
+        self.read_only = read_only
+        self.timeout = float(timeout)
+        self.key = key
+        self.damage: dict[str, Any] | None = None
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._conns: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        self._closed_reason = "the store is closed"
+        self._commit_listeners: list[Callable[[], Any]] = []
+        from .dialect import PostgresDialect
+
+        self.dialect = PostgresDialect()
+        conn = self._connect(search_path=False)
+        try:
+            self._lock_key = int(conn.execute("SELECT hashtextextended(%s, 0)",
+                                              (f"kuradb:{self.schema}",)).fetchone()[0])   # type: ignore[index]
+            self._prepare_schema(conn, create)
+        finally:
+            conn.close()
+        self._writer = None if read_only else self._connect()
+        _live_backends.add(self)
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _connect(self, search_path: bool = True) -> psycopg.Connection[Any]:
+        options = f"-c lock_timeout={int(self.timeout * 1000)}"
+        if search_path:
+            options += f" -c search_path={_options_quote(self.schema)}"
+        if self.read_only:
+            options += " -c default_transaction_read_only=on"
+        if self.durability == "off":
+            options += " -c synchronous_commit=off"
+        try:
+            conn = psycopg.connect(self._url, autocommit=True, options=options,
+                                   connect_timeout=max(1, int(self.timeout)))
+        except DRIVER_ERRORS as e:
+            raise self._unreachable(e) from e
+        with self._conns_lock:
+            self._conns.add(conn)
+        return conn
+
+    def _unreachable(self, e: BaseException) -> errors.KuraError:
+        out = translate(e, redact(self.location))
+        if isinstance(out, errors.Unavailable):
+            info = urlsplit(self._url)
+            return errors.Unavailable(
+                f"cannot connect to PostgreSQL at {info.hostname or 'localhost'}:{info.port or 5432}"
+                f" ({str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__})",
+                hint="check that the server is running and accepts connections at that host and port")
+        return out
+
+    def _run(self, cur: Any, statement: str, params: Any = None) -> Any:
+        try:
+            return cur.execute(statement, params)
+        except DRIVER_ERRORS as e:
+            raise self.failed(e, statement.split()[0].lower()) from e
+
+    def note_damage(self, problem: str) -> None:
+        self.damage = {"at": time.time(), "problem": problem}
+
+    def failed(self, e: BaseException, where: str = "") -> errors.KuraError:
+        out = translate(e, where)
+        if isinstance(out, errors.CorruptedData):
+            self.note_damage(out.message)
+        return out
+
+    # -- the schema ----------------------------------------------------------------------
+
+    def _prepare_schema(self, conn: psycopg.Connection[Any], create: bool | None) -> None:
+        """Make the store's schema (first open) or bring it to this kuradb's version, under the store's lock."""
+        ident = sql.Identifier(self.schema)
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname=%s", (self.schema,)).fetchone()
+                tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname=%s",
+                                      (self.schema,)).fetchone()[0]   # type: ignore[index]
+                if not exists or not tables:
+                    if self.read_only or create is False:
+                        raise errors.NotFound(f"no kuradb store in schema {self.schema!r} at {redact(self.location)}",
+                                              hint="open it once without read_only/create=False to make it")
+                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
+                    version = 0
+                else:
+                    known = conn.execute("SELECT 1 FROM pg_tables WHERE schemaname=%s AND tablename='migrations'",
+                                         (self.schema,)).fetchone()
+                    if not known:
+                        raise errors.CorruptedData(
+                            f"schema {self.schema!r} at {redact(self.location)} holds tables but is not a kuradb"
+                            " store", hint="kuradb never re-initialises a schema; choose another ?schema=")
+                    conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(ident))
+                    version = int(conn.execute("SELECT coalesce(max(version), 0) FROM migrations")
+                                  .fetchone()[0])   # type: ignore[index]
+                    if version > LATEST:
+                        raise errors.UnsupportedVersion(
+                            f"schema {self.schema!r} has kuradb schema version {version}; this kuradb knows up"
+                            f" to {LATEST}", hint="upgrade kuradb to open it")
+                conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(ident))
+                for number, statement in MIGRATIONS:
+                    if number <= version:
+                        continue
+                    if self.read_only:
+                        raise errors.ReadOnly(f"schema {self.schema!r} needs migrating to version {LATEST}"
+                                              " and the store was opened read-only")
+                    conn.execute(statement.encode())
+                    conn.execute("INSERT INTO migrations VALUES(%s, %s, %s)",
+                                 (number, migration_checksum(statement), time.time_ns() // 1000))
+                applied = dict(conn.execute("SELECT version, checksum FROM migrations").fetchall())
+                for number, statement in MIGRATIONS:
+                    if applied.get(number) != migration_checksum(statement):
+                        raise errors.UnsupportedVersion(
+                            f"schema {self.schema!r} step {number} differs from this kuradb's",
+                            hint="it was made by an incompatible build of kuradb")
+        except DRIVER_ERRORS as e:
+            raise self.failed(e, f"schema {self.schema}") from e
+
+    def schema_version(self) -> int:
+        return int(self.reader().cur.execute("SELECT coalesce(max(version), 0) FROM migrations").fetchone()[0])
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def reader(self) -> Reader | Transaction:
+        d = self._local.__dict__
+        tx = d.get("tx")
+        if tx is not None:
+            return tx
+        reader = d.get("reader")
+        if reader is None or reader.cur.closed:
+            if self._closed:
+                raise errors.Closed(self._closed_reason)
+            reader = d["reader"] = Reader(self._connect().cursor(), self)
+        return reader
+
+    @contextmanager
+    def read(self) -> Iterator[Reader | Transaction]:
+        """A Reader whose reads all see one snapshot (on a thread in a transaction: its own)."""
+        tx = self._local.__dict__.get("tx")
+        if tx is not None:
+            yield tx
+            return
+        reader = self.reader()
+        self._run(reader.cur, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield reader
+        finally:
+            try:
+                reader.cur.execute("ROLLBACK")
+            except DRIVER_ERRORS:
+                pass
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Reader]:
+        """A private connection holding one read transaction: a point-in-time view for long scans."""
+        conn = self._connect()
+        try:
+            cur = conn.cursor()
+            self._run(cur, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield Reader(cur, self)
+        finally:
+            with self._conns_lock:
+                self._conns.discard(conn)
+            conn.close()
+
+    def private_reader(self, read_only: bool = True) -> Reader:
+        return Reader(self._connect().cursor(), self)
+
+    # -- transactions --------------------------------------------------------------------
+
+    def transaction(self) -> _TransactionScope:
+        return _TransactionScope(self)
+
+    def write(self) -> _TransactionScope:
+        """One library write operation: a transaction of its own, or inside one a savepoint, so that a
+        write refused part-way leaves nothing behind and the transaction goes on (a failed statement
+        would otherwise abort the whole PostgreSQL transaction)."""
+        return _TransactionScope(self)
+
+    def in_transaction(self) -> bool:
+        return self._local.__dict__.get("tx") is not None
+
+    def _begin(self) -> Transaction:
+        if self._closed:
+            raise errors.Closed(self._closed_reason)
+        if self._writer is None:
+            raise errors.ReadOnly(f"the store at {redact(self.location)} was opened read-only")
+        if not self._write_lock.acquire(timeout=self.timeout):
+            raise errors.Busy(f"another thread held the write lock for over {self.timeout:g}s",
+                              hint="raise timeout= in kuradb.open() or shorten write transactions")
+        try:
+            if self._closed:
+                raise errors.Closed(self._closed_reason)
+            if self._writer.closed or self._writer.broken:
+                self._writer = self._connect()   # the server restarted or the connection broke: a new one
+            tx = Transaction(self._writer, self)
+            try:
+                tx.cur.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key})")
+            except DRIVER_ERRORS as e:
+                self._rollback_quietly(tx)
+                raise self.failed(e, "begin") from e
+        except BaseException:
+            self._write_lock.release()
+            raise
+        self._local.tx = tx
+        return tx
+
+    def _end(self, tx: Transaction, *, commit: bool) -> None:
+        committed = False
+        try:
+            if commit and tx.doomed is not None:
+                self._rollback_quietly(tx)
+                raise errors.KuraError(
+                    f"the transaction was rolled back: a write in it failed part-way ({tx.doomed})",
+                    hint="retry the whole transaction") from tx.doomed
+            if commit:
+                try:
+                    tx.cur.execute("COMMIT")
+                    committed = tx.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                except DRIVER_ERRORS as e:
+                    self._rollback_quietly(tx)
+                    raise self.failed(e, "commit") from e
+            else:
+                self._rollback_quietly(tx)
+        finally:
+            self._local.tx = None
+            self._write_lock.release()
+        if committed:
+            for hook in tx.after_commit:
+                hook()
+            if tx.wrote:
+                for listener in self._commit_listeners:
+                    listener()
+
+    def _rollback_quietly(self, tx: Transaction) -> None:
+        try:
+            tx.cur.execute("ROLLBACK")
+        except DRIVER_ERRORS:
+            pass
+
+    def on_commit(self, listener: Callable[[], Any]) -> None:
+        self._commit_listeners.append(listener)
+
+    def commit_signal(self) -> Any:
+        raise errors.KuraError("the read cache is not available on PostgreSQL stores yet",
+                               hint="open the store without cache=")
+
+    # -- the rest of the Backend protocol ---------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def describe(self) -> dict[str, Any]:
+        cur = self.reader().cur
+        version, size = cur.execute(
+            "SELECT current_setting('server_version'), coalesce(sum(pg_total_relation_size(c.oid)), 0)"
+            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s"
+            " AND c.relkind = 'r'", (self.schema,)).fetchone()
+        return {"engine": "postgresql", "server_version": version, "schema": self.schema, "db_bytes": int(size)}
+
+    def integrity_check(self, limit: int = 100) -> list[str]:
+        return []    # PostgreSQL checks its own pages (data checksums, when the cluster has them)
+
+    def vacuum(self) -> None:
+        self._run(self._connect().cursor(), "VACUUM (ANALYZE)")
+
+    def _not_yet(self, what: str) -> errors.KuraError:
+        return errors.KuraError(f"{what} is not available on PostgreSQL stores yet (issue #15)")
+
+    def copy_database(self, raw: str) -> Any:
+        raise self._not_yet("backup")
+
+    def copy_changes(self, raw: str, since: int, parent_head: str | None) -> Any:
+        raise self._not_yet("backup")
+
+    def open_copy(self, raw: str) -> Any:
+        raise self._not_yet("restore")
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def drop(self) -> None:
+        """Remove the store: its schema and everything in it (tests, ``kuradb`` tools)."""
+        conn = self._connect(search_path=False)
+        try:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
+        finally:
+            conn.close()
+
+    def _abandon_after_fork(self) -> None:
+        """In a forked child: refuse all use, never touch the parent's connections."""
+        self._closed = True
+        self._closed_reason = "the store was opened before fork(); open it again in this process"
+        self._conns = weakref.WeakSet()
+        self._writer = None
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        got = self._write_lock.acquire(timeout=self.timeout)
+        try:
+            with self._conns_lock:
+                conns, self._conns = list(self._conns), weakref.WeakSet()
+            for conn in conns:
+                try:
+                    conn.close()
+                except DRIVER_ERRORS:
+                    pass
+        finally:
+            if got:
+                self._write_lock.release()
+
+
+def _options_quote(name: str) -> str:
+    """A schema name as libpq's ``options`` takes it (spaces and backslashes escaped), quoted for SQL."""
+    quoted = '"' + name.replace('"', '""') + '"'
+    return quoted.replace("\\", "\\\\").replace(" ", "\\ ")

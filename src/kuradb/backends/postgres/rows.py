@@ -1,0 +1,272 @@
+"""Typed row operations on the PostgreSQL store's tables: what ``Reader`` and ``Tx`` of kuradb/backend.py do.
+
+The same operations as the SQLite backend's rows.py over the same layout
+(schema.py), in PostgreSQL's SQL: ``%s`` parameters, ``= ANY(list)``, ``ON
+CONFLICT``, a savepoint where a statement may be refused (a refused statement
+aborts a PostgreSQL transaction, so it is rolled back to just before it).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from psycopg import errors as pg
+
+from ...backend import IndexConflict, NewEntry
+from .errors import translate_all
+
+_HEAD_COLS = "version, rev, type, created, at, author, head = 2, checksum, body, position"
+_HEAD = f"SELECT {_HEAD_COLS} FROM log WHERE coll=%s AND id=%s AND head IN (1, 2)"
+_LIVE = f"SELECT {_HEAD_COLS} FROM log WHERE coll=%s AND id=%s AND head = 1"
+_HEADS = ("SELECT id, version, rev, created, head = 2, position FROM log"
+          " WHERE coll=%s AND id = ANY(%s) AND head IN (1, 2)")
+# The versions of one record, newest first, walking prev from its head down to version %s (exclusive).
+_CHAIN = ("WITH RECURSIVE chain(p) AS (SELECT position FROM log WHERE coll=%s AND id=%s AND head IN (1, 2)"
+          " UNION ALL SELECT log.prev FROM log JOIN chain ON log.position = chain.p"
+          " WHERE log.prev IS NOT NULL AND log.version > %s)")
+_VERSION_COLS = "version, rev, type, created, at, author, op = 'delete', checksum, body"
+_VERSION = (f"{_CHAIN} SELECT {_VERSION_COLS} FROM log JOIN chain ON log.position = chain.p"
+            " WHERE version=%s AND erased=0")
+_VERSIONS = (f"{_CHAIN} SELECT {_VERSION_COLS} FROM log JOIN chain ON log.position = chain.p"
+             " WHERE erased=0 AND version > %s ORDER BY version")
+_CATALOG = ("SELECT NULL::int, path, NULL::text, NULL::text, NULL::text, NULL::boolean, NULL::text"
+            " FROM array_paths WHERE coll=%(c)s UNION ALL"
+            " SELECT 1, created::text, name, kind, fields, is_unique, options FROM indexes WHERE coll=%(c)s")
+_CHANGES = ("SELECT l.position, l.kind, c.name, l.id, l.version, l.rev, l.op, l.at, l.author FROM log AS l"
+            " LEFT JOIN collections AS c ON c.id = l.coll WHERE l.position > %s ORDER BY l.position LIMIT %s")
+_INSERT = ("INSERT INTO log(position, kind, op, coll, id, version, rev, at, author, type, created, checksum,"
+           " prev, erased, head, body, actor_hash, hash, txn) VALUES"
+           " (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, convert_from(%s::bytea, 'UTF8'),%s,%s,%s)")
+_AUDIT = ("SELECT l.position, l.at, l.author, l.kind, l.op, c.name, l.id, l.version, l.rev, l.actor_hash,"
+          " coalesce((SELECT p.hash FROM log AS p WHERE p.position = l.position - 1), %(genesis)s), l.hash"
+          " FROM log AS l LEFT JOIN collections AS c ON c.id = l.coll"
+          " WHERE l.position > %(after)s AND l.at >= %(at)s AND (%(actor)s::text IS NULL OR l.author = %(actor)s)"
+          " ORDER BY l.position LIMIT %(limit)s")
+
+
+@translate_all
+class Rows:
+    """Reads, over ``self.cur`` (a cursor in a read snapshot, an autocommit read, or a write transaction)."""
+
+    cur: Any
+    backend: Any
+
+    # -- collections --------------------------------------------------------------------
+
+    def collection(self, name: str) -> tuple[int, str, bool] | None:
+        """``(id, options JSON, live)`` of a collection name ever used, else None."""
+        row = self.cur.execute("SELECT id, options, live FROM collections WHERE name=%s", (name,)).fetchone()
+        return None if row is None else (row[0], row[1], bool(row[2]))
+
+    def collection_names(self) -> list[str]:
+        return [r[0] for r in self.cur.execute("SELECT name FROM collections WHERE live ORDER BY name")]
+
+    def collection_ids(self) -> dict[str, int]:
+        return {name: id for id, name in self.cur.execute("SELECT id, name FROM collections")}
+
+    # -- records ------------------------------------------------------------------------
+
+    def head(self, coll: int, id: str) -> tuple[Any, ...] | None:
+        """The current version of a record (HEAD + position), tombstones included."""
+        return self.cur.execute(_HEAD, (coll, id)).fetchone()
+
+    def live(self, coll: int, id: str) -> tuple[Any, ...] | None:
+        """The current version of a live record (HEAD + position), None if deleted or missing."""
+        return self.cur.execute(_LIVE, (coll, id)).fetchone()
+
+    def heads(self, coll: int, ids: list[str]) -> dict[str, tuple[Any, ...]]:
+        """``id -> (version, rev, created, deleted, position)`` of the current versions of ``ids``."""
+        out: dict[str, tuple[Any, ...]] = {}
+        for i in range(0, len(ids), 5000):
+            for row in self.cur.execute(_HEADS, (coll, ids[i:i + 5000])):
+                out[row[0]] = row[1:]
+        return out
+
+    def version(self, coll: int, id: str, version: int) -> tuple[Any, ...] | None:
+        return self.cur.execute(_VERSION, (coll, id, version - 1, version)).fetchone()
+
+    def versions(self, coll: int, id: str, above: int = 0) -> list[tuple[Any, ...]]:
+        return self.cur.execute(_VERSIONS, (coll, id, above, above)).fetchall()
+
+    def count(self, coll: int) -> int:
+        return int(self.cur.execute("SELECT count(*) FROM log WHERE coll=%s AND head=1", (coll,)).fetchone()[0])
+
+    def ids(self, coll: int, after: str, limit: int) -> list[str]:
+        return [r[0] for r in self.cur.execute(
+            "SELECT id FROM log WHERE coll=%s AND head=1 AND id > %s ORDER BY id LIMIT %s",
+            (coll, after, None if limit < 0 else limit))]
+
+    def is_live(self, coll: int, id: str) -> bool:
+        return self.cur.execute("SELECT 1 FROM log WHERE coll=%s AND id=%s AND head=1",
+                                (coll, id)).fetchone() is not None
+
+    # -- the change log -------------------------------------------------------------------
+
+    def last(self) -> tuple[int, bytes | None]:
+        row = self.cur.execute("SELECT position, hash FROM log ORDER BY position DESC LIMIT 1").fetchone()
+        return (0, None) if row is None else (row[0], row[1])
+
+    def entry_hash(self, position: int) -> bytes | None:
+        row = self.cur.execute("SELECT hash FROM log WHERE position=%s", (position,)).fetchone()
+        return None if row is None else row[0]
+
+    def entry_time(self, position: int) -> int | None:
+        row = self.cur.execute("SELECT at FROM log WHERE position=%s", (position,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def changes(self, since: int, limit: int) -> list[tuple[Any, ...]]:
+        return self.cur.execute(_CHANGES, (since, None if limit < 0 else limit)).fetchall()
+
+    def audit(self, after: int, at_least: int, actor: str | None, limit: int, genesis: bytes) -> list[Any]:
+        return self.cur.execute(_AUDIT, {"genesis": genesis, "after": after, "at": at_least, "actor": actor,
+                                         "limit": None if limit < 0 else limit}).fetchall()
+
+    # -- blobs and metadata ----------------------------------------------------------------
+
+    def blob(self, hash: str, data: bool = False) -> tuple[Any, ...] | None:
+        cols = "size, content_type, data" if data else "size, content_type"
+        return self.cur.execute(f"SELECT {cols} FROM blobs WHERE hash=%s", (hash,)).fetchone()
+
+    def missing_blobs(self, hashes: Iterable[str]) -> list[str]:
+        wanted = list(hashes)
+        have = {r[0] for r in self.cur.execute("SELECT hash FROM blobs WHERE hash = ANY(%s)", (wanted,))}
+        return [h for h in wanted if h not in have]
+
+    def file_blobs(self) -> list[str]:
+        return []      # every blob is kept in the database
+
+    def meta(self, key: str) -> str | None:
+        row = self.cur.execute("SELECT value FROM meta WHERE key=%s", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def totals(self) -> dict[str, int]:
+        row = self.cur.execute(
+            "SELECT (SELECT count(*) FROM log WHERE head=1), (SELECT count(*) FROM log WHERE head=2),"
+            " (SELECT count(*) FROM log WHERE kind='record' AND erased=0 AND version IS NOT NULL),"
+            " (SELECT count(*) FROM blobs), (SELECT coalesce(sum(size), 0) FROM blobs)").fetchone()
+        return dict(zip(("records", "deleted", "versions", "blobs", "blob_bytes"), map(int, row), strict=True))
+
+    # -- statements the dialect compiled, and a collection's catalog ------------------------
+
+    def rows(self, sql: str, params: Any = ()) -> list[Any]:
+        return self.cur.execute(sql, params).fetchall()
+
+    def stream(self, sql: str, params: Any = ()) -> Iterator[Any]:
+        return iter(self.cur.execute(sql, params).fetchall())
+
+    def catalog(self, coll: int) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        rows = self.cur.execute(_CATALOG, {"c": coll}).fetchall()
+        return (tuple(r[1] for r in rows if r[0] is None),
+                tuple((int(r[1]), r[2], r[3], r[4], int(r[5]), r[6]) for r in rows if r[0] is not None))
+
+
+@translate_all
+class Writes(Rows):
+    """Writes, inside a write transaction (its connection holds the store's write lock)."""
+
+    def ensure_collection(self, name: str, created: int) -> int:
+        row = self.cur.execute("SELECT id, live FROM collections WHERE name=%s", (name,)).fetchone()
+        if row is None:
+            return int(self.cur.execute("INSERT INTO collections(name, created) VALUES(%s, %s) RETURNING id",
+                                        (name, created)).fetchone()[0])
+        if not row[1]:
+            self.cur.execute("UPDATE collections SET live=true, created=%s WHERE id=%s", (created, row[0]))
+        return int(row[0])
+
+    def set_options(self, coll: int, options: str) -> None:
+        self.cur.execute("UPDATE collections SET options=%s WHERE id=%s", (options, coll))
+
+    def append(self, entries: list[NewEntry], superseded: list[int], unique: bool = False) -> None:
+        """Write change-log entries; the heads at ``superseded`` stop being heads first. Only
+        kuradb/changelog.py calls this. A unique index refusing a row raises IndexConflict with
+        nothing of this call left behind (and the transaction still usable)."""
+        cur = self.cur
+        if unique:
+            cur.execute("SAVEPOINT kura_append")
+        try:
+            if superseded:
+                cur.execute("UPDATE log SET head=NULL WHERE position = ANY(%s)", (superseded,))
+            if len(entries) == 1:
+                cur.execute(_INSERT, entries[0].row())
+            else:
+                cur.executemany(_INSERT, [e.row() for e in entries])
+        except pg.UniqueViolation as e:
+            if not unique:
+                raise
+            cur.execute("ROLLBACK TO SAVEPOINT kura_append")
+            raise IndexConflict(str(e.diag.constraint_name or e)) from e
+        if unique:
+            cur.execute("RELEASE SAVEPOINT kura_append")
+
+    def erase(self, coll: int, id: str, by: int, *, below: int | None = None, scrub: bool = False,
+              unhead: bool = False) -> list[int]:
+        extra = ", author=NULL, type=NULL, checksum=NULL" if scrub else ""
+        only = "" if below is None else f" AND version < {int(below)}"
+        kept = "" if scrub else " AND erased=0"
+        positions = [p for (p,) in self.cur.execute(
+            f"{_CHAIN} UPDATE log SET body=NULL, erased={int(by)}{extra}"
+            f" WHERE position IN (SELECT p FROM chain){only}{kept} RETURNING position", (coll, id, 0)).fetchall()]
+        if unhead:
+            self.unhead(coll, id)
+        if positions:
+            self.cur.execute("DELETE FROM blob_refs WHERE position = ANY(%s)", (positions,))
+        return positions
+
+    def drop_collection(self, coll: int, by: int) -> None:
+        positions = [p for (p,) in self.cur.execute(
+            "WITH RECURSIVE chain(p) AS (SELECT position FROM log WHERE coll=%s AND head IN (1, 2)"
+            " UNION ALL SELECT log.prev FROM log JOIN chain ON log.position = chain.p WHERE log.prev IS NOT NULL)"
+            " UPDATE log SET body=NULL, erased=%s, head=NULL WHERE position IN (SELECT p FROM chain)"
+            " RETURNING position", (coll, by)).fetchall()]
+        self.cur.execute("DELETE FROM blob_refs WHERE position = ANY(%s)", (positions,))
+        self.cur.execute("UPDATE collections SET live=false, options='{}' WHERE id=%s", (coll,))
+
+    def unhead(self, coll: int, id: str) -> None:
+        self.cur.execute("UPDATE log SET head=NULL WHERE coll=%s AND id=%s AND head IN (1, 2)", (coll, id))
+
+    def apply_erasure(self, position: int, erased: int, author: str | None, type: str | None,
+                      checksum: bytes | None) -> None:
+        self.cur.execute("UPDATE log SET body=NULL, erased=%s, author=%s, type=%s, checksum=%s WHERE position=%s",
+                         (erased, author, type, checksum, position))
+        self.cur.execute("DELETE FROM blob_refs WHERE position=%s", (position,))
+
+    def current_among(self, positions: list[int]) -> int | None:
+        row = self.cur.execute("SELECT position FROM log WHERE head IS NOT NULL AND position = ANY(%s) LIMIT 1",
+                               (positions,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def add_kept_blob_refs(self, refs: list[tuple[str, int]]) -> None:
+        self.cur.executemany("INSERT INTO blob_refs(hash, position) SELECT %s, position FROM log"
+                             " WHERE position = %s AND erased = 0 ON CONFLICT DO NOTHING", refs)
+
+    def delete_blob(self, hash: str) -> None:
+        self.cur.execute("DELETE FROM blobs WHERE hash=%s", (hash,))
+
+    def add_blob_refs(self, refs: list[tuple[str, int]]) -> None:
+        self.cur.executemany("INSERT INTO blob_refs(hash, position) VALUES(%s, %s) ON CONFLICT DO NOTHING", refs)
+
+    def put_blob(self, hash: str, size: int, content_type: str | None, created: int, data: bytes | None) -> None:
+        self.cur.execute("INSERT INTO blobs(hash, size, content_type, created, data) VALUES(%s,%s,%s,%s,%s)",
+                         (hash, size, content_type, created, data))
+
+    def delete_unreferenced_blobs(self, before: int) -> list[tuple[str, bool]]:
+        return [(h, False) for (h,) in self.cur.execute(
+            "DELETE FROM blobs WHERE created < %s AND NOT EXISTS"
+            " (SELECT 1 FROM blob_refs r WHERE r.hash = blobs.hash) RETURNING hash", (before,))]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.cur.execute("INSERT INTO meta(key, value) VALUES(%s, %s)"
+                         " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def add_index(self, coll: int, name: str, kind: str, fields: str, unique: bool, options: str,
+                  created: int) -> None:
+        self.cur.execute("INSERT INTO indexes(coll, name, kind, fields, is_unique, options, created)"
+                         " VALUES(%s, %s, %s, %s, %s, %s, %s)", (coll, name, kind, fields, unique, options, created))
+
+    def remove_index(self, coll: int, name: str) -> tuple[Any, ...] | None:
+        return self.cur.execute("DELETE FROM indexes WHERE coll=%s AND name=%s"
+                                " RETURNING name, kind, fields, is_unique::int", (coll, name)).fetchone()
+
+    def note_array_paths(self, coll: int, paths: list[str]) -> None:
+        self.cur.executemany("INSERT INTO array_paths(coll, path) VALUES(%s, %s) ON CONFLICT DO NOTHING",
+                             [(coll, p) for p in paths])

@@ -1,0 +1,78 @@
+"""The PostgreSQL store's tables, created in the store's own schema, and their migrations.
+
+The layout is SQLite's layout v2 (docs/DECISIONS.md, "Storage layout v2") in
+PostgreSQL's types: one ``log`` row per change holding a record version's
+content, ``head`` marking current versions (1 live, 2 deleted) under two
+partial unique indexes, integer collection ids, 16-byte digests as ``bytea``.
+Ids and names are ``COLLATE "C"`` so that they sort by code point, as on
+SQLite. A record's content is kept as its canonical JSON text, the exact bytes
+its checksum covers.
+"""
+from __future__ import annotations
+
+import hashlib
+
+# Append only. Each entry is (version, sql); an applied migration is never edited,
+# and ``migrations`` records each one's checksum so a store made by another build is refused.
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+CREATE TABLE meta(key text COLLATE "C" PRIMARY KEY, value text NOT NULL);
+CREATE TABLE migrations(version integer PRIMARY KEY, checksum text NOT NULL, applied bigint NOT NULL);
+CREATE TABLE collections(
+    id      serial PRIMARY KEY,
+    name    text COLLATE "C" NOT NULL UNIQUE,
+    options text NOT NULL DEFAULT '{}',
+    created bigint NOT NULL,
+    live    boolean NOT NULL DEFAULT true
+);
+CREATE TABLE log(
+    position   bigint PRIMARY KEY,
+    kind       text NOT NULL,
+    op         text NOT NULL,
+    coll       integer,
+    id         text COLLATE "C",
+    version    bigint,
+    rev        bytea,
+    at         bigint NOT NULL,
+    author     text,
+    type       text,
+    created    bigint,
+    checksum   bytea,
+    prev       bigint,
+    erased     bigint NOT NULL DEFAULT 0,
+    head       smallint,
+    body       text,
+    actor_hash bytea,
+    hash       bytea,
+    txn        bigint NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX log_live ON log(coll, id) WHERE head = 1;
+CREATE UNIQUE INDEX log_dead ON log(coll, id) WHERE head = 2;
+CREATE INDEX log_erased ON log(erased) WHERE erased > 0;
+CREATE TABLE blobs(
+    hash         text COLLATE "C" PRIMARY KEY,
+    size         bigint NOT NULL,
+    content_type text,
+    created      bigint NOT NULL,
+    data         bytea
+);
+CREATE TABLE blob_refs(hash text COLLATE "C" NOT NULL, position bigint NOT NULL, PRIMARY KEY(hash, position));
+CREATE INDEX blob_refs_position ON blob_refs(position);
+CREATE TABLE array_paths(coll integer NOT NULL, path text COLLATE "C" NOT NULL, PRIMARY KEY(coll, path));
+CREATE TABLE indexes(
+    coll      integer NOT NULL,
+    name      text COLLATE "C" NOT NULL,
+    kind      text NOT NULL,
+    fields    text NOT NULL,
+    is_unique boolean NOT NULL DEFAULT false,
+    options   text NOT NULL DEFAULT '{}',
+    created   bigint NOT NULL,
+    PRIMARY KEY(coll, name)
+);
+"""),
+]
+LATEST = MIGRATIONS[-1][0]
+
+
+def migration_checksum(sql: str) -> str:
+    return hashlib.sha256(sql.encode()).hexdigest()
