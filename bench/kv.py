@@ -1,6 +1,9 @@
 """Key-value benchmark: kuradb against raw SQLite (the floor), diskcache, sqlitedict and TinyDB.
 
-Run:  python bench/kv.py [--records 100000] [--rounds 10] [--open-records 1000000]
+Run:  python bench/kv.py [--records 100000] [--rounds 10] [--open-records 1000000] [--postgres URL]
+
+With ``--postgres URL`` kuradb on PostgreSQL runs too, beside the raw psycopg floor
+(the same plain table shape on the same server, through the same driver).
 
 One run, every system on the same ~200-byte JSON documents, interleaved in one
 process. Operations: batched put (1,000 per transaction) to load the records,
@@ -141,6 +144,57 @@ class Raw:
         self.conn.close()
 
 
+class KuraPostgres(Kura):
+    """kuradb on PostgreSQL (``--postgres URL``): a schema of its own, dropped at the end."""
+
+    name = "kuradb (PostgreSQL)"
+    URL = ""
+
+    def __init__(self, d: str) -> None:
+        self.schema = "kvbench_" + os.path.basename(d).replace("-", "_").lower()
+        self.store = kuradb.open(f"{self.URL}?schema={self.schema}")
+        self.c = self.store.collection("bench")
+
+    def close(self):
+        self.store.backend.drop()
+        self.store.close()
+
+
+class RawPostgres:
+    """The PostgreSQL floor: a plain (key, value) table through the same driver (psycopg 3), one
+    statement per operation, a batch in one transaction through executemany (libpq's pipeline)."""
+
+    name = "raw psycopg"
+    URL = ""
+
+    def __init__(self, d: str) -> None:
+        import psycopg
+
+        self.schema = "kvraw_" + os.path.basename(d).replace("-", "_").lower()
+        self.conn = psycopg.connect(self.URL, autocommit=True)
+        self.conn.execute(f"CREATE SCHEMA {self.schema}")
+        self.conn.execute(f"CREATE TABLE {self.schema}.kv(key text COLLATE \"C\" PRIMARY KEY, value text)")
+        self.conn.execute(f"SET search_path TO {self.schema}")
+        self.cur = self.conn.cursor()
+
+    _PUT = "INSERT INTO kv VALUES(%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+
+    def load(self, batch):
+        with self.conn.transaction():
+            self.cur.executemany(self._PUT, [(k, orjson.dumps(v).decode()) for k, v in batch])
+
+    def put(self, item):
+        self.cur.execute(self._PUT, (item[0], orjson.dumps(item[1]).decode()))
+
+    def get(self, key):
+        row = self.cur.execute("SELECT value FROM kv WHERE key=%s", (key,)).fetchone()
+        return row and orjson.loads(row[0])
+
+    def close(self):
+        self.conn.execute(f"DROP SCHEMA {self.schema} CASCADE")
+        self.conn.close()
+
+
 class DiskCache:
     name = "diskcache"
 
@@ -218,6 +272,7 @@ class TinyDB:
 
 
 SYSTEMS = [Kura, KuraTx, KuraEncrypted, Raw, DiskCache, SqliteDict, TinyDB]
+POSTGRES = [KuraPostgres, RawPostgres]    # with --postgres URL
 OPS = ["batched put", "single put", "get by id", "get missing"]
 
 
@@ -282,10 +337,15 @@ def main() -> None:
 
     ap.add_argument("--systems", default=",".join(c.name for c in SYSTEMS
                                                   if c is not KuraEncrypted or atrest.available()))
+    ap.add_argument("--postgres", metavar="URL", default="",
+                    help="also run kuradb on PostgreSQL and the raw psycopg floor on this server")
     args = ap.parse_args()
 
     wanted = set(args.systems.split(","))
     classes = [c for c in SYSTEMS if c.name in wanted and c is not TinyDB]
+    if args.postgres:
+        KuraPostgres.URL = RawPostgres.URL = args.postgres
+        classes += POSTGRES
     rnd = random.Random(9)
     docs = make_docs(args.records)
     extra = make_docs(5000, seed=8)
@@ -328,6 +388,13 @@ def main() -> None:
         for op in OPS:
             print(f"| {op} | " + " | ".join(
                 f"{results[k][op]['ops_s'] / results[p][op]['ops_s']:.2f}×" for p, k in peers) + " |")
+    if KuraPostgres.name in results and RawPostgres.name in results:
+        print("\nkuradb on PostgreSQL ÷ raw psycopg (the PostgreSQL floor) and ÷ kuradb on SQLite\n")
+        print("| operation | ÷ raw psycopg | ÷ kuradb (SQLite) |\n|---|---|---|")
+        pg = results[KuraPostgres.name]
+        for op in OPS:
+            vs_sqlite = (f"{pg[op]['ops_s'] / results['kuradb'][op]['ops_s']:.2f}×" if "kuradb" in results else "")
+            print(f"| {op} | {pg[op]['ops_s'] / results[RawPostgres.name][op]['ops_s']:.2f}× | {vs_sqlite} |")
     if args.open_records:
         o = bench_open(args.open_records)
         print(f"\nopen a {o['records']:,}-record store and read one record: median {o['median_ms']:.1f} ms"

@@ -86,7 +86,8 @@ def main() -> None:
     finally:
         admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
         admin.close()
-    version = psycopg.connect(args.url).info.server_version
+    v = psycopg.connect(args.url).info.server_version
+    version = f"{v // 10000}.{v % 10000}"
     print(f"PostgreSQL {version}, psycopg {psycopg.__version__}; {args.txns} transactions per round,"
           f" medians of {args.rounds} rounds\n")
     print(f"| way | 1 process, commits/s | ÷ none | {args.processes} processes, commits/s in all"

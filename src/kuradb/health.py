@@ -20,6 +20,7 @@ finds nothing afterwards clears it.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -139,7 +140,7 @@ def _above(value: float, limits: dict[str, Any]) -> str:
 def health(store: Store, thresholds: dict[str, Any] | None = None) -> Health:
     limits = _thresholds(thresholds)
     checks: dict[str, Check] = {}
-    if limits["disk_free"] is not None:
+    if limits["disk_free"] is not None and os.path.isdir(store.directory):   # not a server's store (its disk)
         free = shutil.disk_usage(store.directory).free
         checks["disk_free"] = Check(_below(free, limits["disk_free"]), f"{free / GiB:,.1f} GiB free", free)
     size = store.backend.describe().get("wal_bytes")

@@ -168,7 +168,8 @@ class PostgresBackend:
         try:
             self._lock_key = int(conn.execute("SELECT hashtextextended(%s, 0)",
                                               (f"kuradb:{self.schema}",)).fetchone()[0])   # type: ignore[index]
-            self._prepare_schema(conn, create)
+            if not self._is_current(conn):
+                self._prepare_schema(conn, create)
         finally:
             conn.close()
         self._writer = None if read_only else self._connect()
@@ -219,6 +220,20 @@ class PostgresBackend:
         return out
 
     # -- the schema ----------------------------------------------------------------------
+
+    def _is_current(self, conn: psycopg.Connection[Any]) -> bool:
+        """Is the schema a store of this kuradb's version, with this build's migrations? Read without the
+        store's lock, so that opening never waits for a writer; anything else goes to _prepare_schema."""
+        try:
+            with conn.transaction():
+                if not conn.execute("SELECT 1 FROM pg_tables WHERE schemaname=%s AND tablename='migrations'",
+                                    (self.schema,)).fetchone():
+                    return False
+                applied = dict(conn.execute(sql.SQL("SELECT version, checksum FROM {}.migrations").format(
+                    sql.Identifier(self.schema))).fetchall())
+        except DRIVER_ERRORS as e:
+            raise self.failed(e, f"schema {self.schema}") from e
+        return applied == {n: migration_checksum(statement) for n, statement in MIGRATIONS}
 
     def _prepare_schema(self, conn: psycopg.Connection[Any], create: bool | None) -> None:
         """Make the store's schema (first open) or bring it to this kuradb's version, under the store's lock."""

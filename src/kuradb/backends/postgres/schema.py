@@ -2,8 +2,12 @@
 
 The layout is SQLite's layout v2 (docs/DECISIONS.md, "Storage layout v2") in
 PostgreSQL's types: one ``log`` row per change holding a record version's
-content, ``head`` marking current versions (1 live, 2 deleted) under two
-partial unique indexes, integer collection ids, 16-byte digests as ``bytea``.
+content, ``head`` marking current versions (1 live, 2 deleted), integer
+collection ids, 16-byte digests as ``bytea``. One partial unique index finds a
+record's head, live or deleted (``head IS NOT NULL``, ``head`` included for
+index-only counts): PostgreSQL uses a partial index only for conditions that
+imply its own, so SQLite's pair (``head = 1``, ``head = 2``) would leave
+``head IN (1, 2)`` to a scan of the table.
 Ids and names are ``COLLATE "C"`` so that they sort by code point, as on
 SQLite. A record's content is kept as its canonical JSON text, the exact bytes
 its checksum covers.
@@ -46,8 +50,7 @@ CREATE TABLE log(
     hash       bytea,
     txn        bigint NOT NULL DEFAULT 0
 );
-CREATE UNIQUE INDEX log_live ON log(coll, id) WHERE head = 1;
-CREATE UNIQUE INDEX log_dead ON log(coll, id) WHERE head = 2;
+CREATE UNIQUE INDEX log_head ON log(coll, id) INCLUDE (head) WHERE head IS NOT NULL;
 CREATE INDEX log_erased ON log(erased) WHERE erased > 0;
 CREATE TABLE blobs(
     hash         text COLLATE "C" PRIMARY KEY,
