@@ -361,8 +361,13 @@ class PostgresBackend:
             if self._writer.closed or self._writer.broken:
                 self._writer = self._connect()   # the server restarted or the connection broke: a new one
             tx = Transaction(self._writer, self)
-            try:
-                tx.cur.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key})")
+            try:   # one round trip: begin, wait for the store's turn, read where the log ends
+                tx.cur.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key});"
+                               " SELECT position, hash FROM log ORDER BY position DESC LIMIT 1")
+                while tx.cur.nextset():
+                    pass
+                last = tx.cur.fetchone()
+                tx.log_head = (0, None) if last is None else (last[0], last[1])
             except DRIVER_ERRORS as e:
                 self._rollback_quietly(tx)
                 raise self.failed(e, "begin") from e

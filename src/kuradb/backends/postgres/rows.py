@@ -181,22 +181,23 @@ class Writes(Rows):
         kuradb/changelog.py calls this. A unique index refusing a row raises IndexConflict with
         nothing of this call left behind (and the transaction still usable)."""
         cur = self.cur
-        if unique:
-            cur.execute("SAVEPOINT kura_append")
         try:
-            if superseded:
-                cur.execute("UPDATE log SET head=NULL WHERE position = ANY(%s)", (superseded,))
-            if len(entries) == 1:
-                cur.execute(_INSERT, entries[0].row())
-            else:
-                cur.executemany(_INSERT, [e.row() for e in entries])
+            with cur.connection.pipeline():     # one round trip for all of it
+                if unique:
+                    cur.execute("SAVEPOINT kura_append")
+                if superseded:
+                    cur.execute("UPDATE log SET head=NULL WHERE position = ANY(%s)", (superseded,))
+                if len(entries) == 1:
+                    cur.execute(_INSERT, entries[0].row())
+                else:
+                    cur.executemany(_INSERT, [e.row() for e in entries])
+                if unique:
+                    cur.execute("RELEASE SAVEPOINT kura_append")
         except pg.UniqueViolation as e:
             if not unique:
                 raise
             cur.execute("ROLLBACK TO SAVEPOINT kura_append")
             raise IndexConflict(str(e.diag.constraint_name or e)) from e
-        if unique:
-            cur.execute("RELEASE SAVEPOINT kura_append")
 
     def erase(self, coll: int, id: str, by: int, *, below: int | None = None, scrub: bool = False,
               unhead: bool = False) -> list[int]:
