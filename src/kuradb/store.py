@@ -157,6 +157,7 @@ class Store:
         self._schedules: list[BackupSchedule] = []
         self._changed = threading.Condition()
         self._watchers = 0  # commits wake watchers only when there are some
+        self._listening: Any = None   # stops the backend's listener for other processes' commits
         self.backend.on_commit(self._notify)
         self.blobs = BlobStore(self.backend, self._log, os.path.join(directory, "blobs"), self._ops)
         if cache is not None:
@@ -187,6 +188,9 @@ class Store:
         rc, self._parts.read_cache = self._parts.read_cache, None
         if rc is not None:
             rc.close()
+        stop, self._listening = self._listening, None
+        if stop is not None:
+            stop()
         self.backend.close()
         with self._changed:
             self._changed.notify_all()
@@ -305,7 +309,8 @@ class Store:
 
         Starts after ``since`` (default: now). Ends after ``timeout`` seconds
         without a change (None: never). Commits in this process wake it at
-        once; other processes' commits are seen within ``poll`` seconds.
+        once; other processes' commits too on PostgreSQL (LISTEN/NOTIFY), and
+        on SQLite within ``poll`` seconds.
         """
         if since is not None:
             _check_position(since, "since")
@@ -320,6 +325,8 @@ class Store:
         quiet_since = time.monotonic()
         with self._changed:
             self._watchers += 1
+            if self._listening is None:   # other processes' commits wake watchers, where the backend can
+                self._listening = self.backend.listen(self._wake) or (lambda: None)
         try:
             yield from self._tail(position, quiet_since, timeout, poll)
         finally:
@@ -347,8 +354,11 @@ class Store:
 
     def _notify(self) -> None:
         if self._watchers:
-            with self._changed:
-                self._changed.notify_all()
+            self._wake()
+
+    def _wake(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
     # -- backups and integrity -------------------------------------------------------
 

@@ -134,3 +134,31 @@ def test_a_store_used_after_fork_fails_clearly(pg):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert s.collection("notes").get("a").version == 1
+
+
+def test_watch_wakes_on_another_process_commit_without_polling(pg):
+    """poll=30: only LISTEN/NOTIFY can deliver the other process's change within the test's seconds."""
+    import subprocess
+    import sys
+    import time
+
+    s = pg.open("s")
+    s.collection("notes").put({}, id="a")
+    child = subprocess.Popen([sys.executable, "-c", WRITE_LATER, pg.location("s")])
+    started = time.monotonic()
+    try:
+        got = next(iter(s.watch(poll=30, timeout=20)))
+    finally:
+        child.wait(timeout=30)
+    waited = time.monotonic() - started
+    assert (got.id, got.version) == ("from-child", 1)
+    assert waited < 10, waited
+    s.close()
+
+
+WRITE_LATER = """
+import sys, time, kuradb
+with kuradb.open(sys.argv[1]) as s:
+    time.sleep(1.0)
+    s.collection("notes").put({"by": "child"}, id="from-child")
+"""

@@ -294,7 +294,7 @@ class PostgresBackend:
         if tx is not None:
             return tx
         reader = d.get("reader")
-        if reader is None or reader.cur.closed:
+        if reader is None or reader.cur.closed or reader.cur.connection.broken:   # e.g. the server restarted
             if self._closed:
                 raise errors.Closed(self._closed_reason)
             reader = d["reader"] = Reader(self._connect().cursor(), self)
@@ -412,6 +412,42 @@ class PostgresBackend:
 
     def on_commit(self, listener: Callable[[], Any]) -> None:
         self._commit_listeners.append(listener)
+
+    @property
+    def channel(self) -> str:
+        """The LISTEN/NOTIFY channel on which every commit that appends to this store's log is announced."""
+        return f"kuradb_{self._lock_key & 0xFFFF_FFFF_FFFF:012x}"
+
+    def listen(self, wake: Callable[[], Any]) -> Callable[[], None] | None:
+        """Call ``wake()`` on every commit to this store's log by any process or host (LISTEN on its own
+        connection, in a daemon thread); returns what stops it. Commits are announced by ``NOTIFY``,
+        sent with the log entries (rows.py) and delivered by the server when they commit."""
+        conn = self._connect()
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+        stop = threading.Event()
+
+        def run() -> None:
+            try:
+                while not stop.is_set():
+                    for _ in conn.notifies(timeout=0.5, stop_after=1):
+                        wake()
+            except DRIVER_ERRORS:
+                wake()      # the connection broke: watchers fall back on polling
+            finally:
+                with self._conns_lock:
+                    self._conns.discard(conn)
+                try:
+                    conn.close()
+                except DRIVER_ERRORS:
+                    pass
+
+        thread = threading.Thread(target=run, name=f"kuradb-listen-{self.schema}", daemon=True)
+        thread.start()
+
+        def stopper() -> None:
+            stop.set()
+            thread.join(timeout=2)
+        return stopper
 
     def commit_signal(self) -> Any:
         raise errors.KuraError("the read cache is not available on PostgreSQL stores yet",

@@ -193,6 +193,8 @@ class Writes(Rows):
                     cur.executemany(_INSERT, [e.row() for e in entries])
                 if unique:
                     cur.execute("RELEASE SAVEPOINT kura_append")
+                # watchers in every process wake when this commits (backend.listen)
+                cur.execute("SELECT pg_notify(%s, %s)", (self.backend.channel, str(entries[-1].position)))
         except pg.UniqueViolation as e:
             if not unique:
                 raise

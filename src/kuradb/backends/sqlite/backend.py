@@ -411,6 +411,10 @@ class SQLiteBackend:
 
         return copy.Opened(raw, self.key)
 
+    def listen(self, wake: Callable[[], Any]) -> Callable[[], None] | None:
+        """SQLite cannot push other processes' commits: None, and watchers poll (kuradb/store.py)."""
+        return None
+
     def commit_signal(self) -> Any:
         """What the read cache watches for commits (walindex.py)."""
         from .walindex import CommitSignal
