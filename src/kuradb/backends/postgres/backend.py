@@ -69,12 +69,13 @@ def redact(url: str) -> str:
 
 
 class Reader(Rows, Checks):
-    """The typed reads (rows.py, checks.py) over one connection's cursor."""
+    """The typed reads (rows.py, checks.py) over one connection's cursor. ``lone``: its reads are
+    autocommit statements (not inside one snapshot), so one the server cut off can run again."""
 
-    __slots__ = ("cur", "backend")
+    __slots__ = ("cur", "backend", "lone")
 
-    def __init__(self, cur: Any, backend: PostgresBackend) -> None:
-        self.cur, self.backend = cur, backend
+    def __init__(self, cur: Any, backend: PostgresBackend, lone: bool = False) -> None:
+        self.cur, self.backend, self.lone = cur, backend, lone
 
 
 class Transaction(Writes, Checks):
@@ -297,8 +298,19 @@ class PostgresBackend:
         if reader is None or reader.cur.closed or reader.cur.connection.broken:   # e.g. the server restarted
             if self._closed:
                 raise errors.Closed(self._closed_reason)
-            reader = d["reader"] = Reader(self._connect().cursor(), self)
+            reader = d["reader"] = Reader(self._connect().cursor(), self, lone=True)
         return reader
+
+    def reconnect(self, rows: Any) -> bool:
+        """After a statement failed on a connection that broke (the server restarted): give a lone reader
+        a new connection and say whether the statement may run again. A transaction or a snapshot is
+        never resumed: what it read or wrote is gone with its connection."""
+        if not getattr(rows, "lone", False) or not rows.cur.connection.broken or self._closed:
+            return False
+        with self._conns_lock:
+            self._conns.discard(rows.cur.connection)
+        rows.cur = self._connect().cursor()
+        return True
 
     @contextmanager
     def read(self) -> Iterator[Reader | Transaction]:
@@ -308,10 +320,13 @@ class PostgresBackend:
             yield tx
             return
         reader = self.reader()
+        assert isinstance(reader, Reader)     # not in a transaction: the thread's own reader
         self._run(reader.cur, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        reader.lone = False
         try:
             yield reader
         finally:
+            reader.lone = True
             try:
                 reader.cur.execute("ROLLBACK")
             except DRIVER_ERRORS:
@@ -360,21 +375,38 @@ class PostgresBackend:
                 raise errors.Closed(self._closed_reason)
             if self._writer.closed or self._writer.broken:
                 self._writer = self._connect()   # the server restarted or the connection broke: a new one
-            tx = Transaction(self._writer, self)
-            try:   # one round trip: begin, wait for the store's turn, read where the log ends
-                tx.cur.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key});"
-                               " SELECT position, hash FROM log ORDER BY position DESC LIMIT 1")
-                while tx.cur.nextset():
-                    pass
-                last = tx.cur.fetchone()
-                tx.log_head = (0, None) if last is None else (last[0], last[1])
+            try:
+                try:
+                    tx = self._open_transaction()
+                except psycopg.OperationalError:
+                    if not self._writer.broken:
+                        raise
+                    self._writer = self._connect()   # the server restarted since the last write: once more, anew
+                    tx = self._open_transaction()
             except DRIVER_ERRORS as e:
-                self._rollback_quietly(tx)
                 raise self.failed(e, "begin") from e
         except BaseException:
             self._write_lock.release()
             raise
         self._local.tx = tx
+        return tx
+
+    def _open_transaction(self) -> Transaction:
+        """BEGIN on the writer connection, wait for the store's turn, read where the log ends: one round trip."""
+        assert self._writer is not None
+        tx = Transaction(self._writer, self)
+        try:
+            tx.cur.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key});"
+                           " SELECT position, hash FROM log ORDER BY position DESC LIMIT 1")
+            while tx.cur.nextset():
+                pass
+            last = tx.cur.fetchone()
+        except psycopg.OperationalError:
+            raise
+        except DRIVER_ERRORS as e:
+            self._rollback_quietly(tx)
+            raise self.failed(e, "begin") from e
+        tx.log_head = (0, None) if last is None else (last[0], last[1])
         return tx
 
     def _end(self, tx: Transaction, *, commit: bool) -> None:

@@ -52,6 +52,11 @@ def translated(fn: F) -> F:
         try:
             return fn(self, *args, **kwargs)
         except DRIVER_ERRORS as e:
+            if isinstance(e, psycopg.OperationalError) and self.backend.reconnect(self):
+                try:                   # a lone read on a connection the server dropped: once more, anew
+                    return fn(self, *args, **kwargs)
+                except DRIVER_ERRORS as again:
+                    raise self.backend.failed(again, where) from again
             raise self.backend.failed(e, where) from e
     return inner  # type: ignore[return-value]
 
