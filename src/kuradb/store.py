@@ -13,7 +13,7 @@ from typing import Any
 from . import audit, backups, errors, health, integrity, options
 from .audit import AuditEntry
 from .backend import NewEntry
-from .backends import open_backend
+from .backends import open_backend, shown
 from .backups import BackupInfo
 from .blobs import BlobStore
 from .changelog import ChangeLog
@@ -177,7 +177,7 @@ class Store:
         return self._parts.read_cache
 
     def __repr__(self) -> str:
-        return f"<kuradb.Store {self.directory!r} durability={self.durability}>"
+        return f"<kuradb.Store {shown(self.directory)!r} durability={self.durability}>"
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -447,7 +447,7 @@ class Store:
             names = r.collection_names()
         rc = self._parts.read_cache
         return {
-            "directory": self.directory, "durability": self.durability, "read_only": self.read_only,
+            "directory": shown(self.directory), "durability": self.durability, "read_only": self.read_only,
             "encrypted": self.backend.key is not None, "position": position, "collections": len(names),
             **totals, **self.backend.describe(),
             "operations": self._ops.snapshot(),

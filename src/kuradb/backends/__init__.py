@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .. import errors
 from ..backend import Backend
@@ -23,3 +24,14 @@ def open_backend(location: str, **options: Any) -> Backend:
     from .sqlite.backend import SQLiteBackend
 
     return SQLiteBackend(location, **options)
+
+
+def shown(location: str) -> str:
+    """A store's location as messages and stats show it: a URL without its password."""
+    if "://" not in location:
+        return location
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

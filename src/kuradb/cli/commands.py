@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from .. import backups, errors
+from ..backends import shown
 from ..backups import files as backup_files
 from ..progress import Progress
 from ..records import Record
@@ -37,7 +38,7 @@ class Terminated(BaseException):
 
 
 def cmd_init(store: Store, args: argparse.Namespace, out: Output) -> None:
-    out.emit({"directory": store.directory, "position": store.position})
+    out.emit({"directory": shown(store.directory), "position": store.position})
 
 
 def prepare_put(args: argparse.Namespace) -> None:

@@ -65,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
 
     def command(name: str, fn: Any, help: str, *, collection: bool = False, id: bool = False) -> Any:
         sp = add(sub, name, help, fn, parents=(opening,))
-        sp.add_argument("directory", metavar="DIR", help="the store's directory")
+        sp.add_argument("directory", metavar="DIR", help="the store: its directory, or a postgresql:// URL")
         if collection:
             sp.add_argument("collection", metavar="COLLECTION")
         if id:
@@ -128,7 +128,7 @@ def parser() -> argparse.ArgumentParser:
     for action, help in (("create", "index fields (a progress bar shows while it builds on existing data)"),
                          ("list", "the collection's indexes"), ("drop", "drop an index by name")):
         sp = add(actions, action, help, c.cmd_index, parents=(opening,))
-        sp.add_argument("directory", metavar="DIR", help="the store's directory")
+        sp.add_argument("directory", metavar="DIR", help="the store: its directory, or a postgresql:// URL")
         sp.add_argument("collection", metavar="COLLECTION")
         if action == "create":
             sp.add_argument("fields", metavar="FIELDS", nargs="+",
@@ -175,11 +175,11 @@ def parser() -> argparse.ArgumentParser:
                 sp.add_argument(f"--keep-{rule}", type=int, metavar="N")
     sp = add(sub, "rekey", "encrypt a store, or change its key (--key-file: the current one); offline", c.cmd_rekey,
              store=False, parents=(key,))
-    sp.add_argument("directory", metavar="DIR", help="the store's directory")
+    sp.add_argument("directory", metavar="DIR", help="the store: its directory, or a postgresql:// URL")
     sp.add_argument("--new-key-file", required=True, metavar="F", help="the new key: 32 raw bytes or a passphrase")
     sp = add(sub, "migrate", "rewrite a store made by an older kuradb in this kuradb's layout (one transaction;"
              " close other processes first)", c.cmd_migrate, store=False, parents=(key,))
-    sp.add_argument("directory", metavar="DIR", help="the store's directory")
+    sp.add_argument("directory", metavar="DIR", help="the store: its directory, or a postgresql:// URL")
     sp.add_argument("--vacuum", action="store_true",
                     help="then rewrite the file compactly (frees the space of the old layout)")
     sp = add(sub, "restore", "restore a backup as a new store (verified before it appears)", c.cmd_restore,

@@ -28,6 +28,7 @@ import psycopg
 from psycopg import sql
 
 from ... import errors
+from .. import shown
 from .checks import Checks
 from .errors import DRIVER_ERRORS, translate
 from .rows import Rows, Writes
@@ -59,13 +60,7 @@ def parse_url(url: str) -> tuple[str, str]:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment)), schema
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+redact = shown   # the URL without its password, for messages
 
 
 class Reader(Rows, Checks):
