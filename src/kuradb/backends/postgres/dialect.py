@@ -1,10 +1,9 @@
-"""The PostgreSQL dialect (kuradb/backend.py's Dialect): queries over the log's JSON, not written yet.
+"""The PostgreSQL dialect (kuradb/backend.py's Dialect): find, count and exists over the log's JSON.
 
-Records, history, transactions, the change log, blobs and the audit chain work
-on PostgreSQL stores; compiling the query language to PostgreSQL (``jsonb``
-expressions, expression and GIN indexes, ``tsvector`` text search) is the
-next step of issue #15. Until then each query operation raises a KuraError
-saying so, rather than running something that could differ from SQLite.
+Filters, sorts and projections compile to SQL over ``jsonb`` (compiler.py,
+queries.py). Secondary indexes, aggregation and text search are the next steps
+of issue #15: until they are written each raises a KuraError saying so, rather
+than running something that could differ from SQLite.
 """
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ... import errors
+from . import queries
 
 
 def _not_yet(what: str) -> NoReturn:
@@ -23,10 +23,10 @@ class PostgresDialect:
     name = "postgresql"
 
     def find(self, coll: int, meta: Any, spec: Any, what: str = "records") -> Any:
-        _not_yet("find/count/exists")
+        return queries.find(coll, meta, spec, what)
 
     def explain(self, reader: Any, st: Any) -> list[str]:
-        _not_yet("explain")
+        return queries.explain(reader, st)
 
     def aggregate(self, reader: Any, coll: int, meta: Any, stages: list[Any], docs: Any) -> list[dict[str, Any]]:
         _not_yet("aggregate")

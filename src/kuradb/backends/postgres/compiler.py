@@ -1,0 +1,262 @@
+"""Filters, sorts and projections compiled to PostgreSQL SQL over a record's JSON (``log.body::jsonb``).
+
+The same language and meaning as the SQLite backend's compiler.py, in
+PostgreSQL's terms:
+
+- a field is ``doc #> ARRAY[...]`` (``jsonb``, NULL when missing; a numeric
+  segment indexes an array and names a member of an object, per row, as on SQLite);
+- comparisons are type-strict: equality is ``jsonb`` equality (so ``"5"`` never
+  equals ``5`` nor ``true`` ``1``; ``1`` equals ``1.0``), ranges test the JSON type
+  and compare numbers as ``numeric`` and strings by code point (``COLLATE "C"``);
+- where the path's value may be an array (the collection's catalog says so), a
+  condition also matches an element; where a prefix may be, candidates fan out
+  through arrays of objects level by level (one CTE per level);
+- every negation is ``NOT coalesce(x, false)``: no match is never "unknown";
+- a sort key is four expressions (type rank, number, string, JSON text) so that
+  the documented total order holds: missing = null < numbers < strings < objects
+  < arrays < false < true.
+
+Parameters are psycopg's ``%s``; the SQL's own ``%`` are doubled. Secondary
+indexes and ``$regex`` are not compiled yet (issue #15): they raise KuraError.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ... import errors
+from ...errors import QueryError
+from ...query.catalog import may_be_array
+from ...query.syntax import And, Cond, Not, Or, Path, SortKey, Value, is_index
+
+Catalog = frozenset[tuple[str, ...]]
+_SQL_OP = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+# Envelope fields (query/syntax.py ENVELOPE) -> columns of log.
+COLUMNS = {"id": "id", "type": "type", "version": "version", "created": "created", "modified": "at",
+           "author": "author"}
+
+
+def literal(text: str) -> str:
+    """An SQL string literal, safe inside a statement with psycopg parameters."""
+    return "'" + text.replace("'", "''").replace("%", "%%") + "'"
+
+
+def path_array(segments: tuple[str, ...]) -> str:
+    """The ``text[]`` a ``#>`` takes: ``ARRAY['a','0']::text[]``."""
+    return "ARRAY[" + ", ".join(literal(s) for s in segments) + "]::text[]" if segments else "'{}'::text[]"
+
+
+def at(doc: str, segments: tuple[str, ...]) -> str:
+    """The jsonb value at a path of single values (no fan-out), NULL when missing."""
+    return f"({doc} #> {path_array(segments)})" if segments else doc
+
+
+def typeof(x: str) -> str:
+    return f"jsonb_typeof({x})"
+
+
+def text_of(x: str) -> str:
+    """A JSON string's text, compared by code point."""
+    return f'(({x}) #>> \'{{}}\') COLLATE "C"'
+
+
+def sort_terms(x: str, descending: bool = False) -> list[str]:
+    """A value's sort key as ORDER BY terms (see the module docstring)."""
+    d = " DESC" if descending else ""
+    rank = (f"CASE {typeof(x)} WHEN 'number' THEN 1 WHEN 'string' THEN 2 WHEN 'object' THEN 3"
+            f" WHEN 'array' THEN 4 WHEN 'boolean' THEN CASE WHEN {x} = 'true'::jsonb THEN 6 ELSE 5 END ELSE 0 END")
+    return [rank + d,
+            f"CASE WHEN {typeof(x)} = 'number' THEN ({x})::numeric END{d}",
+            f"CASE WHEN {typeof(x)} = 'string' THEN {text_of(x)} END{d}",
+            f"CASE WHEN {typeof(x)} IN ('object', 'array') THEN ({x})::text COLLATE \"C\" END{d}"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """``doc``: SQL of the JSON document (jsonb); ``columns``: envelope field -> column; ``catalog``: paths
+    that have held an array (None: unknown, so any may)."""
+
+    doc: str
+    columns: Mapping[str, str] = field(default_factory=dict)
+    catalog: Catalog | None = None
+
+    def may_be_array(self, segments: tuple[str, ...]) -> bool:
+        return may_be_array(self.catalog, segments)
+
+
+class Compiler:
+    """One statement's worth of SQL: ``where(node)``, ``order_by(keys)``; parameters in ``params``."""
+
+    def __init__(self, source: Source, params: list[Any] | None = None) -> None:
+        self.source = source
+        self.params: list[Any] = [] if params is None else params
+        self.python: list[str] = []
+        self._aliases = 0
+
+    def param(self, value: Any, cast: str = "") -> str:
+        self.params.append(value)
+        return f"%s{cast}"
+
+    def json_param(self, v: Value) -> str:
+        """An operand as jsonb. Numbers and strings travel as themselves (so a cached statement can bind
+        another value: kuradb/query/statements.py), objects and arrays as their canonical JSON."""
+        if v.kind == "num":
+            return f"to_jsonb({self.param(v.py)}::numeric)"
+        if v.kind == "str":
+            return f"to_jsonb({self.param(v.py)}::text)"
+        text = v.text if v.kind in ("obj", "arr") else orjson.dumps(v.py).decode()
+        return self.param(text, "::jsonb")
+
+    def _alias(self, stem: str) -> str:
+        self._aliases += 1
+        return f"{stem}{self._aliases}"
+
+    # -- the tree ----------------------------------------------------------------------
+
+    def where(self, node: Any) -> str:
+        if isinstance(node, Cond):
+            column = self.source.columns.get(node.path.text) if node.path.column else None
+            return self._column(column, node) if column else self._json(node)
+        if isinstance(node, And):
+            return "(" + " AND ".join(self.where(n) for n in node.items) + ")" if node.items else "true"
+        if isinstance(node, Or):
+            return "(" + " OR ".join(self.where(n) for n in node.items) + ")" if node.items else "false"
+        if isinstance(node, Not):
+            return f"NOT coalesce({self.where(node.item)}, false)"
+        raise TypeError(node)  # pragma: no cover
+
+    # -- envelope columns --------------------------------------------------------------
+
+    def _column(self, col: str, c: Cond) -> str:
+        op, v = c.op, c.value
+        if op == "eq":
+            return f"{col} IS NULL" if v.kind == "null" else f"{col} = {self.param(v.py)}"
+        if op == "in":
+            values = [x.py for x in v if x.kind != "null"]
+            parts = [f"{col} = ANY({self.param(values)})"] if values else []
+            if len(values) < len(v):
+                parts.append(f"{col} IS NULL")
+            return "(" + " OR ".join(parts) + ")" if parts else "false"
+        if op in _SQL_OP:
+            return f"coalesce({col} {_SQL_OP[op]} {self.param(v.py)}, false)"
+        if op == "exists":
+            return "true"
+        if op == "startswith":
+            return f"coalesce(starts_with({col}, {self.param(v)}), false)"
+        if op == "contains":
+            return f"coalesce(strpos({col}, {self.param(v)}) > 0, false)"
+        raise _not_yet(f"{op} on {c.path.text}")
+
+    # -- JSON content ------------------------------------------------------------------
+
+    def _json(self, c: Cond) -> str:
+        segs = c.path.segments
+        src = self.source
+        fan = [i for i in range(1, len(segs)) if src.may_be_array(segs[:i])]
+        member = c.op not in ("exists", "size") and src.may_be_array(segs)
+        if not fan:
+            return self._leaf(at(src.doc, segs), c, member)
+        return self._chain(c, segs, fan, member)
+
+    def _chain(self, c: Cond, segs: tuple[str, ...], fan: list[int], member: bool) -> str:
+        """Candidates through arrays: a CTE per level whose prefix may be an array."""
+        bounds = [0, *fan, len(segs)]
+        ctes: list[str] = []
+        prev = None
+        for k in range(len(bounds) - 1):
+            lo, hi = bounds[k], bounds[k + 1]
+            name = self._alias("c")
+            if prev is None:
+                body = f"SELECT {at(self.source.doc, segs[lo:hi])}"
+            else:
+                seg, rest = segs[lo], segs[lo + 1:hi]
+                e = self._alias("e")
+                parts = [f"SELECT {at('j', segs[lo:hi])} FROM {prev} WHERE jsonb_typeof(j) = 'object'",
+                         f"SELECT {at(e + '.v', segs[lo:hi])} FROM {prev},"
+                         f" jsonb_array_elements(CASE WHEN jsonb_typeof(j) = 'array' THEN j END) AS {e}(v)"
+                         f" WHERE jsonb_typeof({e}.v) = 'object'"]
+                if is_index(seg):
+                    parts.append(f"SELECT {at('j', (seg, *rest))} FROM {prev} WHERE jsonb_typeof(j) = 'array'")
+                body = " UNION ALL ".join(parts)
+            ctes.append(f"{name}(j) AS ({body})")
+            prev = name
+        leaf = self._leaf(f"{prev}.j", c, member)
+        return f"EXISTS (WITH {', '.join(ctes)} SELECT 1 FROM {prev} WHERE {prev}.j IS NOT NULL AND {leaf})"
+
+    def _leaf(self, x: str, c: Cond, member: bool) -> str:
+        pos = self._pos(x, c)
+        if not member:
+            return f"coalesce({pos}, false)"
+        e = self._alias("m")
+        inner = self._pos(f"{e}.v", c)
+        return (f"coalesce({pos} OR (jsonb_typeof({x}) = 'array' AND EXISTS (SELECT 1 FROM"
+                f" jsonb_array_elements(CASE WHEN jsonb_typeof({x}) = 'array' THEN {x} END) AS {e}(v)"
+                f" WHERE coalesce({inner}, false))), false)")
+
+    def _pos(self, x: str, c: Cond) -> str:
+        """The condition on one candidate value ``x`` (jsonb; no membership). May be NULL for no."""
+        op, v = c.op, c.value
+        if op == "eq":
+            return self._eq(x, v)
+        if op == "in":
+            parts = [self._eq(x, item) for item in v]
+            return "(" + " OR ".join(parts) + ")" if parts else "false"
+        if op in _SQL_OP:
+            return self._range(x, op, v)
+        if op == "exists":
+            return f"({x} IS NOT NULL)"
+        if op == "startswith":
+            return f"({typeof(x)} = 'string' AND starts_with({x} #>> '{{}}', {self.param(v)}))"
+        if op == "contains":
+            return f"({typeof(x)} = 'string' AND strpos({x} #>> '{{}}', {self.param(v)}) > 0)"
+        if op == "size":
+            return f"({typeof(x)} = 'array' AND jsonb_array_length(CASE WHEN {typeof(x)} = 'array'" \
+                   f" THEN {x} END) = {self.param(v)})"
+        raise _not_yet(f"${op}")
+
+    def _eq(self, x: str, v: Value) -> str:
+        if v.kind == "null":
+            return f"({typeof(x)} = 'null')"
+        if v.kind not in ("bool", "num", "str", "obj", "arr"):
+            raise _not_yet(f"comparing content with a {v.kind} value")
+        return f"({x} = {self.json_param(v)})"
+
+    def _range(self, x: str, op: str, v: Value) -> str:
+        sql_op = _SQL_OP[op]
+        if v.kind == "bool":
+            ok = [b for b in (False, True) if {"gt": b > v.py, "gte": b >= v.py, "lt": b < v.py,
+                                               "lte": b <= v.py}[op]]
+            if not ok:
+                return "false"
+            return "(" + " OR ".join(f"{x} = '{'true' if b else 'false'}'::jsonb" for b in ok) + ")"
+        if v.kind == "num":
+            return (f"({typeof(x)} = 'number' AND (CASE WHEN {typeof(x)} = 'number' THEN ({x})::numeric END)"
+                    f" {sql_op} {self.param(v.py)})")
+        if v.kind == "str":
+            return f"({typeof(x)} = 'string' AND {text_of(x)} {sql_op} {self.param(v.py)})"
+        raise QueryError(f"a range compares numbers, strings or booleans, not a {v.kind}")  # syntax rejects it
+
+    # -- sorting and projection ----------------------------------------------------------
+
+    def order_by(self, keys: tuple[SortKey, ...], tiebreak: str | None) -> list[str]:
+        terms: list[str] = []
+        for k in keys:
+            column = self.source.columns.get(k.path.text) if k.path.column else None
+            if column:   # NULL (no type, no author) is the smallest, as on SQLite
+                terms.append(column + (" DESC NULLS LAST" if k.descending else " NULLS FIRST"))
+            else:
+                terms += sort_terms(at(self.source.doc, k.path.segments), k.descending)
+        if tiebreak is not None and not any(k.path.column == "id" for k in keys):
+            terms.append(tiebreak)
+        return terms
+
+    def projection(self, path: Path) -> str:
+        return f"({at(self.source.doc, path.segments)})::text"
+
+
+def _not_yet(what: str) -> errors.KuraError:
+    return errors.KuraError(f"{what} is not available in queries on PostgreSQL stores yet (issue #15)",
+                            hint="use a SQLite store (a directory) for it meanwhile")
