@@ -396,11 +396,10 @@ class PostgresBackend:
             while tx.cur.nextset():
                 pass
             last = tx.cur.fetchone()
-        except psycopg.OperationalError:
+        except DRIVER_ERRORS:
+            if not tx.conn.broken:
+                self._rollback_quietly(tx)   # e.g. the lock's wait timed out: leave the connection usable
             raise
-        except DRIVER_ERRORS as e:
-            self._rollback_quietly(tx)
-            raise self.failed(e, "begin") from e
         tx.log_head = (0, None) if last is None else (last[0], last[1])
         return tx
 

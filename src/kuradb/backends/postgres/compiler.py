@@ -34,6 +34,7 @@ from ...query.syntax import And, Cond, Not, Or, Path, SortKey, Value, is_index
 
 Catalog = frozenset[tuple[str, ...]]
 _SQL_OP = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+MAX_PARAMS = 65535   # the PostgreSQL protocol's limit on parameters in one statement
 # Envelope fields (query/syntax.py ENVELOPE) -> columns of log.
 COLUMNS = {"id": "id", "type": "type", "version": "version", "created": "created", "modified": "at",
            "author": "author"}
@@ -97,6 +98,9 @@ class Compiler:
         self._aliases = 0
 
     def param(self, value: Any, cast: str = "") -> str:
+        if len(self.params) >= MAX_PARAMS:
+            raise QueryError(f"the query needs more than {MAX_PARAMS} values in one statement",
+                             hint="many values of one field belong in one $in")
         self.params.append(value)
         return f"%s{cast}"
 

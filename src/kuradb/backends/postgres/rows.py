@@ -152,7 +152,18 @@ class Rows:
         return self.cur.execute(sql, params).fetchall()
 
     def stream(self, sql: str, params: Any = ()) -> Iterator[Any]:
-        return iter(self.cur.execute(sql, params).fetchall())
+        """Rows of a compiled statement as they come: through a server-side cursor inside a transaction
+        or snapshot (bounded memory), all at once otherwise."""
+        conn = self.cur.connection
+        if conn.info.transaction_status != conn.info.transaction_status.INTRANS:
+            return iter(self.cur.execute(sql, params).fetchall())
+        return self._streamed(sql, params)
+
+    def _streamed(self, sql: str, params: Any) -> Iterator[Any]:
+        with self.cur.connection.cursor(name="kura_stream") as scan:
+            scan.itersize = 1000
+            scan.execute(sql, params)
+            yield from scan
 
     def catalog(self, coll: int) -> tuple[tuple[str, ...], tuple[Any, ...]]:
         rows = self.cur.execute(_CATALOG, {"c": coll}).fetchall()
