@@ -162,3 +162,16 @@ with kuradb.open(sys.argv[1]) as s:
     time.sleep(1.0)
     s.collection("notes").put({"by": "child"}, id="from-child")
 """
+
+
+def test_a_transaction_whose_statement_failed_is_never_reported_committed(pg):
+    """PostgreSQL answers COMMIT of an aborted transaction with ROLLBACK, not an error."""
+    with pg.open("s") as s:
+        n = s.collection("notes")
+        n.put({"v": 0}, id="kept")
+        with pytest.raises(errors.KuraError, match="rolled back"):
+            with s.transaction():
+                n.put({"v": 1}, id="lost")
+                with pytest.raises(errors.KuraError):
+                    s.backend.reader().rows("SELECT 1/0")      # a statement fails; the caller goes on
+        assert n.get("lost", None) is None and n.get("kept").version == 1

@@ -414,10 +414,15 @@ class PostgresBackend:
             if commit:
                 try:
                     tx.cur.execute("COMMIT")
-                    committed = tx.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
                 except DRIVER_ERRORS as e:
                     self._rollback_quietly(tx)
                     raise self.failed(e, "commit") from e
+                # A COMMIT of a transaction in which a statement failed (its error caught) is a ROLLBACK,
+                # without an error: say so rather than let the caller believe its writes were kept.
+                committed = tx.cur.statusmessage == "COMMIT"
+                if not committed:
+                    raise errors.KuraError("the transaction was rolled back: a statement in it failed",
+                                           hint="retry the whole transaction")
             else:
                 self._rollback_quietly(tx)
         finally:
