@@ -121,6 +121,7 @@ def test_a_store_used_after_fork_fails_clearly(pg):
 
     s = pg.open("s")
     s.collection("notes").put({}, id="a")
+    s.collection("notes").put({}, id="b")      # the writer's connection is open too
     pid = os.fork()
     if pid == 0:
         try:
@@ -130,10 +131,16 @@ def test_a_store_used_after_fork_fails_clearly(pg):
             code = 0 if "fork" in str(e) else 2
         except BaseException:
             code = 3
+        del s
+        import gc
+
+        gc.collect()      # what the child dropped must not end the parent's sessions
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert s.collection("notes").get("a").version == 1
+    assert s.collection("notes").get("a").version == 1     # the parent's reader still works
+    s.collection("notes").put({"v": 2}, id="a")            # and its writer
+    s.close()
 
 
 def test_watch_wakes_on_another_process_commit_without_polling(pg):

@@ -502,7 +502,13 @@ class PostgresBackend:
         return []    # PostgreSQL checks its own pages (data checksums, when the cluster has them)
 
     def vacuum(self) -> None:
-        self._run(self._connect().cursor(), "VACUUM (ANALYZE)")
+        conn = self._connect()
+        try:
+            self._run(conn.cursor(), "VACUUM (ANALYZE)")
+        finally:
+            with self._conns_lock:
+                self._conns.discard(conn)
+            conn.close()
 
     def _not_yet(self, what: str) -> errors.KuraError:
         return errors.KuraError(f"{what} is not available on PostgreSQL stores yet (issue #15)")
@@ -530,6 +536,8 @@ class PostgresBackend:
         """In a forked child: refuse all use, never touch the parent's connections."""
         self._closed = True
         self._closed_reason = "the store was opened before fork(); open it again in this process"
+        # The parent's connections are dropped, never closed here (psycopg does not finish a connection
+        # made by another process, so the parent's sessions live on: tested).
         self._conns = weakref.WeakSet()
         self._writer = None
         self._local = threading.local()
