@@ -1,6 +1,7 @@
 """find() and count() on PostgreSQL equal the reference evaluator (the contract's property test, run here by
-default while the PostgreSQL dialect is being completed: without $regex and secondary indexes, which it does
-not compile yet, and without U+0000 in content, which jsonb cannot hold; issue #15)."""
+default while the PostgreSQL dialect is being completed: without $regex, which it does not compile yet, and
+without U+0000 in content, which jsonb cannot hold; issue #15). Secondary indexes are made as in the contract
+test, so unique and plain index objects exist while the queries run."""
 from __future__ import annotations
 
 import itertools
@@ -20,8 +21,8 @@ documents = tq.documents.filter(lambda d: "\\u0000" not in json.dumps(d))
 @given(docs=st.lists(documents, max_size=12), types=st.lists(st.sampled_from([None, "x", "y"]), min_size=12,
                                                               max_size=12),
        history=st.lists(documents, max_size=3), deleted=st.sets(st.integers(0, 11), max_size=3),
-       queries=st.lists(st.tuples(filters, tq.sorts), min_size=10, max_size=10))
-def test_find_on_postgres_equals_the_reference_evaluator(pg, docs, types, history, deleted, queries):
+       index_fields=tq.index_sets, queries=st.lists(st.tuples(filters, tq.sorts), min_size=10, max_size=10))
+def test_find_on_postgres_equals_the_reference_evaluator(pg, docs, types, history, deleted, index_fields, queries):
     store = pg.open("s")
     coll = store.collection(f"p{next(names)}")
     ids = set()
@@ -35,6 +36,8 @@ def test_find_on_postgres_equals_the_reference_evaluator(pg, docs, types, histor
         if f"d{i}" in ids:
             coll.delete(f"d{i}")
             ids.discard(f"d{i}")
+    for fields in index_fields:
+        coll.create_index(fields)
     live = [coll.get(id) for id in sorted(ids)]
     for filter, sort in queries:
         expected = reference.find(live, filter, sort)
@@ -53,3 +56,26 @@ def test_projections_limits_and_the_type_order_on_postgres(pg):
         assert [r.id for r in n.find({"x": 1})] == ["a"] and [r.id for r in n.find({"o.k.z": 3})] == ["c"]
         assert [r.content for r in n.find({"x": 1}, fields=["t"])] == [{"t": ["r", "g"]}]
         assert n.count({"x": {"$exists": True}}) == 7 and n.count() == 8   # null exists
+
+
+def test_a_unique_index_refuses_a_duplicate_naming_it_and_the_holder(pg):
+    import pytest
+
+    from kuradb import errors
+
+    with pg.open("s") as s:
+        n = s.collection("users")
+        n.put({"email": "a@x"}, id="ann")
+        n.put({"email": None}, id="nil1")
+        n.create_index("email", unique=True)
+        n.put({"email": None}, id="nil2")                     # null is not a value a unique index holds
+        with s.transaction():
+            with pytest.raises(errors.DuplicateKey, match=r"'email'.*held by users/ann"):
+                n.put({"email": "a@x"}, id="bob")
+            n.put({"email": "b@x"}, id="bob")                 # the transaction goes on
+        assert n.get("bob").content == {"email": "b@x"} and s.verify().ok
+        n.put({"email": "dup"}, id="c1")
+        n.drop_index("email")
+        n.put({"email": "dup"}, id="c2")
+        with pytest.raises(errors.KuraError, match="c1, c2"):
+            n.create_index("email", unique=True)              # existing duplicates are named

@@ -186,7 +186,7 @@ def duplicate(tx: Tx, dialect: Any, collection: str, coll: int, conflict: IndexC
               written: list[tuple[str, Any, dict[str, Any]]]) -> errors.KuraError:
     """The DuplicateKey for a write that a unique index refused, naming the index, the values and who
     holds them. ``written``: the (id, content, envelope) of each record the refused write tried to write."""
-    name = dialect.refusing_index(str(conflict), coll)
+    name = dialect.refusing_index(str(conflict), coll, tx)
     info = next((i for i in load_meta(tx, coll).indexes if i.name == name), None)
     if info is None:
         return errors.DuplicateKey(f"{collection}: a unique index refused the write ({conflict})",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ... import errors
-from . import queries
+from . import indexes, queries
 
 
 def _not_yet(what: str) -> NoReturn:
@@ -35,22 +35,23 @@ class PostgresDialect:
         _not_yet("text search")
 
     def build_index(self, tx: Any, coll: int, info: Any, progress: Callable[[float], None] | None = None) -> None:
-        _not_yet("indexes")
+        indexes.build(tx.cur, coll, info, progress)
 
     def drop_index(self, tx: Any, coll: int, info: Any) -> None:
-        _not_yet("indexes")
+        indexes.drop(tx.cur, coll, info)
 
     def rebuild_index(self, tx: Any, coll: int, info: Any) -> None:
-        _not_yet("indexes")
+        indexes.drop(tx.cur, coll, info)
+        indexes.build(tx.cur, coll, info)
 
-    def refusing_index(self, message: str, coll: int) -> str | None:
-        return None
+    def refusing_index(self, message: str, coll: int, tx: Any = None) -> str | None:
+        return None if tx is None else indexes.refusing(tx.cur, message, coll)
 
     def holder(self, tx: Any, coll: int, info: Any, id: str, content: Any, envelope: dict[str, Any]) -> str | None:
-        return None
+        return indexes.holder(tx.cur, coll, info, id, content, envelope)
 
     def sharing(self, tx: Any, coll: int, info: Any) -> str | None:
-        return None
+        return indexes.sharing(tx.cur, coll, info)
 
     def index_problems(self, reader: Any) -> list[str]:
         return []

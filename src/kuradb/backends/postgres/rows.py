@@ -192,23 +192,19 @@ class Writes(Rows):
         kuradb/changelog.py calls this. A unique index refusing a row raises IndexConflict with
         nothing of this call left behind (and the transaction still usable)."""
         cur = self.cur
-        try:
+        try:   # a savepoint always (a unique index may refuse the rows): in the pipeline, it costs no round trip
             with cur.connection.pipeline():     # one round trip for all of it
-                if unique:
-                    cur.execute("SAVEPOINT kura_append")
+                cur.execute("SAVEPOINT kura_append")
                 if superseded:
                     cur.execute("UPDATE log SET head=NULL WHERE position = ANY(%s)", (superseded,))
                 if len(entries) == 1:
                     cur.execute(_INSERT, entries[0].row())
                 else:
                     cur.executemany(_INSERT, [e.row() for e in entries])
-                if unique:
-                    cur.execute("RELEASE SAVEPOINT kura_append")
+                cur.execute("RELEASE SAVEPOINT kura_append")
                 # watchers in every process wake when this commits (backend.listen)
                 cur.execute("SELECT pg_notify(%s, %s)", (self.backend.channel, str(entries[-1].position)))
         except pg.UniqueViolation as e:
-            if not unique:
-                raise
             cur.execute("ROLLBACK TO SAVEPOINT kura_append")
             raise IndexConflict(str(e.diag.constraint_name or e)) from e
 

@@ -64,7 +64,7 @@ class SQLiteDialect:
     def rebuild_index(self, tx: Any, coll: int, info: IndexInfo) -> None:
         indexes.rebuild(tx.cur, coll, info)
 
-    def refusing_index(self, message: str, coll: int) -> str | None:
+    def refusing_index(self, message: str, coll: int, tx: Any = None) -> str | None:
         return indexes.refusing(message, coll)
 
     @_on

@@ -1,0 +1,106 @@
+"""Secondary indexes on PostgreSQL: partial expression indexes on ``log`` per collection (live records only).
+
+An index on ``["owner", "-score"]`` of the collection with id 5 is
+
+    CREATE INDEX "kura:5:<digest of the name>" ON log(<key of owner>, <key of score> DESC, id)
+        WHERE coll = 5 AND head = 1
+
+where a content field's key is its ``jsonb`` value with JSON null as SQL NULL (so that,
+as on SQLite, a unique index constrains neither missing nor null values) and an envelope
+field's key is its column. ``jsonb`` equality is the language's (``1`` = ``1.0``, ``"1"`` ≠
+``1``), so a unique index refuses exactly what SQLite's does. Index names are digests
+(PostgreSQL cuts identifiers at 63 bytes); the ``indexes`` table maps them back.
+Queries do not use these indexes yet (their expressions differ from the compiler's).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from psycopg import errors as pg
+
+from ... import errors
+from ...backend import IndexConflict
+from ...query.indexes import IndexInfo
+from ...query.syntax import Path
+from .compiler import COLUMNS, path_array
+
+_REFUSED = re.compile(r"kura:(\d+):([0-9a-f]{24})")
+
+
+def sql_name(coll: int, name: str) -> str:
+    return f'"kura:{int(coll)}:{hashlib.sha256(name.encode()).hexdigest()[:24]}"'
+
+
+def key_sql(path: Path, doc: str = "body::jsonb") -> str:
+    if path.column:
+        return COLUMNS[path.column]
+    x = f"(({doc}) #> {path_array(path.segments)})"
+    return f"(CASE WHEN jsonb_typeof({x}) = 'null' THEN NULL ELSE {x} END)"
+
+
+def live(coll: int) -> str:
+    return f"coll = {int(coll)} AND head = 1"
+
+
+def build(cur: Any, coll: int, info: IndexInfo, progress: Callable[[float], None] | None = None) -> None:
+    if info.kind == "text":
+        raise errors.KuraError("text indexes are not available on PostgreSQL stores yet (issue #15)",
+                               hint="use a SQLite store (a directory) for text search meanwhile")
+    cols = [key_sql(p) + (" DESC" if desc else "") for p, desc in info.paths()]
+    if not info.unique:
+        cols.append("id")
+    statement = (f"CREATE {'UNIQUE ' if info.unique else ''}INDEX {sql_name(coll, info.name)}"
+                 f" ON log({', '.join(cols)}) WHERE {live(coll)}")
+    cur.execute("SAVEPOINT kura_index")
+    try:
+        cur.execute(statement)
+    except pg.UniqueViolation as e:
+        cur.execute("ROLLBACK TO SAVEPOINT kura_index")
+        raise IndexConflict(str(e.diag.constraint_name or e)) from e
+    cur.execute("RELEASE SAVEPOINT kura_index")
+    if progress is not None:
+        progress(1.0)
+
+
+def drop(cur: Any, coll: int, info: IndexInfo) -> None:
+    if info.kind != "text":
+        cur.execute(f"DROP INDEX IF EXISTS {sql_name(coll, info.name)}")
+
+
+def refusing(cur: Any, message: str, coll: int) -> str | None:
+    """The name of the index of collection ``coll`` whose constraint ``message`` names."""
+    m = _REFUSED.search(message)
+    if not m or int(m.group(1)) != coll:
+        return None
+    for (name,) in cur.execute("SELECT name FROM indexes WHERE coll = %s", (coll,)):
+        if sql_name(coll, name).strip('"') == m.group(0):
+            return str(name)
+    return None
+
+
+def holder(cur: Any, coll: int, info: IndexInfo, id: str, content: Any, envelope: dict[str, Any]) -> str | None:
+    """The id of another live record with the index values ``content`` (and ``envelope``) would have."""
+    args: list[Any] = [orjson.dumps(content).decode() if content is not None else None]
+    conds = []
+    for p, _ in info.paths():
+        if p.column:
+            args.append(envelope.get(p.column))
+            conds.append(f"{key_sql(p)} IS NOT DISTINCT FROM %s")
+        else:
+            conds.append(f"{key_sql(p)} IS NOT DISTINCT FROM {key_sql(p, 'v.doc')}")
+    args.append(id)
+    row = cur.execute(f"WITH v(doc) AS (SELECT %s::jsonb) SELECT id FROM log, v WHERE {live(coll)}"
+                      f" AND {' AND '.join(conds)} AND id <> %s LIMIT 1", args).fetchone()
+    return None if row is None else str(row[0])
+
+
+def sharing(cur: Any, coll: int, info: IndexInfo) -> str | None:
+    keys = [key_sql(p) for p, _ in info.paths()]
+    row = cur.execute(f"SELECT string_agg(id, ', ' ORDER BY id) FROM log WHERE {live(coll)} GROUP BY"
+                      f" {', '.join(keys)} HAVING count(*) > 1 AND {' AND '.join(f'{k} IS NOT NULL' for k in keys)}"
+                      " LIMIT 1").fetchone()
+    return None if row is None else str(row[0])
