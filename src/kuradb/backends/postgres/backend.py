@@ -186,9 +186,6 @@ class PostgresBackend:
                                    connect_timeout=max(1, int(self.timeout)))
         except DRIVER_ERRORS as e:
             raise self._unreachable(e) from e
-        # No server-side prepared statements: a statement prepared inside a pipeline that a refused row
-        # aborts is unknown to the server afterwards, and psycopg would still name it.
-        conn.prepare_threshold = None
         with self._conns_lock:
             self._conns.add(conn)
         return conn

@@ -192,21 +192,31 @@ class Writes(Rows):
         kuradb/changelog.py calls this. A unique index refusing a row raises IndexConflict with
         nothing of this call left behind (and the transaction still usable)."""
         cur = self.cur
+        conn = cur.connection
+        # What could follow a refused row in the pipeline is never prepared server-side: the server skips
+        # it, yet psycopg would take it as prepared and name it in a later execute. So the trailing
+        # statements run unprepared, a single insert is prepared before it can be refused (Parse comes
+        # before Execute), and a batch runs unprepared (a row after a refused one would be skipped).
+        threshold = conn.prepare_threshold
         try:   # a savepoint always (a unique index may refuse the rows): in the pipeline, it costs no round trip
-            with cur.connection.pipeline():     # one round trip for all of it
-                cur.execute("SAVEPOINT kura_append")
+            with conn.pipeline():     # one round trip for all of it
+                cur.execute("SAVEPOINT kura_append", prepare=False)
                 if superseded:
                     cur.execute("UPDATE log SET head=NULL WHERE position = ANY(%s)", (superseded,))
                 if len(entries) == 1:
-                    cur.execute(_INSERT, entries[0].row())
+                    cur.execute(_INSERT, entries[0].row(), prepare=True)
                 else:
+                    conn.prepare_threshold = None
                     cur.executemany(_INSERT, [e.row() for e in entries])
-                cur.execute("RELEASE SAVEPOINT kura_append")
+                cur.execute("RELEASE SAVEPOINT kura_append", prepare=False)
                 # watchers in every process wake when this commits (backend.listen)
-                cur.execute("SELECT pg_notify(%s, %s)", (self.backend.channel, str(entries[-1].position)))
+                cur.execute("SELECT pg_notify(%s, %s)", (self.backend.channel, str(entries[-1].position)),
+                            prepare=False)
         except pg.UniqueViolation as e:
             cur.execute("ROLLBACK TO SAVEPOINT kura_append")
             raise IndexConflict(str(e.diag.constraint_name or e)) from e
+        finally:
+            conn.prepare_threshold = threshold
 
     def erase(self, coll: int, id: str, by: int, *, below: int | None = None, scrub: bool = False,
               unhead: bool = False) -> list[int]:
