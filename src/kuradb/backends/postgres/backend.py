@@ -29,6 +29,7 @@ from psycopg import sql
 
 from ... import errors
 from .. import shown
+from ..scopes import TransactionScope
 from .checks import Checks
 from .errors import DRIVER_ERRORS, translate
 from .rows import Rows, Writes
@@ -87,47 +88,6 @@ class Transaction(Writes, Checks):
         self.doomed: BaseException | None = None
         self.first: int | None = None
         self.log_head: tuple[int, bytes | None] | None = None
-
-
-class _TransactionScope:
-    """``with backend.transaction():`` the outermost level BEGINs, inner levels are savepoints."""
-
-    __slots__ = ("backend", "tx", "savepoint", "mark", "doomed")
-
-    def __init__(self, backend: PostgresBackend) -> None:
-        self.backend = backend
-
-    def __enter__(self) -> Transaction:
-        b = self.backend
-        tx = b._local.__dict__.get("tx")
-        if tx is None:
-            tx = b._begin()
-            self.savepoint = None
-        else:
-            tx.depth += 1
-            self.savepoint = f"kura_sp{tx.depth}"
-            self.mark = len(tx.after_commit)
-            self.doomed = tx.doomed
-            b._run(tx.cur, f"SAVEPOINT {self.savepoint}")
-        self.tx = tx
-        return tx
-
-    def __exit__(self, et: Any, e: Any, tb: Any) -> None:
-        tx, b = self.tx, self.backend
-        if self.savepoint is not None:
-            tx.depth -= 1
-            try:
-                if et is not None:
-                    tx.cur.execute(f"ROLLBACK TO SAVEPOINT {self.savepoint}")
-                    del tx.after_commit[self.mark:]
-                    tx.doomed = self.doomed
-                    tx.log_head = None
-                tx.cur.execute(f"RELEASE SAVEPOINT {self.savepoint}")
-            except DRIVER_ERRORS as err:
-                if et is None:
-                    raise b.failed(err, "savepoint") from err
-            return
-        b._end(tx, commit=et is None)
 
 
 class PostgresBackend:
@@ -345,14 +305,17 @@ class PostgresBackend:
 
     # -- transactions --------------------------------------------------------------------
 
-    def transaction(self) -> _TransactionScope:
-        return _TransactionScope(self)
+    def transaction(self) -> TransactionScope:
+        return TransactionScope(self)
 
-    def write(self) -> _TransactionScope:
+    def write(self) -> TransactionScope:
         """One library write operation: a transaction of its own, or inside one a savepoint, so that a
         write refused part-way leaves nothing behind and the transaction goes on (a failed statement
         would otherwise abort the whole PostgreSQL transaction)."""
-        return _TransactionScope(self)
+        return TransactionScope(self)
+
+    def _savepoint(self, tx: Transaction, statement: str) -> None:
+        self._run(tx.cur, statement)
 
     def in_transaction(self) -> bool:
         return self._local.__dict__.get("tx") is not None

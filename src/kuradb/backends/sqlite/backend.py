@@ -23,6 +23,7 @@ import apsw
 
 from ... import errors
 from ...query import regex
+from ..scopes import TransactionScope
 from . import atrest
 from .checks import Checks
 from .errors import READ_ERRORS, translate
@@ -104,47 +105,6 @@ class Transaction(Writes, Checks):
         # total_changes() after a write was refused and undone by hand (rows.Writes.append): a write
         # scope that ends there left nothing behind, so it does not doom the transaction.
         self.settled = -1
-
-
-class _TransactionScope:
-    """``with backend.transaction():`` the outermost level BEGINs, inner levels are savepoints."""
-
-    __slots__ = ("backend", "tx", "savepoint", "mark", "doomed")
-
-    def __init__(self, backend: SQLiteBackend) -> None:
-        self.backend = backend
-
-    def __enter__(self) -> Transaction:
-        b = self.backend
-        tx = b._local.__dict__.get("tx")
-        if tx is None:
-            tx = b._begin()
-            self.savepoint = None
-        else:
-            tx.depth += 1
-            self.savepoint = f"kura_sp{tx.depth}"
-            self.mark = len(tx.after_commit)
-            self.doomed = tx.doomed
-            tx.conn.execute(f"SAVEPOINT {self.savepoint}")
-        self.tx = tx
-        return tx
-
-    def __exit__(self, et: Any, e: Any, tb: Any) -> None:
-        tx, b = self.tx, self.backend
-        if self.savepoint is not None:
-            tx.depth -= 1
-            try:
-                if et is not None:
-                    tx.conn.execute(f"ROLLBACK TO {self.savepoint}")
-                    del tx.after_commit[self.mark:]
-                    tx.doomed = self.doomed  # a write that failed part-way inside is undone too
-                    tx.log_head = None
-                tx.conn.execute(f"RELEASE {self.savepoint}")
-            except apsw.Error as err:
-                if et is None:
-                    raise translate(err, "savepoint") from err
-            return
-        b._end(tx, commit=et is None)
 
 
 class _WriteScope:
@@ -457,8 +417,14 @@ class SQLiteBackend:
 
     # -- transactions --------------------------------------------------------------
 
-    def transaction(self) -> _TransactionScope:
-        return _TransactionScope(self)
+    def transaction(self) -> TransactionScope:
+        return TransactionScope(self)
+
+    def _savepoint(self, tx: Transaction, statement: str) -> None:
+        try:
+            tx.conn.execute(statement)
+        except apsw.Error as e:
+            raise translate(e, "savepoint") from e
 
     def write(self) -> _WriteScope:
         return _WriteScope(self)
