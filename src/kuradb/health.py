@@ -5,6 +5,7 @@ overrides any of them; ``None`` turns a check off):
 
     disk_free      free space on the store's filesystem   degraded < 1 GiB, failing < 100 MiB
     wal_size       the write-ahead log's size             degraded > 256 MiB, failing > 1 GiB
+                   (PostgreSQL: the server's, where the role may list it; degraded > max_wal_size, failing > 2x)
     last_backup    age of the last successful backup      degraded > 1 day or none recorded
     last_verify    the last ``verify()`` result           failing if it found problems
     damage         damage met by a read or a backup       failing until a verify since finds none
@@ -105,11 +106,11 @@ def _keep_damage(store: Store) -> dict[str, Any] | None:
     return recorded
 
 
-def _thresholds(given: dict[str, Any] | None) -> dict[str, Any]:
+def _thresholds(given: dict[str, Any] | None, engine: dict[str, Any]) -> dict[str, Any]:
     if given is not None and not isinstance(given, dict):
         raise errors.ValidationError(f"thresholds must be a dict of check name -> limits, not {given!r}",
                                      path="thresholds", hint="e.g. thresholds={'disk_free': {'degraded': 2**30}}")
-    out: dict[str, Any] = {k: dict(v) for k, v in DEFAULTS.items()}
+    out: dict[str, Any] = {k: dict(v) for k, v in {**DEFAULTS, **engine}.items()}
     for name, value in (given or {}).items():
         if name not in DEFAULTS:
             raise errors.ValidationError(f"unknown health check {name!r}", path=f"thresholds.{name}",
@@ -138,12 +139,13 @@ def _above(value: float, limits: dict[str, Any]) -> str:
 
 
 def health(store: Store, thresholds: dict[str, Any] | None = None) -> Health:
-    limits = _thresholds(thresholds)
+    described = store.backend.describe()
+    limits = _thresholds(thresholds, {"wal_size": described["wal_limits"]} if "wal_limits" in described else {})
     checks: dict[str, Check] = {}
     if limits["disk_free"] is not None and os.path.isdir(store.directory):   # not a server's store (its disk)
         free = shutil.disk_usage(store.directory).free
         checks["disk_free"] = Check(_below(free, limits["disk_free"]), f"{free / GiB:,.1f} GiB free", free)
-    size = store.backend.describe().get("wal_bytes")
+    size = described.get("wal_bytes")
     if limits["wal_size"] is not None and size is not None:
         checks["wal_size"] = Check(_above(size, limits["wal_size"]), f"write-ahead log {size / MiB:,.1f} MiB", size)
     if limits["last_backup"] is not None:

@@ -7,10 +7,11 @@ remembers the log position it covers and drops the records changed after it.
 
 Strict by default: before each cached read it checks whether any connection (of
 this process or another) committed since the last check (the backend's commit
-signal: for SQLite, the WAL-index header, ~0.1 us), and if so catches up with
-the log first. ``max_staleness=S`` trades strictness for speed: other
-processes' commits are seen within S seconds (this process's own commits
-always at once).
+signal: for SQLite, the WAL-index header, ~0.1 us; for PostgreSQL, a round trip
+for the log's last position), and if so catches up with the log first.
+``max_staleness=S`` trades strictness for speed: other processes' commits are
+seen within S seconds (this process's own commits always at once; on
+PostgreSQL other hosts' too, as soon as their NOTIFY arrives).
 
 A read that missed fills the cache only if no invalidation ran meanwhile, so a
 slow reader cannot put back a version another thread has just replaced.
@@ -70,8 +71,12 @@ class ReadCache(Follower):
         self.position = self._signal.reader.last()[0]
         self.head = self._signal.version()
         self.fast = self.header is not None and not config.max_staleness
+        self._unlisten = None
         if config.max_staleness:
             backend.on_commit(self.refresh)   # this process's own commits: seen at once
+            # Where the backend pushes other processes' commits (PostgreSQL's NOTIFY), they invalidate at
+            # once too; the check every max_staleness seconds still bounds what a lost notification costs.
+            self._unlisten = backend.listen(self._pushed)
 
     def fresh(self) -> None:
         """Make sure no commit that finished before this call is hidden by the cache."""
@@ -96,6 +101,13 @@ class ReadCache(Follower):
             self.catch_up(self._signal.reader)
             self.head = head
 
+    def _pushed(self) -> None:
+        """A commit announced by the backend (on its listening thread)."""
+        try:
+            self.refresh()
+        except errors.KuraError:
+            pass    # the store closed, or the server is unreachable: the next timed check catches up
+
     def apply(self, changes: list[tuple[Any, ...]]) -> None:
         for _, kind, collection, id, *_ in changes:
             if kind == "collection":
@@ -119,4 +131,6 @@ class ReadCache(Follower):
         """Forget the cache. The connection is left to the garbage collector, not closed here: a read
         still running on another thread holds this object, and with it the connection that keeps
         SQLite's mapping of the WAL index alive while that read looks at it."""
+        if self._unlisten is not None:
+            self._unlisten()
         self.cache.close()

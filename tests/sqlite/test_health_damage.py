@@ -1,4 +1,4 @@
-"""Health of a store whose kura.db was damaged after a good verify, and whose last backup is old."""
+"""Health of SQLite stores: kura.db damaged after a good verify, an old last backup, the free space of its disk."""
 from __future__ import annotations
 
 import json
@@ -40,3 +40,13 @@ def test_cli_health_exits_2_after_a_failed_verify(tmp_path, capsys):
     capsys.readouterr()
     assert main(["health", d]) == 2
     assert json.loads(capsys.readouterr().out)["checks"]["last_verify"]["status"] == "failing"
+
+
+def test_a_store_in_a_directory_reports_the_free_space_of_its_disk(tmp_path):
+    with kuradb.open(tmp_path / "s") as s:
+        s["n"].put({"a": 1}, id="x")
+        h = s.health()
+        assert set(h.checks) == {"disk_free", "wal_size", "last_backup", "last_verify", "damage"}
+        assert h.checks["disk_free"].status == "ok" and h.checks["disk_free"].value > 0
+        h = s.health(thresholds={"disk_free": {"failing": 1 << 60}})
+        assert h.checks["disk_free"].status == "failing" and h.status == "failing"

@@ -30,6 +30,7 @@ from psycopg import sql
 from ... import errors
 from .. import shown
 from ..scopes import TransactionScope
+from . import notify
 from .checks import Checks
 from .errors import DRIVER_ERRORS, translate
 from .rows import Rows, Writes
@@ -150,6 +151,19 @@ class PostgresBackend:
             self._conns.add(conn)
         return conn
 
+    def connect(self) -> psycopg.Connection[Any]:
+        """A new autocommit session on this store's schema, closed with the store (or by ``forget``)."""
+        return self._connect()
+
+    def forget(self, conn: psycopg.Connection[Any]) -> None:
+        """Close a session made by ``connect`` before the store closes."""
+        with self._conns_lock:
+            self._conns.discard(conn)
+        try:
+            conn.close()
+        except DRIVER_ERRORS:
+            pass
+
     def _unreachable(self, e: BaseException) -> errors.KuraError:
         out = translate(e, redact(self.location))
         if isinstance(out, errors.Unavailable):
@@ -170,6 +184,8 @@ class PostgresBackend:
         self.damage = {"at": time.time(), "problem": problem}
 
     def failed(self, e: BaseException, where: str = "") -> errors.KuraError:
+        if self._closed:        # its connections were closed under a read still using one
+            return errors.Closed(self._closed_reason)
         out = translate(e, where)
         if isinstance(out, errors.CorruptedData):
             self.note_damage(out.message)
@@ -413,39 +429,12 @@ class PostgresBackend:
         return f"kuradb_{self._lock_key & 0xFFFF_FFFF_FFFF:012x}"
 
     def listen(self, wake: Callable[[], Any]) -> Callable[[], None] | None:
-        """Call ``wake()`` on every commit to this store's log by any process or host (LISTEN on its own
-        connection, in a daemon thread); returns what stops it. Commits are announced by ``NOTIFY``,
-        sent with the log entries (rows.py) and delivered by the server when they commit."""
-        conn = self._connect()
-        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-        stop = threading.Event()
-
-        def run() -> None:
-            try:
-                while not stop.is_set():
-                    for _ in conn.notifies(timeout=0.5, stop_after=1):
-                        wake()
-            except DRIVER_ERRORS:
-                wake()      # the connection broke: watchers fall back on polling
-            finally:
-                with self._conns_lock:
-                    self._conns.discard(conn)
-                try:
-                    conn.close()
-                except DRIVER_ERRORS:
-                    pass
-
-        thread = threading.Thread(target=run, name=f"kuradb-listen-{self.schema}", daemon=True)
-        thread.start()
-
-        def stopper() -> None:
-            stop.set()
-            thread.join(timeout=2)
-        return stopper
+        """Call ``wake()`` on every commit to this store's log by any process or host (notify.py)."""
+        return notify.listen(self, wake)
 
     def commit_signal(self) -> Any:
-        raise errors.KuraError("the read cache is not available on PostgreSQL stores yet",
-                               hint="open the store without cache=")
+        """What the read cache asks whether anyone committed (notify.py)."""
+        return notify.CommitSignal(self)
 
     # -- the rest of the Backend protocol ---------------------------------------------------
 
@@ -454,12 +443,20 @@ class PostgresBackend:
         return self._closed
 
     def describe(self) -> dict[str, Any]:
+        """The engine, the schema's size and, where this role may list it, the server's write-ahead log:
+        its size and the limits a healthy server keeps it under (``max_wal_size``; more is WAL held back
+        by a replication slot or a failing archiver)."""
         cur = self.reader().cur
-        version, size = cur.execute(
-            "SELECT current_setting('server_version'), coalesce(sum(pg_total_relation_size(c.oid)), 0)"
+        version, size, may_list, max_wal = cur.execute(
+            "SELECT current_setting('server_version'), (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)"
             " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s"
-            " AND c.relkind = 'r'", (self.schema,)).fetchone()
-        return {"engine": "postgresql", "server_version": version, "schema": self.schema, "db_bytes": int(size)}
+            " AND c.relkind = 'r'), has_function_privilege('pg_ls_waldir()', 'EXECUTE'),"
+            " pg_size_bytes(current_setting('max_wal_size'))", (self.schema,)).fetchone()
+        out = {"engine": "postgresql", "server_version": version, "schema": self.schema, "db_bytes": int(size)}
+        if may_list:
+            wal = cur.execute("SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()").fetchone()[0]
+            out |= {"wal_bytes": int(wal), "wal_limits": {"degraded": int(max_wal), "failing": 2 * int(max_wal)}}
+        return out
 
     def integrity_check(self, limit: int = 100) -> list[str]:
         return []    # PostgreSQL checks its own pages (data checksums, when the cluster has them)
