@@ -182,3 +182,21 @@ def test_a_transaction_whose_statement_failed_is_never_reported_committed(pg):
                 with pytest.raises(errors.KuraError):
                     s.backend.reader().rows("SELECT 1/0")      # a statement fails; the caller goes on
         assert n.get("lost", None) is None and n.get("kept").version == 1
+
+
+def test_writes_see_collection_changes_made_by_another_store_handle(pg):
+    """Each handle caches collection rows for its writes (rows.py CatalogCache); a change by another
+    handle (another process or host) moves the catalog stamp, so the next write reads the row again."""
+    a, b = pg.open("s"), pg.open("s")
+    a["n"].put({"v": 1}, id="x")
+    a["n"].put({"v": 2}, id="y")                   # the row is cached by now
+    b["n"].configure(schema={"type": "object", "required": ["v"]})
+    with pytest.raises(errors.ValidationError):
+        a["n"].put({"w": 1}, id="z")              # the schema b set holds for a's writes at once
+    b.drop_collection("n")
+    a["n"].put({"v": 3}, id="x")                   # a new collection of that name, not the dropped one
+    assert b.collections() == ["n"] and b["n"].count() == 1 and b["n"].get("x").version == 1
+    with pytest.raises(errors.NotFound):
+        b["n"].get("y")
+    a.close()
+    b.close()

@@ -33,7 +33,7 @@ from ..scopes import TransactionScope
 from . import notify
 from .checks import Checks
 from .errors import DRIVER_ERRORS, translate
-from .rows import Rows, Writes
+from .rows import CatalogCache, Rows, Writes
 from .schema import LATEST, MIGRATIONS, migration_checksum
 
 DURABILITY = ("full", "normal", "off")
@@ -115,6 +115,7 @@ class PostgresBackend:
         self._write_lock = threading.Lock()
         self._conns: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
         self._conns_lock = threading.Lock()
+        self.catalog = CatalogCache()      # collection rows for write transactions (rows.py)
         self._closed = False
         self._closed_reason = "the store is closed"
         self._commit_listeners: list[Callable[[], Any]] = []
@@ -371,7 +372,9 @@ class PostgresBackend:
         tx = Transaction(self._writer, self)
         try:
             tx.cur.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key});"
-                           " SELECT position, hash FROM log ORDER BY position DESC LIMIT 1")
+                           " SELECT l.position, l.hash, (SELECT last_value FROM catalog_stamp) FROM (SELECT 1) AS one"
+                           " LEFT JOIN LATERAL (SELECT position, hash FROM log ORDER BY position DESC LIMIT 1) AS l"
+                           " ON true")
             while tx.cur.nextset():
                 pass
             last = tx.cur.fetchone()
@@ -379,7 +382,8 @@ class PostgresBackend:
             if not tx.conn.broken:
                 self._rollback_quietly(tx)   # e.g. the lock's wait timed out: leave the connection usable
             raise
-        tx.log_head = (0, None) if last is None else (last[0], last[1])
+        tx.log_head = (0, None) if last[0] is None else (last[0], last[1])
+        self.catalog.check(last[2])
         return tx
 
     def _end(self, tx: Transaction, *, commit: bool) -> None:

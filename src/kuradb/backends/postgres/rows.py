@@ -171,11 +171,47 @@ class Rows:
                 tuple((int(r[1]), r[2], r[3], r[4], int(r[5]), r[6]) for r in rows if r[0] is not None))
 
 
+class CatalogCache:
+    """The collection rows (id, options, live) write transactions read, kept while the catalog stamp holds.
+
+    Every write reads its collection's row; a transaction reads the stamp (schema.py, migration 2)
+    under the store's lock with the log's end, and the rows cached at that stamp are still the
+    table's. A transaction that changes the catalog stops using the cache until the next one
+    (whether it commits or rolls back, the stamp has moved). Used under the store's write lock only.
+    """
+
+    def __init__(self) -> None:
+        self.stamp: int | None = None
+        self.rows: dict[str, tuple[int, str, bool]] = {}
+
+    def check(self, stamp: int) -> None:
+        if stamp != self.stamp:
+            self.rows.clear()
+            self.stamp = stamp
+
+    def invalidate(self) -> None:
+        self.rows.clear()
+        self.stamp = None
+
+
 @translate_all
 class Writes(Rows):
     """Writes, inside a write transaction (its connection holds the store's write lock)."""
 
+    def collection(self, name: str) -> tuple[int, str, bool] | None:
+        cache = self.backend.catalog
+        found = cache.rows.get(name)
+        if found is None:
+            found = super().collection(name)
+            if found is not None and cache.stamp is not None:
+                cache.rows[name] = found
+        return found
+
+    def _catalog_changed(self) -> None:
+        self.backend.catalog.invalidate()
+
     def ensure_collection(self, name: str, created: int) -> int:
+        self._catalog_changed()
         row = self.cur.execute("SELECT id, live FROM collections WHERE name=%s", (name,)).fetchone()
         if row is None:
             return int(self.cur.execute("INSERT INTO collections(name, created) VALUES(%s, %s) RETURNING id",
@@ -185,6 +221,7 @@ class Writes(Rows):
         return int(row[0])
 
     def set_options(self, coll: int, options: str) -> None:
+        self._catalog_changed()
         self.cur.execute("UPDATE collections SET options=%s WHERE id=%s", (options, coll))
 
     def append(self, entries: list[NewEntry], superseded: list[int], unique: bool = False) -> None:
@@ -233,6 +270,7 @@ class Writes(Rows):
         return positions
 
     def drop_collection(self, coll: int, by: int) -> None:
+        self._catalog_changed()
         positions = [p for (p,) in self.cur.execute(
             "WITH RECURSIVE chain(p) AS (SELECT position FROM log WHERE coll=%s AND head IN (1, 2)"
             " UNION ALL SELECT log.prev FROM log JOIN chain ON log.position = chain.p WHERE log.prev IS NOT NULL)"
