@@ -200,3 +200,17 @@ def test_writes_see_collection_changes_made_by_another_store_handle(pg):
         b["n"].get("y")
     a.close()
     b.close()
+
+
+def test_a_unique_index_made_by_another_handle_refuses_this_handles_next_write(pg):
+    """Writes to a collection without a unique index are queued with the COMMIT (one round trip); the
+    cache of which collections have one follows the catalog stamp, so a refusal is still DuplicateKey."""
+    a, b = pg.open("s"), pg.open("s")
+    a["n"].put({"email": "x@example.org"}, id="1")
+    a["n"].put({"email": "y@example.org"}, id="2")     # cached: no unique index
+    b["n"].create_index("email", unique=True)
+    with pytest.raises(errors.DuplicateKey):
+        a["n"].put({"email": "x@example.org"}, id="3")
+    assert a["n"].count() == 2 and a["n"].put({"email": "z@example.org"}, id="3").version == 1
+    a.close()
+    b.close()

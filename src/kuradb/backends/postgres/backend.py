@@ -78,7 +78,8 @@ class Reader(Rows, Checks):
 class Transaction(Writes, Checks):
     """The open write transaction of one thread: the typed reads and writes (rows.py) and its state."""
 
-    __slots__ = ("conn", "cur", "backend", "depth", "after_commit", "wrote", "doomed", "first", "log_head")
+    __slots__ = ("conn", "cur", "backend", "depth", "after_commit", "wrote", "doomed", "first", "log_head",
+                 "pipeline")
 
     def __init__(self, conn: psycopg.Connection[Any], backend: PostgresBackend) -> None:
         self.conn, self.backend = conn, backend
@@ -89,6 +90,7 @@ class Transaction(Writes, Checks):
         self.doomed: BaseException | None = None
         self.first: int | None = None
         self.log_head: tuple[int, bytes | None] | None = None
+        self.pipeline: psycopg.Pipeline | None = None     # writes queued for the COMMIT (rows.py)
 
 
 class PostgresBackend:
@@ -397,6 +399,9 @@ class PostgresBackend:
             if commit:
                 try:
                     tx.cur.execute("COMMIT")
+                    if tx.pipeline is not None:     # the queued writes and the COMMIT: one round trip
+                        pipeline, tx.pipeline = tx.pipeline, None
+                        pipeline.__exit__(None, None, None)
                 except DRIVER_ERRORS as e:
                     self._rollback_quietly(tx)
                     raise self.failed(e, "commit") from e
@@ -420,6 +425,12 @@ class PostgresBackend:
 
     def _rollback_quietly(self, tx: Transaction) -> None:
         try:
+            if tx.pipeline is not None:
+                pipeline, tx.pipeline = tx.pipeline, None
+                try:
+                    pipeline.__exit__(None, None, None)
+                except DRIVER_ERRORS:
+                    pass
             tx.cur.execute("ROLLBACK")
         except DRIVER_ERRORS:
             pass

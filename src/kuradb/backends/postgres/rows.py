@@ -172,7 +172,8 @@ class Rows:
 
 
 class CatalogCache:
-    """The collection rows (id, options, live) write transactions read, kept while the catalog stamp holds.
+    """What write transactions read of the catalog, kept while its stamp holds: collection rows (id,
+    options, live) and which collections have unique indexes.
 
     Every write reads its collection's row; a transaction reads the stamp (schema.py, migration 2)
     under the store's lock with the log's end, and the rows cached at that stamp are still the
@@ -183,20 +184,25 @@ class CatalogCache:
     def __init__(self) -> None:
         self.stamp: int | None = None
         self.rows: dict[str, tuple[int, str, bool]] = {}
+        self.unique: dict[int, bool] = {}
 
     def check(self, stamp: int) -> None:
         if stamp != self.stamp:
-            self.rows.clear()
+            self.invalidate()
             self.stamp = stamp
 
     def invalidate(self) -> None:
         self.rows.clear()
+        self.unique.clear()
         self.stamp = None
 
 
 @translate_all
 class Writes(Rows):
     """Writes, inside a write transaction (its connection holds the store's write lock)."""
+
+    depth: int                       # 0: the transaction is one write operation (backend.py Transaction)
+    pipeline: Any                    # writes queued for the COMMIT, or None
 
     def collection(self, name: str) -> tuple[int, str, bool] | None:
         cache = self.backend.catalog
@@ -209,6 +215,20 @@ class Writes(Rows):
 
     def _catalog_changed(self) -> None:
         self.backend.catalog.invalidate()
+
+    def _may_refuse(self, entries: list[NewEntry]) -> bool:
+        """Could a unique index refuse one of these entries (a record of a collection that has one)?"""
+        cache = self.backend.catalog
+        for coll in {e.coll for e in entries if e.kind == "record" and e.coll is not None}:
+            found = cache.unique.get(coll)
+            if found is None:
+                found = self.cur.execute("SELECT EXISTS(SELECT 1 FROM indexes WHERE coll=%s AND is_unique)",
+                                         (coll,)).fetchone()[0]
+                if cache.stamp is not None:
+                    cache.unique[coll] = found
+            if found:
+                return True
+        return False
 
     def ensure_collection(self, name: str, created: int) -> int:
         self._catalog_changed()
@@ -230,6 +250,9 @@ class Writes(Rows):
         nothing of this call left behind (and the transaction still usable)."""
         cur = self.cur
         conn = cur.connection
+        if self.depth == 0 and not unique and not self._may_refuse(entries):
+            self._queue_append(entries, superseded)
+            return
         # What could follow a refused row in the pipeline is never prepared server-side: the server skips
         # it, yet psycopg would take it as prepared and name it in a later execute. So the trailing
         # statements run unprepared, a single insert is prepared before it can be refused (Parse comes
@@ -254,6 +277,25 @@ class Writes(Rows):
             raise IndexConflict(str(e.diag.constraint_name or e)) from e
         finally:
             conn.prepare_threshold = threshold
+
+    def _queue_append(self, entries: list[NewEntry], superseded: list[int]) -> None:
+        """The writes of a transaction that is one write operation (not nested) and cannot be refused (no
+        unique index): queued in a pipeline that the COMMIT closes (backend.py), so that the writes and
+        the commit are one round trip. A read after them waits for their results first, as in any
+        pipeline. Nothing is prepared: a statement the server skipped after a failure would otherwise
+        be taken by psycopg as prepared."""
+        cur = self.cur
+        if self.pipeline is None:
+            pipeline = cur.connection.pipeline()
+            pipeline.__enter__()
+            self.pipeline = pipeline
+        if superseded:
+            cur.execute("UPDATE log SET head=NULL WHERE position = ANY(%s)", (superseded,), prepare=False)
+        if len(entries) == 1:
+            cur.execute(_INSERT, entries[0].row(), prepare=False)
+        else:
+            cur.executemany(_INSERT, [e.row() for e in entries])
+        cur.execute("SELECT pg_notify(%s, %s)", (self.backend.channel, str(entries[-1].position)), prepare=False)
 
     def erase(self, coll: int, id: str, by: int, *, below: int | None = None, scrub: bool = False,
               unhead: bool = False) -> list[int]:
@@ -318,10 +360,12 @@ class Writes(Rows):
 
     def add_index(self, coll: int, name: str, kind: str, fields: str, unique: bool, options: str,
                   created: int) -> None:
+        self._catalog_changed()
         self.cur.execute("INSERT INTO indexes(coll, name, kind, fields, is_unique, options, created)"
                          " VALUES(%s, %s, %s, %s, %s, %s, %s)", (coll, name, kind, fields, unique, options, created))
 
     def remove_index(self, coll: int, name: str) -> tuple[Any, ...] | None:
+        self._catalog_changed()
         return self.cur.execute("DELETE FROM indexes WHERE coll=%s AND name=%s"
                                 " RETURNING name, kind, fields, is_unique::int", (coll, name)).fetchone()
 

@@ -73,13 +73,15 @@ CREATE TABLE indexes(
     PRIMARY KEY(coll, name)
 );
 """),
-    # A stamp that moves whenever the collections table changes (any writer, even by hand): a write
-    # transaction reads it with the log's end and keeps using the collection rows it cached (rows.py).
+    # A stamp that moves whenever the collections or indexes table changes (any writer, even by hand): a
+    # write transaction reads it with the log's end and keeps using what it cached of them (rows.py).
     (2, """
 CREATE SEQUENCE catalog_stamp;
 CREATE FUNCTION catalog_changed() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT
     AS $$ BEGIN PERFORM nextval('catalog_stamp'); RETURN NULL; END $$;
 CREATE TRIGGER collections_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON collections
+    FOR EACH STATEMENT EXECUTE FUNCTION catalog_changed();
+CREATE TRIGGER indexes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON indexes
     FOR EACH STATEMENT EXECUTE FUNCTION catalog_changed();
 """),
 ]
