@@ -214,3 +214,23 @@ def test_a_unique_index_made_by_another_handle_refuses_this_handles_next_write(p
     assert a["n"].count() == 2 and a["n"].put({"email": "z@example.org"}, id="3").version == 1
     a.close()
     b.close()
+
+
+def test_the_urls_libpq_options_hold_and_a_statement_timeout_is_busy(pg):
+    """kuradb adds its own session options (lock_timeout, search_path) after the URL's, never instead."""
+    s = pg.open("s")
+    s["n"].put_many([(f"k{i}", {"i": i, "s": f"v{i}"}) for i in range(50_000)])   # a sort of it: >100 ms
+    s.close()
+    from urllib.parse import quote
+
+    slow = pg.location("s") + "&options=" + quote("-c statement_timeout=10")
+    with kuradb.open(slow) as s:
+        assert s.backend.reader().cur.execute("SHOW statement_timeout").fetchone()[0] == "10ms"
+        with pytest.raises(errors.Busy, match="statement_timeout"):
+            list(s["n"].find({"s": {"$gt": "v1"}}, sort=[("s", -1)]))
+        assert s["n"].get("k1").content == {"i": 1, "s": "v1"}   # the store stays usable
+
+
+def test_a_url_that_libpq_cannot_read_is_a_validation_error():
+    with pytest.raises(errors.ValidationError, match="not a usable PostgreSQL URL"):
+        kuradb.open("postgresql://postgres@127.0.0.1:5432/test?schema=s&sslmode=")

@@ -22,10 +22,11 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from ... import errors
 from .. import shown
@@ -58,7 +59,7 @@ def parse_url(url: str) -> tuple[str, str]:
     if not schema or len(schema) > 63 or "\x00" in schema:
         raise errors.ValidationError(f"schema {schema!r} in {redact(url)} is not a PostgreSQL schema name"
                                      " (1 to 63 characters)", path="location")
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    rest = urlencode([(k, v) for k, v in query if k != "schema"], quote_via=quote)   # libpq: %20, not +
     return urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment)), schema
 
 
@@ -107,6 +108,10 @@ class PostgresBackend:
                                          path="durability")
         self.location = location
         self._url, self.schema = parse_url(location)
+        try:   # the URL's own libpq options (e.g. -c statement_timeout=5s) go before kuradb's
+            self._options = conninfo_to_dict(self._url).get("options") or ""
+        except psycopg.ProgrammingError as e:
+            raise errors.ValidationError(f"{redact(location)} is not a PostgreSQL URL: {e}", path="location") from e
         self.directory = None
         self.durability = durability
         self.read_only = read_only
@@ -138,7 +143,7 @@ class PostgresBackend:
     # -- connections ---------------------------------------------------------------------
 
     def _connect(self, search_path: bool = True) -> psycopg.Connection[Any]:
-        options = f"-c lock_timeout={int(self.timeout * 1000)}"
+        options = f"{self._options} -c lock_timeout={int(self.timeout * 1000)}".lstrip()
         if search_path:
             options += f" -c search_path={_options_quote(self.schema)}"
         if self.read_only:
@@ -169,6 +174,13 @@ class PostgresBackend:
 
     def _unreachable(self, e: BaseException) -> errors.KuraError:
         out = translate(e, redact(self.location))
+        said = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        # libpq refusing a parameter's value, or the server one of the URL's options: the URL is wrong
+        if isinstance(e, psycopg.ProgrammingError) or any(
+                m in said for m in ("invalid connection option", "connection is bad: invalid",
+                                    "unrecognized configuration parameter", "invalid value for parameter")):
+            return errors.ValidationError(f"{redact(self.location)} is not a usable PostgreSQL URL: {said}",
+                                          path="location", hint="check the URL's parameters")
         if isinstance(out, errors.Unavailable):
             info = urlsplit(self._url)
             return errors.Unavailable(

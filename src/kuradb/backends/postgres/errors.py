@@ -19,6 +19,10 @@ def translate(e: BaseException, where: str = "") -> errors.KuraError:
     suffix = f" ({where})" if where else ""
     if isinstance(e, errors.KuraError):
         return e
+    if isinstance(e, pg.QueryCanceled) and "statement timeout" in str(e):
+        return errors.Busy(f"the statement ran longer than the server's statement_timeout{suffix}",
+                           hint="narrow the query (an index, a filter, a limit) or raise statement_timeout"
+                                " (the URL's options=-c statement_timeout=...)")
     if isinstance(e, (pg.LockNotAvailable, pg.QueryCanceled, pg.DeadlockDetected, pg.SerializationFailure)):
         return errors.Busy(f"the store is locked by another writer or the statement timed out{suffix}",
                            hint="raise timeout= in kuradb.open() or shorten write transactions")
