@@ -71,11 +71,14 @@ class Health:
 
 
 def record(store: Store, key: str, value: dict[str, Any]) -> None:
-    """Remember an outcome (last backup, last verify) in the store, if it is writable."""
+    """Remember an outcome (last backup, last verify) in the store, if it is writable and has room."""
     if store.read_only:
         return
-    with store.backend.write() as tx:
-        tx.set_meta(key, orjson.dumps(value).decode())
+    try:
+        with store.backend.write() as tx:
+            tx.set_meta(key, orjson.dumps(value).decode())
+    except errors.StorageFull:
+        pass    # a full disk: the outcome (a verify's, a backup's) is still returned, just not remembered
 
 
 def _recorded(store: Store, key: str) -> dict[str, Any] | None:
