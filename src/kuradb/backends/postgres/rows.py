@@ -37,6 +37,21 @@ _CHANGES = ("SELECT l.position, l.kind, c.name, l.id, l.version, l.rev, l.op, l.
 _INSERT = ("INSERT INTO log(position, kind, op, coll, id, version, rev, at, author, type, created, checksum,"
            " prev, erased, head, body, actor_hash, hash, txn) VALUES"
            " (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, convert_from(%s::bytea, 'UTF8'),%s,%s,%s)")
+# A batch is one statement over one array per column: the server inserts the rows in one pass.
+_LOG_TYPES = ("bigint", "text", "text", "integer", "text", "bigint", "bytea", "bigint", "text", "text", "bigint",
+              "bytea", "bigint", "bigint", "smallint", "bytea", "bytea", "bytea", "bigint")
+_INSERT_MANY = ("INSERT INTO log(position, kind, op, coll, id, version, rev, at, author, type, created, checksum,"
+                " prev, erased, head, body, actor_hash, hash, txn) SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9, c10,"
+                " c11, c12, c13, c14, c15, convert_from(c16, 'UTF8'), c17, c18, c19 FROM unnest("
+                + ", ".join(f"%b::{t}[]" for t in _LOG_TYPES) + ") AS u("
+                + ", ".join(f"c{i}" for i in range(1, 20)) + ")")
+
+
+def _columns(entries: list[NewEntry]) -> list[list[Any]]:
+    """The entries' rows as one list per column of log (for _INSERT_MANY)."""
+    return [list(c) for c in zip(*(e.row() for e in entries), strict=True)]
+
+
 _AUDIT = ("SELECT l.position, l.at, l.author, l.kind, l.op, c.name, l.id, l.version, l.rev, l.actor_hash,"
           " coalesce((SELECT p.hash FROM log AS p WHERE p.position = l.position - 1), %(genesis)s), l.hash"
           " FROM log AS l LEFT JOIN collections AS c ON c.id = l.coll"
@@ -256,8 +271,7 @@ class Writes(Rows):
         # What could follow a refused row in the pipeline is never prepared server-side: the server skips
         # it, yet psycopg would take it as prepared and name it in a later execute. So the trailing
         # statements run unprepared, a single insert is prepared before it can be refused (Parse comes
-        # before Execute), and a batch runs unprepared (a row after a refused one would be skipped).
-        threshold = conn.prepare_threshold
+        # before Execute), and a batch (one statement over arrays) runs unprepared: its arrays vary.
         try:   # a savepoint always (a unique index may refuse the rows): in the pipeline, it costs no round trip
             with conn.pipeline():     # one round trip for all of it
                 cur.execute("SAVEPOINT kura_append", prepare=False)
@@ -266,8 +280,7 @@ class Writes(Rows):
                 if len(entries) == 1:
                     cur.execute(_INSERT, entries[0].row(), prepare=True)
                 else:
-                    conn.prepare_threshold = None
-                    cur.executemany(_INSERT, [e.row() for e in entries])
+                    cur.execute(_INSERT_MANY, _columns(entries), prepare=False)
                 cur.execute("RELEASE SAVEPOINT kura_append", prepare=False)
                 # watchers in every process wake when this commits (backend.listen)
                 cur.execute("SELECT pg_notify(%s, %s)", (self.backend.channel, str(entries[-1].position)),
@@ -275,8 +288,6 @@ class Writes(Rows):
         except pg.UniqueViolation as e:
             cur.execute("ROLLBACK TO SAVEPOINT kura_append")
             raise IndexConflict(str(e.diag.constraint_name or e)) from e
-        finally:
-            conn.prepare_threshold = threshold
 
     def _queue_append(self, entries: list[NewEntry], superseded: list[int]) -> None:
         """The writes of a transaction that is one write operation (not nested) and cannot be refused (no
@@ -294,7 +305,7 @@ class Writes(Rows):
         if len(entries) == 1:
             cur.execute(_INSERT, entries[0].row(), prepare=False)
         else:
-            cur.executemany(_INSERT, [e.row() for e in entries])
+            cur.execute(_INSERT_MANY, _columns(entries), prepare=False)
         cur.execute("SELECT pg_notify(%s, %s)", (self.backend.channel, str(entries[-1].position)), prepare=False)
 
     def erase(self, coll: int, id: str, by: int, *, below: int | None = None, scrub: bool = False,
