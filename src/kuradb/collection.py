@@ -484,6 +484,8 @@ class Collection:
         """Write the next version of ``id``. ``head`` is its head row when the caller already read it
         under this transaction's lock (update, delete). Everything is checked before the first write."""
         name = self.name
+        if head is _MISSING and (known := self._id(tx)) is not None:
+            head = tx.head(known, id)    # first: a backend may send it with the transaction's start
         coll, opts = self._for_write(tx)
         if opts.validate is not None and content is not None:
             opts.validate(content)
@@ -524,7 +526,12 @@ class Collection:
                     *, type: str | None, author: str | None) -> list[Record]:
         """The batch form of ``_write``: one lookup of the current versions, one append."""
         name = self.name
+        ids = list(dict.fromkeys(id for id, _, _, _, _ in prepared))
+        known = self._id(tx)
+        current = tx.heads(known, ids) if known is not None else None   # first, as in _write
         coll, opts = self._for_write(tx)
+        if current is None:
+            current = tx.heads(coll, ids)
         if opts.validate is not None:
             for i, (_, content, _, _, _) in enumerate(prepared):
                 try:
@@ -535,7 +542,6 @@ class Collection:
         all_blobs = [h for _, _, _, blobs, _ in prepared for h in blobs]
         if all_blobs:
             _check_blobs(tx, all_blobs, name)
-        current = tx.heads(coll, list(dict.fromkeys(id for id, _, _, _, _ in prepared)))
         superseded = [row[4] for row in current.values()]
         now = now_us()
         log = self._parts.log

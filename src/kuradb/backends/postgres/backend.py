@@ -34,6 +34,7 @@ from ..scopes import TransactionScope
 from . import notify
 from .checks import Checks
 from .errors import DRIVER_ERRORS, translate
+from .opening import TxCursor, send_start
 from .rows import CatalogCache, Rows, Writes
 from .schema import LATEST, MIGRATIONS, migration_checksum
 
@@ -77,21 +78,68 @@ class Reader(Rows, Checks):
 
 
 class Transaction(Writes, Checks):
-    """The open write transaction of one thread: the typed reads and writes (rows.py) and its state."""
+    """The open write transaction of one thread: the typed reads and writes (rows.py) and its state.
 
-    __slots__ = ("conn", "cur", "backend", "depth", "after_commit", "wrote", "doomed", "first", "log_head",
-                 "pipeline")
+    It begins on the server with its first statement (opening.py): ``begun`` says whether it has;
+    ``fresh`` that no statement of it has run yet, so that one failing on a broken connection may
+    run again on a new one (``PostgresBackend.reconnect``)."""
+
+    __slots__ = ("conn", "cur", "backend", "depth", "after_commit", "wrote", "doomed", "first", "_log_head",
+                 "pipeline", "begun", "fresh", "reconnected")
 
     def __init__(self, conn: psycopg.Connection[Any], backend: PostgresBackend) -> None:
-        self.conn, self.backend = conn, backend
-        self.cur = conn.cursor()
+        self.backend = backend
         self.depth = 0
         self.after_commit: list[Callable[[], Any]] = []
         self.wrote = False
         self.doomed: BaseException | None = None
         self.first: int | None = None
-        self.log_head: tuple[int, bytes | None] | None = None
+        self._log_head: tuple[int, bytes | None] | None = None
         self.pipeline: psycopg.Pipeline | None = None     # writes queued for the COMMIT (rows.py)
+        self.reconnected = False
+        self.attach(conn)
+
+    def attach(self, conn: psycopg.Connection[Any]) -> None:
+        """Run on ``conn``, not begun yet."""
+        self.conn = conn
+        self.cur = TxCursor(conn)
+        self.cur.pending = self
+        self.begun = False
+        self.fresh = True
+
+    def send_start(self) -> psycopg.Cursor[Any]:
+        self.begun = True
+        return send_start(self.conn, self.backend.lock_key)
+
+    def started(self, row: Any) -> None:
+        """The start's row arrived: the transaction holds the store's lock."""
+        self.fresh = False
+        self._log_head = (0, None) if row[0] is None else (row[0], row[1])
+        self.backend.catalog.check(row[2])
+
+    def ready(self) -> None:
+        """Begin now, if not begun yet (for what has no statement to send the start with)."""
+        if self.cur.pending is None:
+            return
+        self.cur.pending = None
+        try:
+            with self.conn.pipeline():
+                start = self.send_start()
+            self.started(start.fetchone())
+        except DRIVER_ERRORS as e:
+            if isinstance(e, psycopg.OperationalError) and self.backend.reconnect(self):
+                self.ready()
+                return
+            raise self.backend.failed(e, "begin") from e
+
+    @property
+    def log_head(self) -> tuple[int, bytes | None] | None:
+        self.ready()
+        return self._log_head
+
+    @log_head.setter
+    def log_head(self, value: tuple[int, bytes | None] | None) -> None:
+        self._log_head = value
 
 
 class PostgresBackend:
@@ -288,9 +336,19 @@ class PostgresBackend:
         return reader
 
     def reconnect(self, rows: Any) -> bool:
-        """After a statement failed on a connection that broke (the server restarted): give a lone reader
-        a new connection and say whether the statement may run again. A transaction or a snapshot is
-        never resumed: what it read or wrote is gone with its connection."""
+        """After a statement failed on a connection that broke (the server restarted): give a lone reader,
+        or a write transaction whose first statement it was, a new connection and say whether the
+        statement may run again. A transaction or a snapshot is never resumed: what it read or wrote is
+        gone with its connection."""
+        if isinstance(rows, Transaction):
+            if not rows.fresh or rows.reconnected or not rows.conn.broken or self._closed:
+                return False
+            with self._conns_lock:
+                self._conns.discard(rows.conn)
+            self._writer = self._connect()   # the server restarted since the last write: once more, anew
+            rows.attach(self._writer)
+            rows.reconnected = True
+            return True
         if not getattr(rows, "lone", False) or not rows.cur.connection.broken or self._closed:
             return False
         with self._conns_lock:
@@ -346,12 +404,20 @@ class PostgresBackend:
         return TransactionScope(self)
 
     def _savepoint(self, tx: Transaction, statement: str) -> None:
-        self._run(tx.cur, statement)
+        try:
+            tx.cur.execute(statement)
+        except DRIVER_ERRORS as e:
+            if isinstance(e, psycopg.OperationalError) and self.reconnect(tx):
+                self._savepoint(tx, statement)
+                return
+            raise self.failed(e, statement.split()[0].lower()) from e
 
     def in_transaction(self) -> bool:
         return self._local.__dict__.get("tx") is not None
 
     def _begin(self) -> Transaction:
+        """This thread's write transaction, holding the thread lock; it begins on the server with its
+        first statement (opening.py)."""
         if self._closed:
             raise errors.Closed(self._closed_reason)
         if self._writer is None:
@@ -364,51 +430,29 @@ class PostgresBackend:
                 raise errors.Closed(self._closed_reason)
             if self._writer.closed or self._writer.broken:
                 self._writer = self._connect()   # the server restarted or the connection broke: a new one
-            try:
-                try:
-                    tx = self._open_transaction()
-                except psycopg.OperationalError:
-                    if not self._writer.broken:
-                        raise
-                    self._writer = self._connect()   # the server restarted since the last write: once more, anew
-                    tx = self._open_transaction()
-            except DRIVER_ERRORS as e:
-                raise self.failed(e, "begin") from e
+            tx = Transaction(self._writer, self)
         except BaseException:
             self._write_lock.release()
             raise
         self._local.tx = tx
         return tx
 
-    def _open_transaction(self) -> Transaction:
-        """BEGIN on the writer connection, wait for the store's turn, read where the log ends: one round trip."""
-        assert self._writer is not None
-        tx = Transaction(self._writer, self)
-        try:
-            tx.cur.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key});"
-                           " SELECT l.position, l.hash, (SELECT last_value FROM catalog_stamp) FROM (SELECT 1) AS one"
-                           " LEFT JOIN LATERAL (SELECT position, hash FROM log ORDER BY position DESC LIMIT 1) AS l"
-                           " ON true")
-            while tx.cur.nextset():
-                pass
-            last = tx.cur.fetchone()
-        except DRIVER_ERRORS:
-            if not tx.conn.broken:
-                self._rollback_quietly(tx)   # e.g. the lock's wait timed out: leave the connection usable
-            raise
-        tx.log_head = (0, None) if last[0] is None else (last[0], last[1])
-        self.catalog.check(last[2])
-        return tx
+    @property
+    def lock_key(self) -> int:
+        """The key of the store's advisory lock, which every write transaction holds."""
+        return self._lock_key
 
     def _end(self, tx: Transaction, *, commit: bool) -> None:
         committed = False
         try:
-            if commit and tx.doomed is not None:
+            if not tx.begun:        # no statement ran: nothing began on the server (opening.py)
+                committed = commit
+            elif commit and tx.doomed is not None:
                 self._rollback_quietly(tx)
                 raise errors.KuraError(
                     f"the transaction was rolled back: a write in it failed part-way ({tx.doomed})",
                     hint="retry the whole transaction") from tx.doomed
-            if commit:
+            elif commit:
                 try:
                     tx.cur.execute("COMMIT")
                     if tx.pipeline is not None:     # the queued writes and the COMMIT: one round trip
@@ -436,6 +480,8 @@ class PostgresBackend:
                     listener()
 
     def _rollback_quietly(self, tx: Transaction) -> None:
+        if not tx.begun:
+            return
         try:
             if tx.pipeline is not None:
                 pipeline, tx.pipeline = tx.pipeline, None

@@ -32,6 +32,7 @@ class Checks:
     """Reads for verify and repair, over ``self.cur`` (in one snapshot)."""
 
     cur: Any
+    ready: Callable[[], None]        # rows.py Rows.ready: begin a write transaction not begun yet
 
     def engine_problems(self, limit: int = 100) -> list[str]:
         return []     # the server's own concern; a damaged page it finds fails the reads below
@@ -54,6 +55,7 @@ class Checks:
         """Every change-log entry up to ``high`` (VERIFY order), streamed through a server-side cursor."""
         if high is None:
             return
+        self.ready()
         with self.cur.connection.cursor(name="kura_verify") as scan:
             scan.itersize = 2000
             scan.execute(_LOG_SCAN, (high,))
@@ -69,6 +71,7 @@ class Checks:
         return out
 
     def verify_blobs(self, note: Note) -> Iterator[tuple[str, int, bytes | None]]:
+        self.ready()
         with self.cur.connection.cursor(name="kura_blobs") as scan:
             scan.itersize = 16
             scan.execute("SELECT hash, size, data FROM blobs ORDER BY hash")

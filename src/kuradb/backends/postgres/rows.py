@@ -34,15 +34,15 @@ _CATALOG = ("SELECT NULL::int, path, NULL::text, NULL::text, NULL::text, NULL::b
             " SELECT 1, created::text, name, kind, fields, is_unique, options FROM indexes WHERE coll=%(c)s")
 _CHANGES = ("SELECT l.position, l.kind, c.name, l.id, l.version, l.rev, l.op, l.at, l.author FROM log AS l"
             " LEFT JOIN collections AS c ON c.id = l.coll WHERE l.position > %s ORDER BY l.position LIMIT %s")
-_INSERT = ("INSERT INTO log(position, kind, op, coll, id, version, rev, at, author, type, created, checksum,"
-           " prev, erased, head, body, actor_hash, hash, txn) VALUES"
-           " (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, convert_from(%s::bytea, 'UTF8'),%s,%s,%s)")
-# A batch is one statement over one array per column: the server inserts the rows in one pass.
+# The one statement that appends to the log, with its rows from parameters: one row (VALUES), or a batch
+# as one binary array per column (unnest): the server inserts a batch in one pass.
+_APPEND = ("INSERT INTO log(position, kind, op, coll, id, version, rev, at, author, type, created, checksum,"
+           " prev, erased, head, body, actor_hash, hash, txn) ")
+_INSERT = _APPEND + "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, convert_from(%s::bytea, 'UTF8'),%s,%s,%s)"
 _LOG_TYPES = ("bigint", "text", "text", "integer", "text", "bigint", "bytea", "bigint", "text", "text", "bigint",
               "bytea", "bigint", "bigint", "smallint", "bytea", "bytea", "bytea", "bigint")
-_INSERT_MANY = ("INSERT INTO log(position, kind, op, coll, id, version, rev, at, author, type, created, checksum,"
-                " prev, erased, head, body, actor_hash, hash, txn) SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9, c10,"
-                " c11, c12, c13, c14, c15, convert_from(c16, 'UTF8'), c17, c18, c19 FROM unnest("
+_INSERT_MANY = (_APPEND + "SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15,"
+                " convert_from(c16, 'UTF8'), c17, c18, c19 FROM unnest("
                 + ", ".join(f"%b::{t}[]" for t in _LOG_TYPES) + ") AS u("
                 + ", ".join(f"c{i}" for i in range(1, 20)) + ")")
 
@@ -65,6 +65,9 @@ class Rows:
 
     cur: Any
     backend: Any
+
+    def ready(self) -> None:
+        """Make sure the transaction these reads belong to has begun (a write transaction's: opening.py)."""
 
     # -- collections --------------------------------------------------------------------
 
@@ -169,6 +172,7 @@ class Rows:
     def stream(self, sql: str, params: Any = ()) -> Iterator[Any]:
         """Rows of a compiled statement as they come: through a server-side cursor inside a transaction
         or snapshot (bounded memory), all at once otherwise."""
+        self.ready()
         conn = self.cur.connection
         if conn.info.transaction_status != conn.info.transaction_status.INTRANS:
             return iter(self.cur.execute(sql, params).fetchall())
@@ -220,6 +224,7 @@ class Writes(Rows):
     pipeline: Any                    # writes queued for the COMMIT, or None
 
     def collection(self, name: str) -> tuple[int, str, bool] | None:
+        self.ready()                     # the cache holds while the stamp read at the start does
         cache = self.backend.catalog
         found = cache.rows.get(name)
         if found is None:
@@ -233,6 +238,7 @@ class Writes(Rows):
 
     def _may_refuse(self, entries: list[NewEntry]) -> bool:
         """Could a unique index refuse one of these entries (a record of a collection that has one)?"""
+        self.ready()
         cache = self.backend.catalog
         for coll in {e.coll for e in entries if e.kind == "record" and e.coll is not None}:
             found = cache.unique.get(coll)
