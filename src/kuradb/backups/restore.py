@@ -296,7 +296,7 @@ def _build_store(store_dir: str, base: list[Manifest], tail: Manifest | None, p:
         raise errors.PermissionDenied(f"backup {plan[0]['id']}: {e.message}") from e
     with store:
         for i, m in enumerate(base[1:], 2):
-            replay.replay(store, unpacker.source(m), m["since"], m["position"])
+            replay.replay(store.backend, unpacker.source(m), m["since"], m["position"])
             if progress is not None:
                 progress(i / steps)
         expected: str | None = base[-1].get("audit_head") if base else None
@@ -305,7 +305,7 @@ def _build_store(store_dir: str, base: list[Manifest], tail: Manifest | None, p:
             p = replay.committed(source, p)
             at = base[-1]["position"] if base else 0
             if p > at:
-                replay.replay(store, source, at, p)
+                replay.replay(store.backend, source, at, p)
             entry = source.entry(p)
             expected = None if entry is None else entry.hash.hex()
         _place_blobs(store, unpacker)
