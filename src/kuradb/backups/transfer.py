@@ -83,8 +83,8 @@ def copy(src: str | os.PathLike[str] | Store, dest: str | os.PathLike[str], *, e
     dest = os.fspath(dest)
     dest_key = encryption_key if dest_encryption_key is None else dest_encryption_key
     own = not isinstance(src, Store)
-    source_store = open_store(os.fspath(src), encryption_key=encryption_key, read_only=True) if own else src
-    assert isinstance(source_store, Store)
+    source_store = src if isinstance(src, Store) else open_store(os.fspath(src), encryption_key=encryption_key,
+                                                                 read_only=True)
     try:
         if _same(source_store.directory, dest):
             raise errors.ValidationError("a store cannot be copied onto itself", path="dest")
@@ -116,30 +116,30 @@ def claim(location: str, key: Any, what: str) -> tuple[Store, Callable[[], None]
     from ..store import open as open_store
 
     refuse = errors.RestoreError if what == "restore" else errors.ValidationError
-    if is_url(location):
-        try:
-            existing = open_store(location, encryption_key=key, create=False)
-        except errors.NotFound:
-            store = open_store(location, encryption_key=key, create=True)
+    does = {"copy": "copies", "restore": "restores"}[what]
+    server = is_url(location)
+    if not server and os.path.exists(location) and (not os.path.isdir(location) or (
+            os.listdir(location) and not os.path.exists(os.path.join(location, "kura.db")))):
+        raise refuse(f"{location!r} exists and is not empty; kuradb {does} only into a new place")
+    try:
+        existing = open_store(location, encryption_key=key, create=False)
+    except errors.NotFound:
+        made = not server and not os.path.exists(location)
+        store = open_store(location, encryption_key=key, create=True)
 
-            def drop() -> None:
+        def remove() -> None:
+            if server:
                 store.backend.drop()   # type: ignore[attr-defined]   # the schema this made, and all in it
-            return store, drop
-        if existing.position or existing.collections():
-            existing.close()
-            raise refuse(f"{shown(location)} holds a store with data; kuradb {what}s only into a new or empty"
-                         " schema", hint="choose a new ?schema=")
-        return existing, lambda: None     # empty, and one transaction wrote into it: nothing is left
-    if os.path.exists(location) and (not os.path.isdir(location) or os.listdir(location)):
-        raise refuse(f"{location!r} exists and is not empty; kuradb {what}s only into a new place")
-    made = not os.path.exists(location)
-    store = open_store(location, encryption_key=key, create=True)
-
-    def remove() -> None:
-        shutil.rmtree(location, ignore_errors=True)
-        if not made:
-            os.makedirs(location, exist_ok=True)
-    return store, remove
+                return
+            shutil.rmtree(location, ignore_errors=True)
+            if not made:
+                os.makedirs(location, exist_ok=True)
+        return store, remove
+    if existing.position or existing.collections():
+        existing.close()
+        raise refuse(f"{shown(location)} holds a store with data; kuradb {does} only into a new or empty store",
+                     hint="choose a new ?schema=" if server else "choose a new directory")
+    return existing, lambda: None     # empty, and one transaction wrote into it: nothing is left
 
 
 def fill(src: Store, dest: Store, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
