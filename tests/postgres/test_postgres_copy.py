@@ -29,6 +29,12 @@ def _check(s, want, big):
         s["notes"].put({"i": 5}, id="dup")
 
 
+def s_bytes(directory, ref):
+    """A blob's plain bytes, read from its store (to tell that a file holds something else)."""
+    with kuradb.open(directory, encryption_key="a passphrase") as s:
+        return s.blobs.get(ref)
+
+
 def _sqlite_source(tmp_path):
     with kuradb.open(tmp_path / "a") as s:
         fill(s)
@@ -86,6 +92,13 @@ def test_an_encrypted_sqlite_store_moves_and_its_postgresql_backups_are_sealed(p
     backups.restore(tmp_path / "bk", tmp_path / "c", encryption_key=key)
     with kuradb.open(tmp_path / "c", encryption_key=key) as s:
         _check(s, want, big)
+    kuradb.copy(pg.location("b"), tmp_path / "e", dest_encryption_key=key)   # back into an encrypted directory
+    with pytest.raises(errors.PermissionDenied):
+        kuradb.open(tmp_path / "e")
+    with kuradb.open(tmp_path / "e", encryption_key=key) as s:
+        _check(s, want, big)
+    sealed_file = os.path.join(tmp_path, "e", "blobs", big["$blob"][:2], big["$blob"])
+    assert os.path.exists(sealed_file) and open(sealed_file, "rb").read(64) not in s_bytes(tmp_path / "a", big)
     with kuradb.open(pg.location("p")) as s:       # a plain PostgreSQL store's backups sealed with a key of their own
         fill(s)
         s.backup(tmp_path / "sealed", encryption_key=key)

@@ -99,6 +99,8 @@ class _Batch:
         self.entries: list[NewEntry] = []
         self.superseded: list[int] = []
         self._at: dict[int, NewEntry] = {}
+        self._paths: dict[int, set[str]] = {}       # array paths of the batch's content, per collection
+        self._noted: set[tuple[int, str]] = set()   # and those noted already
 
     def add(self, e: NewEntry, coll: int) -> None:
         e.coll = coll
@@ -112,12 +114,18 @@ class _Batch:
         self.entries.append(e)
         self._at[e.position] = e
         if e.body is not None and b"[" in e.body:
-            self.tx.note_array_paths(coll, [encode(p) for p in array_paths(orjson.loads(e.body))])
+            self._paths.setdefault(coll, set()).update(encode(p) for p in array_paths(orjson.loads(e.body)))
 
     def flush(self) -> None:
         if self.entries:
             self.log.replay(self.tx, self.entries, superseded=self.superseded)
             self.entries, self.superseded, self._at = [], [], {}
+        for coll, paths in self._paths.items():
+            new = sorted(p for p in paths if (coll, p) not in self._noted)
+            if new:
+                self.tx.note_array_paths(coll, new)
+                self._noted.update((coll, p) for p in new)
+        self._paths = {}
 
 
 def _redo(tx: Any, dialect: Any, log: ChangeLog, source: Any, e: NewEntry, place: Place | None) -> None:

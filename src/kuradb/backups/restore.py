@@ -15,7 +15,9 @@ tail are replayed on it (``replay.py``), its file blobs are placed and checked,
 and the result must pass ``store.verify()`` with its audit chain ending on the
 hash the backups recorded. Everything happens in a temporary directory beside
 ``target``, which is renamed into place only when all of that holds; any problem
-raises ``RestoreError`` and leaves ``target`` as it was.
+raises ``RestoreError`` and leaves ``target`` as it was. A ``postgresql://`` target
+(a new or empty schema) gets the store so built and checked, copied into it
+(``transfer.py``) and checked again; on failure the schema made is dropped.
 """
 from __future__ import annotations
 
@@ -55,6 +57,8 @@ def restore(dest: str | os.PathLike[str], target: str | os.PathLike[str], *, unt
     url = transfer.is_url(target)
     if not url and os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
         raise errors.RestoreError(f"{target!r} exists and is not empty; kuradb restores only into a new place")
+    if url:
+        transfer.refuse_data(target, "restores")
     ms = files.manifests(dest)
     named = id if id is not None else (None if until is not None else files.newest_name(dest))
     if named is not None:

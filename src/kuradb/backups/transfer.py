@@ -142,6 +142,20 @@ def claim(location: str, key: Any, what: str) -> tuple[Store, Callable[[], None]
     return existing, lambda: None     # empty, and one transaction wrote into it: nothing is left
 
 
+def refuse_data(location: str, what: str) -> None:
+    """Refuse (before any work) a PostgreSQL schema that holds a store with data; a new schema is left unmade."""
+    from ..store import open as open_store
+
+    try:
+        existing = open_store(location, create=False)
+    except errors.NotFound:
+        return
+    with existing:
+        if existing.position or existing.collections():
+            raise errors.RestoreError(f"{shown(location)} holds a store with data; kuradb {what} only into a new"
+                                      " or empty store", hint="choose a new ?schema=")
+
+
 def fill(src: Store, dest: Store, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     """Replay one snapshot of ``src`` into the empty ``dest``, then check ``dest``: its verify passes and its
     audit chain ends on the source's hash."""

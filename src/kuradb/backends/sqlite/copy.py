@@ -25,7 +25,7 @@ import orjson
 from ... import errors
 from ...backend import NewEntry
 from . import atrest, damage
-from .errors import READ_ERRORS
+from .errors import READ_ERRORS, translate
 
 LOG_COLUMNS = ("position", "kind", "op", "coll", "id", "version", "rev", "at", "author", "type", "created",
                "checksum", "prev", "erased", "head", "body", "actor_hash", "hash", "txn")
@@ -136,19 +136,33 @@ class ChangesFile:
     file and returns the damage found (like ``changes``). Sealed with ``key`` like a store's copy."""
 
     def __init__(self, raw: str, key: Any) -> None:
-        self.conn = atrest.connect(raw, key)
-        self.conn.execute("BEGIN")
-        _create_changes_tables(self.conn, "main")
+        try:
+            self.conn = atrest.connect(raw, key)
+        except apsw.Error as e:
+            raise translate(e, f"writing {raw}") from e
+        try:
+            self.conn.execute("BEGIN")
+            _create_changes_tables(self.conn, "main")
+        except apsw.Error as e:
+            self.conn.close()
+            raise translate(e, f"writing {raw}") from e
 
     def add(self, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
         """Rows of ``table`` in its columns' order; a log row's ``body`` is the content's JSON text (or None)."""
         cols = dict(CHANGES_TABLES)[table]
         marks = ", ".join("jsonb(?)" if table == "log" and c == "body" else "?" for c in cols)
-        self.conn.executemany(f"INSERT INTO main.{table} VALUES({marks})", rows)
+        try:
+            self.conn.executemany(f"INSERT INTO main.{table} VALUES({marks})", rows)
+        except apsw.Error as e:
+            raise translate(e, "writing a changes file") from e
 
     def finish(self) -> list[str]:
-        problems = damage.copy_problems(self.conn, full=False)
-        self.conn.execute("COMMIT")
+        try:
+            problems = damage.copy_problems(self.conn, full=False)
+            self.conn.execute("COMMIT")
+        except apsw.Error as e:
+            self.abort()
+            raise translate(e, "writing a changes file") from e
         self.conn.close()
         return problems
 
