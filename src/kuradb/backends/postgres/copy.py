@@ -31,18 +31,19 @@ import orjson
 from ... import errors
 from ...backend import NewEntry
 from ..sqlite import copy as sqlite_copy
+from ..sqlite.backend import SQLiteBackend
 from .errors import DRIVER_ERRORS
 
 _ENTRY = ("SELECT l.position, l.kind, l.op, c.name, l.id, l.version, l.rev, l.at, l.author, l.type, l.created,"
           " l.checksum, l.prev, l.erased, l.body, l.actor_hash, l.hash, l.txn FROM log AS l"
           " LEFT JOIN collections AS c ON c.id = l.coll")
 _END = "SELECT position, hash, at FROM log ORDER BY position DESC LIMIT 1"
-SQLITE_INLINE_MAX = 64 * 1024   # the largest blob a SQLite store keeps in its database (kuradb/blobs.py)
 
 
 def file_blob_limit(backend: Any) -> int | None:
-    """The size above which a blob of a copy is a file of the backup (None: none is, the copy is encrypted)."""
-    return None if backend.key is not None else SQLITE_INLINE_MAX
+    """The size above which a blob of a copy is a file of the backup, as a SQLite store keeps it (None: none
+    is, the copy is encrypted as a whole)."""
+    return None if backend.key is not None else SQLiteBackend.blob_inline_max
 
 
 class Source:
