@@ -15,6 +15,7 @@ encryption.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -209,6 +210,24 @@ def _unhex(value: Any) -> bytes | None:
     return None if value is None else bytes.fromhex(value)
 
 
+def _read_errors_typed(cls: type) -> type:
+    """A ``Source`` method's driver errors come out as kuradb errors naming what was read (a damaged page,
+    a body that is not well-formed: CorruptedData)."""
+    def wrap(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def inner(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except READ_ERRORS as e:
+                raise translate(e, f"reading {self.bid}") from e
+        return inner
+    for name, fn in list(vars(cls).items()):
+        if callable(fn) and not name.startswith("_") and name != "close":
+            setattr(cls, name, wrap(fn))
+    return cls
+
+
+@_read_errors_typed
 class Source:
     """One backup's data (a full backup's database or a changes file), read-only, as neutral entries.
 
