@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from . import backups, errors
 from .backups import BackupInfo
+from .backups.transfer import copy
 from .cache import Cache, CachedSource, CacheStats
 from .collection import Collection
 from .encoding import BlobRef
@@ -15,4 +16,4 @@ from .store import Store, migrate, open
 __version__ = "0.1.0"
 
 __all__ = ["BackupInfo", "BlobRef", "Cache", "CacheConfig", "CachedSource", "CacheStats", "Change", "Collection",
-           "Record", "Report", "Repository", "Store", "backups", "errors", "migrate", "open", "__version__"]
+           "Record", "Report", "Repository", "Store", "backups", "copy", "errors", "migrate", "open", "__version__"]

@@ -4,7 +4,8 @@ A backup directory ``DEST`` holds one folder per backup, named by its id
 (time-ordered), each with a ``manifest.json`` and its files::
 
     DEST/<id>/manifest.json      id, kind, parent, change-log range, created, format, every file's size and SHA-256
-    DEST/<id>/kura.db.zst        full: a consistent copy of the database (SQLite's online backup API), zstd
+    DEST/<id>/kura.db.zst        full: a consistent copy of the database as a SQLite store's kura.db, zstd
+                                 (SQLite's online backup API; a PostgreSQL store's snapshot replayed into one)
     DEST/<id>/changes.db.zst     incremental/differential: the change log since the parent, with its content
     DEST/<id>/blobs/<hash>       the blob files the backup adds
 
@@ -12,7 +13,9 @@ A backup is written under ``DEST/.partial-<id>``, fsynced, and renamed into
 place only when complete, so a failed backup never looks like a good one.
 ``take.py`` takes them, ``restore.py`` plans and builds a restore (replaying the
 change log, ``replay.py``), ``crypto.py`` seals encrypted ones, ``prune.py``
-applies retention.
+applies retention, ``transfer.py`` copies a store into a new one of either backend
+(``kuradb.copy``). The format is the same whatever the store's backend: a backup of
+a SQLite store restores into PostgreSQL and back.
 """
 from __future__ import annotations
 

@@ -15,7 +15,9 @@ tail are replayed on it (``replay.py``), its file blobs are placed and checked,
 and the result must pass ``store.verify()`` with its audit chain ending on the
 hash the backups recorded. Everything happens in a temporary directory beside
 ``target``, which is renamed into place only when all of that holds; any problem
-raises ``RestoreError`` and leaves ``target`` as it was.
+raises ``RestoreError`` and leaves ``target`` as it was. A ``postgresql://`` target
+(a new or empty schema) gets the store so built and checked, copied into it
+(``transfer.py``) and checked again; on failure the schema made is dropped.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from .. import audit, errors
 from ..backends.sqlite.copy import Source
 from ..crypto import Cipher
 from ..encoding import sha256_file
-from . import files, replay
+from . import files, replay, transfer
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -42,7 +44,8 @@ Manifest = dict[str, Any]
 def restore(dest: str | os.PathLike[str], target: str | os.PathLike[str], *, until: Any = None,
             id: str | None = None, encryption_key: Any = None,
             progress: Callable[[float], None] | None = None) -> files.BackupInfo:
-    """Restore into ``target`` (a new or empty directory) the newest backup, backup ``id``, or the state at ``until``.
+    """Restore into ``target`` (a new or empty directory, or a ``postgresql://…?schema=`` URL naming a new or
+    empty schema) the newest backup, backup ``id``, or the state at ``until``.
 
     ``until`` is a change-log position (int) or a ``datetime``: the state after the
     last transaction committed at or before it. A time after the newest backup gives
@@ -51,8 +54,11 @@ def restore(dest: str | os.PathLike[str], target: str | os.PathLike[str], *, unt
     backup was at that position.
     """
     dest, target = os.fspath(dest), os.fspath(target)
-    if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
+    url = transfer.is_url(target)
+    if not url and os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
         raise errors.RestoreError(f"{target!r} exists and is not empty; kuradb restores only into a new place")
+    if url:
+        transfer.refuse_data(target, "restores")
     ms = files.manifests(dest)
     named = id if id is not None else (None if until is not None else files.newest_name(dest))
     if named is not None:
@@ -63,9 +69,10 @@ def restore(dest: str | os.PathLike[str], target: str | os.PathLike[str], *, unt
     if not ms:
         raise errors.NotFound(f"{dest!r} holds no backup")
     by_id = {m["id"]: m for m in ms}
-    parent = os.path.dirname(os.path.abspath(target)) or "."
+    parent = None if url else os.path.dirname(os.path.abspath(target)) or "."
     try:
-        os.makedirs(parent, exist_ok=True)
+        if parent is not None:
+            os.makedirs(parent, exist_ok=True)
         work = tempfile.mkdtemp(prefix=".kuradb-restore-", dir=parent)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -84,11 +91,15 @@ def restore(dest: str | os.PathLike[str], target: str | os.PathLike[str], *, unt
                 p = _position(ms, until, unpacker)
                 base, tail = _plan(by_id, p)
             store_dir = os.path.join(work, "store")
-            p = _build(store_dir, base, tail, p, unpacker, progress)
-            if os.path.isdir(target):
-                os.rmdir(target)
-            os.rename(store_dir, target)
-            files.fsync_dir(parent)
+            if url:
+                p = _into_server(target, store_dir, base, tail, p, unpacker, progress)
+            else:
+                p, _ = _build(store_dir, base, tail, p, unpacker, progress)
+                if os.path.isdir(target):
+                    os.rmdir(target)
+                os.rename(store_dir, target)
+                assert parent is not None
+                files.fsync_dir(parent)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise errors.StorageFull(f"the disk holding {target!r} is full", hint="nothing was restored") from e
@@ -253,9 +264,32 @@ class _Unpacker:
         return False
 
 
+def _into_server(target: str, store_dir: str, base: list[Manifest], tail: Manifest | None, p: int,
+                 unpacker: _Unpacker, progress: Callable[[float], None] | None) -> int:
+    """Restore into the new or empty PostgreSQL schema ``target``: the store is built and checked in
+    ``store_dir`` as for a directory, then copied into the schema (transfer.py), which is checked again
+    (verify, the same audit head). On failure the schema made is dropped again."""
+    from ..store import open as open_store
+
+    half = None if progress is None else (lambda f: progress(f / 2))
+    p, key = _build(store_dir, base, tail, p, unpacker, half)
+    store, undo = transfer.claim(target, key, "restore")
+    try:
+        with open_store(store_dir, encryption_key=key, read_only=True) as built:
+            transfer.fill(built, store, None if progress is None else (lambda f: progress(0.5 + f / 2)))
+        store.close()
+    except BaseException as e:
+        store.close()
+        undo()
+        if isinstance(e, errors.CorruptedData):
+            raise errors.RestoreError(f"{_names([*base, *([tail] if tail else [])])}: {e.message}") from e
+        raise
+    return p
+
+
 def _build(store_dir: str, base: list[Manifest], tail: Manifest | None, p: int, unpacker: _Unpacker,
-           progress: Callable[[float], None] | None) -> int:
-    """Make the store at ``store_dir``; returns the position it is at."""
+           progress: Callable[[float], None] | None) -> tuple[int, Any]:
+    """Make the store at ``store_dir``; returns the position it is at and the key it is encrypted with."""
     os.makedirs(os.path.join(store_dir, "blobs"))
     plan = [*base, *([tail] if tail is not None else [])]
     if len({bool(m.get("store_encrypted")) for m in plan}) > 1:
@@ -263,7 +297,7 @@ def _build(store_dir: str, base: list[Manifest], tail: Manifest | None, p: int, 
                                   hint="restore a point covered by backups of one kind (kuradb backups list)")
     key = unpacker.store_key(plan[0]) if plan else None
     try:
-        return _build_store(store_dir, base, tail, p, unpacker, progress, plan, key)
+        return _build_store(store_dir, base, tail, p, unpacker, progress, plan, key), key
     except errors.CorruptedData as e:
         # A damaged backup: what it holds cannot be read (the restored store's own verify names the rest).
         found = e.message
@@ -296,7 +330,7 @@ def _build_store(store_dir: str, base: list[Manifest], tail: Manifest | None, p:
         raise errors.PermissionDenied(f"backup {plan[0]['id']}: {e.message}") from e
     with store:
         for i, m in enumerate(base[1:], 2):
-            replay.replay(store, unpacker.source(m), m["since"], m["position"])
+            replay.replay(store.backend, unpacker.source(m), m["since"], m["position"])
             if progress is not None:
                 progress(i / steps)
         expected: str | None = base[-1].get("audit_head") if base else None
@@ -305,7 +339,7 @@ def _build_store(store_dir: str, base: list[Manifest], tail: Manifest | None, p:
             p = replay.committed(source, p)
             at = base[-1]["position"] if base else 0
             if p > at:
-                replay.replay(store, source, at, p)
+                replay.replay(store.backend, source, at, p)
             entry = source.entry(p)
             expected = None if entry is None else entry.hash.hex()
         _place_blobs(store, unpacker)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import errors, health
+from ..backends import shown
 from ..crypto import Cipher
 from ..encoding import sha256_file
 from ..ids import new_id
@@ -74,7 +75,7 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", en
         created = datetime.now(UTC)
         manifest = {"format": files.FORMAT, "id": bid, "kind": kind, "parent": parent["id"] if parent else None,
                     "since": since, "position": position, "audit_head": head.hex(), "position_at": at,
-                    "created": created.isoformat(), "store": os.path.abspath(store.directory),
+                    "created": created.isoformat(), "store": _where(store),
                     "encryption": cipher.params if cipher else None,
                     "store_encrypted": store.backend.key is not None, "files": [entry, *blobs],
                     **({"damaged": check.problems} if check.problems else {})}
@@ -100,6 +101,12 @@ def backup(store: Store, dest: str | os.PathLike[str], *, kind: str = "full", en
     if progress is not None:
         progress(1.0)
     return files.info(manifest)
+
+
+def _where(store: Store) -> str:
+    """The store a backup is of, as its manifest names it (a URL without its password)."""
+    location = store.directory
+    return shown(location) if "://" in location else os.path.abspath(location)
 
 
 def _parent(store: Store, dest: str, kind: str) -> dict[str, Any] | None:
@@ -202,17 +209,30 @@ def _blobs_and_pack(store: Store, raw: str, work: str, name: str, cipher: Cipher
     return {"path": name, **entry}, blobs
 
 
+def _write_from_database(store: Store, h: str, target: str) -> None:
+    """A blob the store keeps in its database written as the backup's file (FileNotFoundError: gone since)."""
+    row = store.backend.reader().blob(h, data=True)
+    if row is None or row[2] is None:
+        raise FileNotFoundError(h)
+    with open(target, "wb") as f:
+        f.write(row[2])
+
+
 def _copy_blobs(store: Store, copy: Any, work: str, cipher: Cipher | None,
                 progress: Progress) -> list[dict[str, Any]]:
     """The files of the copy's file blobs. A file gc removed after the copy was taken is garbage in the
     copy too (no version refers to it): its row is dropped from the copy. A referenced one missing fails."""
     rows = copy.file_blobs()
     out = []
+    in_database = store.backend.blob_inline_max is None   # the copy's file blobs are rows of the store's database
     for i, (h, size) in enumerate(rows):
-        src = store.blobs.path(h)
+        src = f"blob {h} of the database" if in_database else store.blobs.path(h)
         target = os.path.join(work, "blobs", h)
         try:
-            shutil.copyfile(src, target)
+            if in_database:
+                _write_from_database(store, h, target)
+            else:
+                shutil.copyfile(src, target)
         except FileNotFoundError:
             if not copy.referenced(h):
                 copy.forget_blob(h)

@@ -420,6 +420,17 @@ def cmd_restore(_: None, args: argparse.Namespace, out: Output) -> None:
     out.emit(info.to_dict())
 
 
+def cmd_copy(_: None, args: argparse.Namespace, out: Output) -> None:
+    """Copy SRC into the new DEST with its whole history, with a progress bar (kuradb.copy)."""
+    from ..backups.transfer import copy
+
+    dest_key = read_key(args.dest_key_file, "--dest-key-file") if args.dest_key_file else None
+    with Progress(f"copying into {shown(args.dest)}") as bar:
+        result = copy(args.source, args.dest, encryption_key=store_key(args), dest_encryption_key=dest_key,
+                      progress=bar.fraction)
+    out.emit(result)
+
+
 def cmd_rekey(_: None, args: argparse.Namespace, out: Output) -> None:
     """Encrypt a plain store, or change an encrypted store's key (offline: it opens the file itself)."""
     from ..store import rekey

@@ -185,11 +185,20 @@ def parser() -> argparse.ArgumentParser:
     sp = add(sub, "restore", "restore a backup as a new store (verified before it appears)", c.cmd_restore,
              store=False, parents=(key,))
     sp.add_argument("dest", metavar="DEST", help="the backup directory")
-    sp.add_argument("target", metavar="TARGET", help="a new (or empty) directory for the store")
+    sp.add_argument("target", metavar="TARGET", help="a new (or empty) directory for the store, or a"
+                    " postgresql://…?schema= URL of a new (or empty) schema")
     sp.add_argument("--id", help="the backup to restore (default: the newest)")
     sp.add_argument("--until", metavar="POSITION|TIME",
                     help="the state at a change-log position or an ISO 8601 time (point-in-time restore)")
     backup_key(sp, "open")
+    sp = add(sub, "copy", "copy a store with its whole history into a new store, of either backend (SQLite"
+             " directory or postgresql:// URL), verified before it is kept", c.cmd_copy, store=False,
+             parents=(key,))
+    sp.add_argument("source", metavar="SRC", help="the store: its directory, or a postgresql:// URL")
+    sp.add_argument("dest", metavar="DEST", help="a new (or empty) directory, or a postgresql://…?schema= URL of a"
+                    " new (or empty) schema")
+    sp.add_argument("--dest-key-file", metavar="F", help="encrypt a directory DEST with this key (default: the"
+                    " source's --key-file)")
     group = sub.add_parser("cache", help="statistics of a cache directory, or clear it",
                            description="statistics of a kuradb.Cache directory (L3/L4 on disk), or clear it")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")

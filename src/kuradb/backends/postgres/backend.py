@@ -546,14 +546,30 @@ class PostgresBackend:
     def _not_yet(self, what: str) -> errors.KuraError:
         return errors.KuraError(f"{what} is not available on PostgreSQL stores yet (issue #15)")
 
+    # -- backups and copies (copy.py) --------------------------------------------------------
+
     def copy_database(self, raw: str) -> Any:
-        raise self._not_yet("backup")
+        """A full backup's database, a SQLite store's ``kura.db`` of one snapshot, written to ``raw``."""
+        from . import copy
+
+        return copy.full(self, raw)
 
     def copy_changes(self, raw: str, since: int, parent_head: str | None) -> Any:
-        raise self._not_yet("backup")
+        """The changes after position ``since`` written into the new changes file ``raw`` (one snapshot)."""
+        from . import copy
+
+        return copy.changes(self, raw, since, parent_head)
 
     def open_copy(self, raw: str) -> Any:
-        raise self._not_yet("restore")
+        from . import copy
+
+        return copy.open_copy(self, raw)
+
+    def source(self) -> Any:
+        """The store's change log, blobs and catalog in one snapshot as backend-neutral entries (copy.Source)."""
+        from . import copy
+
+        return copy.Source(self, redact(self.location))
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -371,6 +371,16 @@ class SQLiteBackend:
 
         return copy.Opened(raw, self.key)
 
+    def source(self) -> Any:
+        """The store's change log, blobs and catalog in one read snapshot, as backend-neutral entries
+        (copy.Source; kuradb.copy reads a store through it). Close it when done."""
+        from . import copy
+
+        try:
+            return copy.Source(self.path, self.directory, self.key, snapshot=True)
+        except apsw.Error as e:
+            raise self.failed(e, self.path) from e
+
     def listen(self, wake: Callable[[], Any]) -> Callable[[], None] | None:
         """SQLite cannot push other processes' commits: None, and watchers poll (kuradb/store.py)."""
         return None

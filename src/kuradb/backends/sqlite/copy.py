@@ -1,15 +1,22 @@
-"""Backup copies of a SQLite store: the whole database, or the changes since a position; and reading them.
+"""Backup copies of a SQLite store, the changes-file format every backend writes, and reading them back.
 
 A full copy is SQLite's online backup of one read snapshot; a changes file is a
 small SQLite database of the change log's entries after a position (with their
 content), the erasures made since, the new blobs and their references, and the
-catalog tables, read from one snapshot. ``Source`` reads either back as
-backend-neutral entries for kuradb/backups/replay.py, from files of this layout
-(schema 5) or of the one before it (schema 4), so backups taken before a store
-was migrated still restore. Copies keep the store's encryption.
+catalog tables, read from one snapshot. The changes file's tables are defined
+once here (``CHANGES_TABLES``): this backend fills them with ``INSERT ... SELECT``
+from its own database, and a backend of another engine (PostgreSQL) writes the
+same file from its rows through ``ChangesFile``, this module's public writer.
+``Source`` reads a copy, a changes file or (``snapshot=True``) a live store's
+database back as backend-neutral entries for kuradb/backups/replay.py, from
+files of this layout (schema 5) or of the one before it (schema 4), so backups
+taken before a store was migrated still restore. Copies keep the store's
+encryption.
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,18 +26,36 @@ import orjson
 from ... import errors
 from ...backend import NewEntry
 from . import atrest, damage
-from .errors import READ_ERRORS
+from .errors import READ_ERRORS, translate
 
-# What a changes file holds, read from the store's snapshot (":p" is the parent's position).
-CHANGES = (
-    ("log", "SELECT * FROM main.log WHERE position > :p"),
-    ("erasures", "SELECT position, erased, author, type, checksum FROM main.log WHERE erased > :p AND position <= :p"),
-    ("blobs", "SELECT * FROM main.blobs WHERE hash IN"
-              " (SELECT id FROM main.log WHERE position > :p AND kind = 'blob' AND op = 'put')"),
-    ("blob_refs", "SELECT * FROM main.blob_refs WHERE position > :p"),
-    ("collections", "SELECT * FROM main.collections"),
-    ("indexes", "SELECT * FROM main.indexes"),
+LOG_COLUMNS = ("position", "kind", "op", "coll", "id", "version", "rev", "at", "author", "type", "created",
+               "checksum", "prev", "erased", "head", "body", "actor_hash", "hash", "txn")
+# The tables of a changes file and their columns (layout v2's), whichever backend writes it. ``log.body``
+# holds SQLite JSONB, as in a store's database, so that ``Source`` reads a changes file and a full copy alike.
+CHANGES_TABLES = (
+    ("log", LOG_COLUMNS),
+    ("erasures", ("position", "erased", "author", "type", "checksum")),
+    ("blobs", ("hash", "size", "content_type", "created", "data")),
+    ("blob_refs", ("hash", "position")),
+    ("collections", ("id", "name", "options", "created", "live")),
+    ("indexes", ("coll", "name", "kind", "fields", "is_unique", "options", "created")),
+    ("range", ("since", "position")),
 )
+# What this backend puts in them, read from the store's snapshot (":p" is the parent's position).
+CHANGES = {
+    "log": "SELECT {cols} FROM main.log WHERE position > :p",
+    "erasures": "SELECT {cols} FROM main.log WHERE erased > :p AND position <= :p",
+    "blobs": "SELECT {cols} FROM main.blobs WHERE hash IN"
+             " (SELECT id FROM main.log WHERE position > :p AND kind = 'blob' AND op = 'put')",
+    "blob_refs": "SELECT {cols} FROM main.blob_refs WHERE position > :p",
+    "collections": "SELECT {cols} FROM main.collections",
+    "indexes": "SELECT {cols} FROM main.indexes",
+}
+
+
+def _create_changes_tables(conn: apsw.Connection, schema: str) -> None:
+    for table, cols in CHANGES_TABLES:
+        conn.execute(f"CREATE TABLE {schema}.{table}({', '.join(cols)})")
 
 
 @dataclass
@@ -88,9 +113,10 @@ def changes(backend: Any, raw: str, since: int, parent_head: str | None) -> Copi
             if row is None or row[0] is None or row[0].hex() != parent_head:
                 raise errors.BackupError(f"the store's change log no longer matches the parent backup at position"
                                          f" {since}", hint="take a full backup")
-            for table, select in CHANGES:
-                conn.execute(f"CREATE TABLE out.{table} AS {select}", {"p": since})
-            conn.execute("CREATE TABLE out.range(since INTEGER, position INTEGER)")
+            _create_changes_tables(conn, "out")
+            for table, cols in CHANGES_TABLES[:-1]:
+                names = ", ".join(cols)
+                conn.execute(f"INSERT INTO out.{table}({names}) {CHANGES[table].format(cols=names)}", {"p": since})
             conn.execute("INSERT INTO out.range VALUES(?, ?)", (since, position))
             problems = damage.copy_problems(conn, schema="out", full=False)
             conn.execute("COMMIT")
@@ -103,6 +129,50 @@ def changes(backend: Any, raw: str, since: int, parent_head: str | None) -> Copi
     finally:
         conn.close()
     return Copied(position, head, at, problems)
+
+
+class ChangesFile:
+    """A changes file written from another engine's rows, in ``CHANGES_TABLES``' format (the public writer of
+    the format for backends that are not SQLite): ``add`` rows table by table, then ``finish``, which checks the
+    file and returns the damage found (like ``changes``). Sealed with ``key`` like a store's copy."""
+
+    def __init__(self, raw: str, key: Any) -> None:
+        try:
+            self.conn = atrest.connect(raw, key)
+        except apsw.Error as e:
+            raise translate(e, f"writing {raw}") from e
+        try:
+            self.conn.execute("BEGIN")
+            _create_changes_tables(self.conn, "main")
+        except apsw.Error as e:
+            self.conn.close()
+            raise translate(e, f"writing {raw}") from e
+
+    def add(self, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Rows of ``table`` in its columns' order; a log row's ``body`` is the content's JSON text (or None)."""
+        cols = dict(CHANGES_TABLES)[table]
+        marks = ", ".join("jsonb(?)" if table == "log" and c == "body" else "?" for c in cols)
+        try:
+            self.conn.executemany(f"INSERT INTO main.{table} VALUES({marks})", rows)
+        except apsw.Error as e:
+            raise translate(e, "writing a changes file") from e
+
+    def finish(self) -> list[str]:
+        try:
+            problems = damage.copy_problems(self.conn, full=False)
+            self.conn.execute("COMMIT")
+        except apsw.Error as e:
+            self.abort()
+            raise translate(e, "writing a changes file") from e
+        self.conn.close()
+        return problems
+
+    def abort(self) -> None:
+        try:
+            self.conn.execute("ROLLBACK")
+        except apsw.Error:
+            pass
+        self.conn.close()
 
 
 def _end(conn: apsw.Connection) -> tuple[int, bytes, int | None]:
@@ -140,27 +210,61 @@ def _unhex(value: Any) -> bytes | None:
     return None if value is None else bytes.fromhex(value)
 
 
-class Source:
-    """One backup's data (a full backup's database or a changes file), read-only, as neutral entries."""
+def _read_errors_typed(cls: type) -> type:
+    """A ``Source`` method's driver errors come out as kuradb errors naming what was read (a damaged page,
+    a body that is not well-formed: CorruptedData)."""
+    def wrap(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def inner(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except READ_ERRORS as e:
+                raise translate(e, f"reading {self.bid}") from e
+        return inner
+    for name, fn in list(vars(cls).items()):
+        if callable(fn) and not name.startswith("_") and name != "close":
+            setattr(cls, name, wrap(fn))
+    return cls
 
-    def __init__(self, path: str, bid: str, key: Any = None) -> None:
+
+@_read_errors_typed
+class Source:
+    """One backup's data (a full backup's database or a changes file), read-only, as neutral entries.
+
+    ``snapshot=True``: ``path`` is a live store's database, read in one read transaction (``Backend.source``).
+    Entries carry their content as JSON text (``NewEntry.body``), whichever engine they go to.
+    """
+
+    def __init__(self, path: str, bid: str, key: Any = None, *, snapshot: bool = False) -> None:
         self.bid = bid
         self.conn = atrest.connect(path, key, apsw.SQLITE_OPEN_READONLY)
-        have = {r[1] for r in self.conn.execute("PRAGMA table_info(log)")}
+        try:
+            if snapshot:
+                self.conn.execute("BEGIN")
+                self.conn.execute("SELECT 1 FROM log LIMIT 1").fetchall()   # the snapshot starts here
+            have = {r[1] for r in self.conn.execute("PRAGMA table_info(log)")}
+            self._tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except BaseException:
+            self.conn.close()
+            raise
         self.v4 = "coll" not in have       # written before layout v2: collection names, hex digests
-        self._tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if self.v4:
             cols = ("position", "kind", "op", "collection", "id", "version", "rev", "at", "author", "type", "created",
                     "checksum", "prev", "erased", "body", "actor_hash", "hash", "txn")
-            self._select = ", ".join(c if c in have else "NULL" for c in cols)
+            self._select = ", ".join(("json(body)" if c == "body" else c) if c in have else "NULL" for c in cols)
             self._from = "log"
         else:
-            self._select = ", ".join(f"l.{c}" if c != "coll" else "c.name" for c in _V5)
+            self._select = ", ".join("c.name" if c == "coll" else "json(l.body)" if c == "body" else f"l.{c}"
+                                     for c in _V5)
             self._from = "log AS l LEFT JOIN collections AS c ON c.id = l.coll"
         self._p = "position" if self.v4 else "l.position"
 
     def close(self) -> None:
         self.conn.close()
+
+    def end(self) -> tuple[int, bytes, int | None]:
+        """Where the change log ends: (position, hash, time); (0, zero hash, None) when empty."""
+        return _end(self.conn)
 
     def _entry(self, row: Any) -> NewEntry:
         (position, kind, op, collection, id, version, rev, at, author, type_, created, checksum, prev, erased, body,
@@ -172,7 +276,7 @@ class Source:
         else:
             first = position - (txn or 0)
         e = NewEntry(kind, op, None, collection, id, version=version, rev=rev, author=author, type=type_,
-                     created=created, checksum=checksum, prev=prev, body=body)
+                     created=created, checksum=checksum, prev=prev, body=None if body is None else body.encode())
         e.position, e.at, e.txn, e.actor_hash, e.hash, e.erased = position, at, first, actor_hash, hash, erased
         return e
 
@@ -225,8 +329,3 @@ class Source:
         if row is None:
             return None
         return row[0], orjson.loads(row[1]), bool(row[2]), orjson.loads(row[3])
-
-    def json(self, body: bytes) -> str:
-        """A stored body (JSONB) as its JSON text."""
-        row: Any = self.conn.execute("SELECT json(?)", (body,)).fetchone()
-        return str(row[0])
