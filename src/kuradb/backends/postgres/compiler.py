@@ -16,8 +16,8 @@ PostgreSQL's terms:
   the documented total order holds: missing = null < numbers < strings < objects
   < arrays < false < true.
 
-Parameters are psycopg's ``%s``; the SQL's own ``%`` are doubled. Secondary
-indexes and ``$regex`` are not compiled yet (issue #15): they raise KuraError.
+Parameters are psycopg's ``%s``; the SQL's own ``%`` are doubled. ``$regex``
+runs in PostgreSQL's regular expression engine on a rewritten pattern (regex.py).
 """
 from __future__ import annotations
 
@@ -29,8 +29,10 @@ import orjson
 
 from ... import errors
 from ...errors import QueryError
+from ...query import regex
 from ...query.catalog import may_be_array
 from ...query.syntax import And, Cond, Not, Or, Path, SortKey, Value, is_index
+from .regex import to_are
 
 Catalog = frozenset[tuple[str, ...]]
 _SQL_OP = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -152,6 +154,8 @@ class Compiler:
             return f"coalesce(starts_with({col}, {self.param(v)}), false)"
         if op == "contains":
             return f"coalesce(strpos({col}, {self.param(v)}) > 0, false)"
+        if op == "regex":
+            return f"coalesce({self._regex(col, v)}, false)"
         raise _not_yet(f"{op} on {c.path.text}")
 
     # -- JSON content ------------------------------------------------------------------
@@ -219,7 +223,19 @@ class Compiler:
         if op == "size":
             return f"({typeof(x)} = 'array' AND jsonb_array_length(CASE WHEN {typeof(x)} = 'array'" \
                    f" THEN {x} END) = {self.param(v)})"
+        if op == "regex":
+            text = f"({x} #>> '{{}}')"
+            return f"({typeof(x)} = 'string' AND {self._regex(text, v)})"
         raise _not_yet(f"${op}")
+
+    def _regex(self, text: str, v: tuple[str, int]) -> str:
+        """A $regex on an SQL text: PostgreSQL's own engine, given the pattern rewritten to mean exactly
+        what kuradb's does (regex.py), under COLLATE "C" (ASCII word characters for \\b); the literal
+        text every match holds (query/regex.py) rules most rows out first."""
+        pattern, flags = v
+        required = regex.required_text(pattern, flags)
+        first = "" if required is None else f"strpos({text}, {self.param(required)}) > 0 AND "
+        return f"({first}({text}) COLLATE \"C\" ~ {self.param(to_are(pattern, flags))})"
 
     def _eq(self, x: str, v: Value) -> str:
         if v.kind == "null":
