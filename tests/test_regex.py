@@ -81,7 +81,8 @@ def test_catastrophic_patterns_end_quickly_with_and_without_re2(impl, engine):
     got = json.loads(out.stdout)
     assert got["counts"] == [1, ["y"]] and got["seconds"] < 30
     engine_name = "RE2" if engine == "with" else "kuradb's linear-time Python matcher"
-    note = f"$regex on 's': {engine_name}" + ("" if engine == "with" else " (install kuradb[re2] for speed)") + ", per row"
+    note = f"$regex on 's': {engine_name}" + ("" if engine == "with" else
+                                              " (install kuradb[re2] for speed)") + ", per row"
     assert got["explain"] == ([note] if impl.name in PYTHON_REGEX else [])
 
 
