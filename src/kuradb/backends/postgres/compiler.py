@@ -31,6 +31,7 @@ from ... import errors
 from ...errors import QueryError
 from ...query import regex
 from ...query.catalog import may_be_array
+from ...query.indexes import IndexInfo
 from ...query.syntax import And, Cond, Not, Or, Path, SortKey, Value, is_index
 from .regex import to_are
 
@@ -77,14 +78,59 @@ def sort_terms(x: str, descending: bool = False) -> list[str]:
             f"CASE WHEN {typeof(x)} IN ('object', 'array') THEN ({x})::text COLLATE \"C\" END{d}"]
 
 
+def next_string(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None: no bound).
+    (The same as the SQLite compiler's: a prefix is a range of code points on both.)"""
+    chars = list(prefix)
+    while chars:
+        c = ord(chars.pop()) + 1
+        if c == 0xD800:
+            c = 0xE000  # no string holds a surrogate; skip the gap
+        if c <= 0x10FFFF:
+            return "".join(chars) + chr(c)
+    return None
+
+
+# -- the expressions of secondary indexes (indexes.py makes them; queries name them to use them) ----------
+
+def row_field(segments: tuple[str, ...], row: str = "") -> str:
+    """A content field of a ``log`` row (qualified by ``row``, like ``l.``) as indexes write it."""
+    return at(f"({row}body)::jsonb", segments)
+
+
+def unique_key(x: str) -> str:
+    """A unique index's key of a value: the jsonb (equal exactly when the language says so), JSON null
+    as SQL NULL (not constrained, as on SQLite)."""
+    return f"(CASE WHEN {typeof(x)} = 'null' THEN NULL ELSE {x} END)"
+
+
+def index_columns(info: IndexInfo, row: str = "") -> list[str]:
+    """The key columns of an index. A unique one keys each content field by unique_key (exact equality,
+    so the index refuses what SQLite's does); any other by its four sort terms, whose order is kuradb's
+    total order: equality, ranges, prefixes and sorting all use it. Envelope fields are their columns."""
+    cols: list[str] = []
+    for path, desc in info.paths():
+        if path.column:
+            col = row + COLUMNS[path.column]
+            cols.append(col + (" DESC" if desc else "") if info.unique else
+                        col + (" DESC NULLS LAST" if desc else " NULLS FIRST"))
+        elif info.unique:
+            cols.append(unique_key(row_field(path.segments, row)) + (" DESC" if desc else ""))
+        else:
+            cols += [f"({t})" + (" DESC" if desc else "") for t in sort_terms(row_field(path.segments, row))]
+    return cols
+
+
 @dataclass(frozen=True)
 class Source:
     """``doc``: SQL of the JSON document (jsonb); ``columns``: envelope field -> column; ``catalog``: paths
-    that have held an array (None: unknown, so any may)."""
+    that have held an array (None: unknown, so any may); ``row``: the qualifier of the ``log`` row the
+    document is (``l.``), whose index expressions a query may use (None: not a log row)."""
 
     doc: str
     columns: Mapping[str, str] = field(default_factory=dict)
     catalog: Catalog | None = None
+    row: str | None = None
 
     def may_be_array(self, segments: tuple[str, ...]) -> bool:
         return may_be_array(self.catalog, segments)
@@ -93,11 +139,18 @@ class Source:
 class Compiler:
     """One statement's worth of SQL: ``where(node)``, ``order_by(keys)``; parameters in ``params``."""
 
-    def __init__(self, source: Source, params: list[Any] | None = None) -> None:
+    def __init__(self, source: Source, params: list[Any] | None = None, *,
+                 keyed: frozenset[tuple[str, ...]] = frozenset(), index: IndexInfo | None = None,
+                 sorted_by: IndexInfo | None = None) -> None:
         self.source = source
         self.params: list[Any] = [] if params is None else params
         self.python: list[str] = []
         self._aliases = 0
+        # Conditions on ``keyed`` paths are also written over ``index``'s own expressions, and sort keys
+        # on the fields of ``sorted_by`` as its columns, so that PostgreSQL can use the index.
+        self.keyed = keyed if source.row is not None and index is not None else frozenset()
+        self.index = index
+        self.sorted_by = sorted_by if source.row is not None and sorted_by is not None else None
 
     def param(self, value: Any, cast: str = "") -> str:
         if len(self.params) >= MAX_PARAMS:
@@ -166,8 +219,59 @@ class Compiler:
         fan = [i for i in range(1, len(segs)) if src.may_be_array(segs[:i])]
         member = c.op not in ("exists", "size") and src.may_be_array(segs)
         if not fan:
-            return self._leaf(at(src.doc, segs), c, member)
+            exact = self._leaf(at(src.doc, segs), c, member)
+            if segs in self.keyed and not member:
+                by_index = self._keyed(row_field(segs, src.row or ""), c)
+                if by_index is not None:
+                    return f"({by_index} AND {exact})"
+            return exact
         return self._chain(c, segs, fan, member)
+
+    # -- conditions an index serves (implied by the exact condition, which is kept beside them) --
+
+    def _keyed(self, x: str, c: Cond) -> str | None:
+        assert self.index is not None
+        return self._on_unique_key(unique_key(x), c) if self.index.unique else self._on_sort_terms(x, c)
+
+    def _on_unique_key(self, k: str, c: Cond) -> str | None:
+        op, v = c.op, c.value
+        if op == "eq" and v.kind == "null":
+            return f"{k} IS NULL"
+        if op == "eq" and v.kind in ("bool", "num", "str", "obj", "arr"):
+            return f"{k} = {self.json_param(v)}"
+        if op == "in" and v and all(x.kind in ("bool", "num", "str", "obj", "arr") for x in v):
+            return f"{k} IN ({', '.join(self.json_param(x) for x in v)})"
+        if op in _SQL_OP and v.kind == "num":   # jsonb orders strings < numbers < booleans
+            bound = f"{k} {_SQL_OP[op]} {self.json_param(v)}"
+            return f"({bound} AND {k} < 'false'::jsonb)" if op in ("gt", "gte") else bound
+        return None   # strings compare by the database's collation in jsonb: not by code point
+
+    def _on_sort_terms(self, x: str, c: Cond) -> str | None:
+        rank, num, text, _ = sort_terms(x)
+        op, v = c.op, c.value
+        as_str = f"{rank} = 2 AND {num} IS NULL AND {text}"
+        if op == "eq":
+            if v.kind == "num":
+                return f"({rank} = 1 AND {num} = {self.param(v.py, '::numeric')})"
+            if v.kind == "str":
+                return f"({as_str} = {self.param(v.py, '::text')})"
+            ranks = {"null": 0, "obj": 3, "arr": 4}
+            if v.kind == "bool":
+                return f"{rank} = {6 if v.py else 5}"
+            return f"{rank} = {ranks[v.kind]}" if v.kind in ranks else None
+        if op == "in" and v and all(x.kind == "num" for x in v):
+            return f"({rank} = 1 AND {num} IN ({', '.join(self.param(x.py, '::numeric') for x in v)}))"
+        if op == "in" and v and all(x.kind == "str" for x in v):
+            return f"({as_str} IN ({', '.join(self.param(x.py, '::text') for x in v)}))"
+        if op in _SQL_OP and v.kind == "num":
+            return f"({rank} = 1 AND {num} {_SQL_OP[op]} {self.param(v.py, '::numeric')})"
+        if op in _SQL_OP and v.kind == "str":
+            return f"({as_str} {_SQL_OP[op]} {self.param(v.py, '::text')})"
+        if op == "startswith":
+            high = next_string(v)
+            upper = "" if high is None else f" AND {text} < {self.param(high, '::text')}"
+            return f"({as_str} >= {self.param(v, '::text')}{upper})"
+        return None
 
     def _chain(self, c: Cond, segs: tuple[str, ...], fan: list[int], member: bool) -> str:
         """Candidates through arrays: a CTE per level whose prefix may be an array."""
@@ -267,6 +371,10 @@ class Compiler:
             column = self.source.columns.get(k.path.text) if k.path.column else None
             if column:   # NULL (no type, no author) is the smallest, as on SQLite
                 terms.append(column + (" DESC NULLS LAST" if k.descending else " NULLS FIRST"))
+            elif self.sorted_by is not None and k.path.text in {f.lstrip("-") for f in self.sorted_by.fields}:
+                terms += [f"({t})" for t in sort_terms(row_field(k.path.segments, self.source.row or ""))]
+                if k.descending:
+                    terms[-4:] = [t + " DESC" for t in terms[-4:]]
             else:
                 terms += sort_terms(at(self.source.doc, k.path.segments), k.descending)
         if tiebreak is not None and not any(k.path.column == "id" for k in keys):
