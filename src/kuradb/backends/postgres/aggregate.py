@@ -37,7 +37,19 @@ from ...query.aggregate import Stage, leading
 from ...query.indexes import ID_INDEX, Meta
 from ...query.planner import Plan, choose
 from ...query.syntax import ENVELOPE, TRUE, Path, canonical
-from .compiler import COLUMNS, MAX_PARAMS, Compiler, Source, at, literal, path_array, sort_terms, typeof
+from .compiler import (
+    COLUMNS,
+    MAX_PARAMS,
+    Compiler,
+    Source,
+    at,
+    container_text,
+    document,
+    literal,
+    path_array,
+    sort_terms,
+    typeof,
+)
 from .queries import LIVE_FROM, live, source
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -140,7 +152,7 @@ class PipelineSQL:
         except orjson.JSONEncodeError as e:  # a $project nested a $literal past what JSON can hold
             raise QueryError(f"the documents a $project or $unwind made cannot go on to the next stage: {e}") from e
         docs_sql = self.params.add(text, "::json")
-        self.ctes.append(f"{name}(doc, j, o1) AS (SELECT value, value::jsonb, n"
+        self.ctes.append(f"{name}(doc, j, o1) AS (SELECT value, {document('value::text')}, n"
                          f" FROM json_array_elements({docs_sql}) WITH ORDINALITY AS t(value, n))")
         return self._docs(name, [(f"{name}.o1", "")])
 
@@ -204,15 +216,22 @@ class PipelineSQL:
 
     # -- $group --------------------------------------------------------------------------
 
-    def _key(self, rel: Rel, path: Path) -> tuple[str, str, list[str]]:
-        """(GROUP BY expression, its JSON for the output, its ORDER BY terms) for a key part."""
+    def _key(self, rel: Rel, path: Path) -> tuple[list[str], str, list[str]]:
+        """(GROUP BY expressions, the JSON for the output, the ORDER BY terms) of a key part.
+
+        Values group by jsonb equality, objects and arrays also by their text (``[1]`` and ``[1.0]``
+        apart, as SQLite's canonical JSON keeps them). A group of numbers shows its first row's (``1``
+        or ``1.0``, as on SQLite); any other group's members are spelled alike."""
         column = rel.src.columns.get(path.text) if path.column else None
         if column:
-            return column, f"coalesce(to_json({column}), 'null'::json)", [column + " NULLS FIRST"]
+            return [column], f"coalesce(to_json({column}), 'null'::json)", [column + " NULLS FIRST"]
         x = at(rel.src.doc, path.segments)
         key = f"(CASE WHEN {typeof(x)} = 'null' THEN NULL ELSE {x} END)"
-        out = f"coalesce(min(({rel.jv(path)})::text COLLATE \"C\")::json, 'null'::json)"
-        return key, out, sort_terms(key)
+        jv = rel.jv(path)
+        order = self._order(rel.order)
+        first = _zero(f"(array_agg({jv}{order}) FILTER (WHERE {typeof(x)} = 'number'))[1]")
+        out = f"coalesce({first}, min(({jv})::text COLLATE \"C\")::json, 'null'::json)"
+        return [key, container_text(x)], out, sort_terms(key)
 
     def _group(self, rel: Rel, spec: dict[str, Any]) -> Rel:
         keys: list[str] = []
@@ -221,7 +240,7 @@ class PipelineSQL:
         def key_json(part: Any) -> str:
             if isinstance(part, Path):
                 k, out, terms = self._key(rel, part)
-                keys.append(k)
+                keys.extend(k)
                 order.extend(terms)
                 return out
             return self.params.add(canonical(part[1]), "::json")
@@ -245,7 +264,7 @@ class PipelineSQL:
         # the jsonb of each document, for the stages after
         typed = self._cte_name()
         self.ctes.append(f"{typed}(doc, j, {', '.join(ocols) or 'o0'}) AS"
-                         f" (SELECT doc, doc::jsonb, {', '.join(ocols) or '0'} FROM {name})")
+                         f" (SELECT doc, {document('doc::text')}, {', '.join(ocols) or '0'} FROM {name})")
         return self._docs(typed, [(f"{typed}.{oc}", s) for oc, (_, s) in zip(ocols, split, strict=True)])
 
     def _number(self, rel: Rel, arg: Path) -> tuple[str, str]:
@@ -282,8 +301,8 @@ class PipelineSQL:
                 terms = sort_terms(x, acc == "$max")
             ties = ", ".join(e + s for e, s in rel.order)
             by = ", ".join(terms + ([ties] if ties else []))
-            return f"coalesce((array_agg({value} ORDER BY {by}) FILTER (WHERE {value} IS NOT NULL AND {present}))[1]," \
-                   " 'null'::json)"
+            found = f"(array_agg({value} ORDER BY {by}) FILTER (WHERE {value} IS NOT NULL AND {present}))[1]"
+            return f"coalesce({_zero(found)}, 'null'::json)"
         if acc == "$push":
             return f"coalesce(json_agg({value}{order}) FILTER (WHERE {value} IS NOT NULL), '[]'::json)"
         agg = f"array_agg(coalesce({value}, 'null'::json){order})"
@@ -293,6 +312,11 @@ class PipelineSQL:
         with_ = f"WITH {', '.join(self.ctes)} " if self.ctes else ""
         out = f"{rel.prefix}body, {rel.prefix}id" if rel.records else f"({rel.out})::text"
         return f"{with_}SELECT {out} FROM {rel.from_sql}{self._where(rel)}{self._order(rel.order)}"
+
+
+def _zero(v: str) -> str:
+    """A number a group key, $min or $max shows: -0.0 as 0.0, as SQLite writes its floats."""
+    return f"(SELECT CASE WHEN z::text = '-0.0' THEN '0.0'::json ELSE z END FROM (SELECT {v} AS z) AS n)"
 
 
 def _typed_sum(total: str, any_float: str) -> str:

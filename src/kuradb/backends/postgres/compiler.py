@@ -38,6 +38,7 @@ from .regex import to_are
 Catalog = frozenset[tuple[str, ...]]
 _SQL_OP = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 MAX_PARAMS = 65535   # the PostgreSQL protocol's limit on parameters in one statement
+BIG_IN = 100         # larger $in lists travel as one array parameter
 # Envelope fields (query/syntax.py ENVELOPE) -> columns of log.
 COLUMNS = {"id": "id", "type": "type", "version": "version", "created": "created", "modified": "at",
            "author": "author"}
@@ -91,17 +92,33 @@ def next_string(prefix: str) -> str | None:
     return None
 
 
+def document(text: str) -> str:
+    """The jsonb of a record's JSON text. jsonb cannot hold U+0000 (PostgreSQL's text has no NUL), so a
+    string's ``\\u0000`` reads as U+0001, the nearest character (the same for every query and index; the
+    record itself, its text, is untouched). Only a text holding the escape pays for the rewrite."""
+    return (f"(CASE WHEN strpos({text}, '\\u0000') = 0 THEN {text} ELSE"
+            f" regexp_replace({text}, '(?<!\\\\)((?:\\\\\\\\)*)\\\\u0000', '\\1\\\\u0001', 'g') END)::jsonb")
+
+
 # -- the expressions of secondary indexes (indexes.py makes them; queries name them to use them) ----------
 
 def row_field(segments: tuple[str, ...], row: str = "") -> str:
     """A content field of a ``log`` row (qualified by ``row``, like ``l.``) as indexes write it."""
-    return at(f"({row}body)::jsonb", segments)
+    return at(document(f"{row}body"), segments)
 
 
 def unique_key(x: str) -> str:
-    """A unique index's key of a value: the jsonb (equal exactly when the language says so), JSON null
-    as SQL NULL (not constrained, as on SQLite)."""
-    return f"(CASE WHEN {typeof(x)} = 'null' THEN NULL ELSE {x} END)"
+    """A unique index's key of a value: the jsonb of a scalar (equal exactly when the language says so), an
+    object or array as its text in an array of one (by text: ``[1]`` is not ``[1.0]``, as its canonical JSON
+    is not), JSON null as SQL NULL (not constrained, as on SQLite)."""
+    return (f"(CASE WHEN {typeof(x)} = 'null' THEN NULL WHEN {typeof(x)} IN ('object', 'array')"
+            f" THEN jsonb_build_array(({x})::text) ELSE {x} END)")
+
+
+def container_text(x: str) -> str:
+    """An object's or array's jsonb text (NULL for anything else): equal exactly when their canonical
+    JSON is, which jsonb equality is not (``1`` = ``1.0`` inside them too)."""
+    return f"(CASE WHEN {typeof(x)} IN ('object', 'array') THEN ({x})::text END)"
 
 
 def index_columns(info: IndexInfo, row: str = "") -> list[str]:
@@ -218,13 +235,10 @@ class Compiler:
         src = self.source
         fan = [i for i in range(1, len(segs)) if src.may_be_array(segs[:i])]
         member = c.op not in ("exists", "size") and src.may_be_array(segs)
-        if not fan:
+        if not fan:   # (parameters go in the order of the SQL text: the index's condition first)
+            by_index = self._keyed(row_field(segs, src.row or ""), c) if segs in self.keyed and not member else None
             exact = self._leaf(at(src.doc, segs), c, member)
-            if segs in self.keyed and not member:
-                by_index = self._keyed(row_field(segs, src.row or ""), c)
-                if by_index is not None:
-                    return f"({by_index} AND {exact})"
-            return exact
+            return exact if by_index is None else f"({by_index} AND {exact})"
         return self._chain(c, segs, fan, member)
 
     # -- conditions an index serves (implied by the exact condition, which is kept beside them) --
@@ -237,9 +251,13 @@ class Compiler:
         op, v = c.op, c.value
         if op == "eq" and v.kind == "null":
             return f"{k} IS NULL"
-        if op == "eq" and v.kind in ("bool", "num", "str", "obj", "arr"):
+        if op == "eq" and v.kind in ("obj", "arr"):
+            return f"{k} = jsonb_build_array(({self.json_param(v)})::text)"
+        if op == "eq" and v.kind in ("bool", "num", "str"):
             return f"{k} = {self.json_param(v)}"
-        if op == "in" and v and all(x.kind in ("bool", "num", "str", "obj", "arr") for x in v):
+        if op == "in" and v and all(x.kind in ("bool", "num", "str") for x in v):
+            if len(v) > BIG_IN:
+                return f"{k} = ANY({self.param([self._json_text(x) for x in v], '::jsonb[]')})"
             return f"{k} IN ({', '.join(self.json_param(x) for x in v)})"
         if op in _SQL_OP and v.kind == "num":   # jsonb orders strings < numbers < booleans
             bound = f"{k} {_SQL_OP[op]} {self.json_param(v)}"
@@ -259,18 +277,19 @@ class Compiler:
             if v.kind == "bool":
                 return f"{rank} = {6 if v.py else 5}"
             return f"{rank} = {ranks[v.kind]}" if v.kind in ranks else None
-        if op == "in" and v and all(x.kind == "num" for x in v):
-            return f"({rank} = 1 AND {num} IN ({', '.join(self.param(x.py, '::numeric') for x in v)}))"
-        if op == "in" and v and all(x.kind == "str" for x in v):
-            return f"({as_str} IN ({', '.join(self.param(x.py, '::text') for x in v)}))"
+        for kind, rank_of, key, cast in (("num", f"{rank} = 1 AND ", num, "::numeric"), ("str", "", as_str, "::text")):
+            if op == "in" and v and all(x.kind == kind for x in v):
+                if len(v) > BIG_IN:
+                    return f"({rank_of}{key} = ANY({self.param([x.py for x in v], cast + '[]')}))"
+                return f"({rank_of}{key} IN ({', '.join(self.param(x.py, cast) for x in v)}))"
         if op in _SQL_OP and v.kind == "num":
             return f"({rank} = 1 AND {num} {_SQL_OP[op]} {self.param(v.py, '::numeric')})"
         if op in _SQL_OP and v.kind == "str":
             return f"({as_str} {_SQL_OP[op]} {self.param(v.py, '::text')})"
         if op == "startswith":
             high = next_string(v)
-            upper = "" if high is None else f" AND {text} < {self.param(high, '::text')}"
-            return f"({as_str} >= {self.param(v, '::text')}{upper})"
+            lower = f"{as_str} >= {self.param(v, '::text')}"
+            return f"({lower} AND {text} < {self.param(high, '::text')})" if high is not None else f"({lower})"
         return None
 
     def _chain(self, c: Cond, segs: tuple[str, ...], fan: list[int], member: bool) -> str:
@@ -314,6 +333,8 @@ class Compiler:
         if op == "eq":
             return self._eq(x, v)
         if op == "in":
+            if len(v) > BIG_IN:
+                return self._big_in(x, v)
             parts = [self._eq(x, item) for item in v]
             return "(" + " OR ".join(parts) + ")" if parts else "false"
         if op in _SQL_OP:
@@ -341,11 +362,34 @@ class Compiler:
         first = "" if required is None else f"strpos({text}, {self.param(required)}) > 0 AND "
         return f"({first}({text}) COLLATE \"C\" ~ {self.param(to_are(pattern, flags))})"
 
+    def _big_in(self, x: str, values: tuple[Value, ...]) -> str:
+        """A long $in: its values as one ``jsonb[]`` parameter (jsonb equality is the language's)."""
+        parts = [f"({typeof(x)} = 'null')"] if any(v.kind == "null" for v in values) else []
+        texts = [self._json_text(v) for v in values if v.kind in ("bool", "num", "str")]
+        if texts:
+            parts.append(f"({x} = ANY({self.param(texts, '::jsonb[]')}))")
+        containers = [self._json_text(v) for v in values if v.kind in ("obj", "arr")]
+        if containers:
+            parts.append(f"({container_text(x)} = ANY(ARRAY(SELECT t::text FROM"
+                         f" unnest({self.param(containers, '::jsonb[]')}) AS t)))")
+        return "(" + " OR ".join(parts) + ")"
+
+    @staticmethod
+    def _json_text(v: Value) -> str:
+        if v.kind in ("obj", "arr"):
+            return str(v.text)
+        if v.kind not in ("bool", "num", "str"):
+            raise _not_yet(f"comparing content with a {v.kind} value")
+        return orjson.dumps(v.py).decode()   # a Hole (query/statements.py) raises: compiled per query
+
     def _eq(self, x: str, v: Value) -> str:
         if v.kind == "null":
             return f"({typeof(x)} = 'null')"
         if v.kind not in ("bool", "num", "str", "obj", "arr"):
             raise _not_yet(f"comparing content with a {v.kind} value")
+        if v.kind in ("obj", "arr"):   # by their text: {"a": 1} is not {"a": 1.0} (the canonical JSON differs)
+            return f"({typeof(x)} = {'object' if v.kind == 'obj' else 'array'!r} AND ({x})::text =" \
+                   f" ({self.json_param(v)})::text)"
         return f"({x} = {self.json_param(v)})"
 
     def _range(self, x: str, op: str, v: Value) -> str:

@@ -28,7 +28,7 @@ from ... import errors
 from ...backend import IndexConflict
 from ...query.indexes import IndexInfo
 from ...query.syntax import Path
-from .compiler import COLUMNS, index_columns, path_array, unique_key
+from .compiler import COLUMNS, document, index_columns, path_array, unique_key
 
 _REFUSED = re.compile(r"kura:(\d+):([0-9a-f]{24})")
 
@@ -37,7 +37,7 @@ def sql_name(coll: int, name: str) -> str:
     return f'"kura:{int(coll)}:{hashlib.sha256(name.encode()).hexdigest()[:24]}"'
 
 
-def key_sql(path: Path, doc: str = "body::jsonb") -> str:
+def key_sql(path: Path, doc: str = document("body")) -> str:
     """A unique index's key of a field (compiler.unique_key), over the document ``doc``."""
     if path.column:
         return COLUMNS[path.column]
@@ -98,7 +98,8 @@ def holder(cur: Any, coll: int, info: IndexInfo, id: str, content: Any, envelope
         else:
             conds.append(f"{key_sql(p)} IS NOT DISTINCT FROM {key_sql(p, 'v.doc')}")
     args.append(id)
-    row = cur.execute(f"WITH v(doc) AS (SELECT %s::jsonb) SELECT id FROM log, v WHERE {live(coll)}"
+    row = cur.execute(f"WITH t(x) AS (SELECT %s::text), v(doc) AS (SELECT {document('t.x')} FROM t)"
+                      f" SELECT id FROM log, v WHERE {live(coll)}"
                       f" AND {' AND '.join(conds)} AND id <> %s LIMIT 1", args).fetchone()
     return None if row is None else str(row[0])
 

@@ -1,8 +1,8 @@
 """Queries as PostgreSQL statements over ``log``: find, count and exists, and explain.
 
 A collection's live records are its ``log`` rows with ``coll = N AND head = 1``;
-each row's content is parsed once per statement (``body::jsonb`` in a LATERAL
-subquery that is not flattened). The planner (query/planner.py) picks the index,
+each row's content is parsed once per statement (compiler.document, in a
+LATERAL subquery that is not flattened). The planner (query/planner.py) picks the index,
 as for SQLite; here the conditions it serves are also written over that index's
 own expressions (compiler.py: its jsonb keys for a unique index, its four sort terms
 for any other), beside the exact ones, and a sort it serves is written as its
@@ -17,12 +17,12 @@ from ...query.engine import Spec, Statement
 from ...query.indexes import ID_INDEX, Meta
 from ...query.planner import Plan, choose
 from ...query.syntax import ENVELOPE, TRUE
-from .compiler import COLUMNS, Compiler, Source
+from .compiler import COLUMNS, Compiler, Source, document
 from .indexes import sql_name
 
 RECORD_COLUMNS = ("l.id", "l.version", "l.rev", "l.type", "l.created", "l.at", "l.author", "l.head = 2",
                   "l.checksum")
-LIVE_FROM = "log AS l CROSS JOIN LATERAL (SELECT l.body::jsonb AS doc OFFSET 0) AS d"
+LIVE_FROM = f"log AS l CROSS JOIN LATERAL (SELECT {document('l.body')} AS doc OFFSET 0) AS d"
 
 
 def live(coll: int) -> str:
