@@ -143,7 +143,7 @@ class PipelineSQL:
         column = src.columns.get(path.text) if path.column else None
         if column:
             return f"coalesce(to_json({column}), 'null'::json)"
-        return f"(({prefix}body)::json #> {path_array(path.segments)})"
+        return f"({document(prefix + 'body', 'json')} #> {path_array(path.segments)})"
 
     def from_docs(self, docs: list[dict[str, Any]]) -> Rel:
         name = self._cte_name()
@@ -157,7 +157,8 @@ class PipelineSQL:
         return self._docs(name, [(f"{name}.o1", "")])
 
     def _docs(self, name: str, order: Order) -> Rel:
-        return Rel(name, Source(f"{name}.j"), lambda p: f"({name}.doc #> {path_array(p.segments)})",
+        as_json = document(f"{name}.doc::text", "json")
+        return Rel(name, Source(f"{name}.j"), lambda p: f"({as_json} #> {path_array(p.segments)})",
                    f"{name}.doc", order, False)
 
     def _cte_name(self) -> str:

@@ -92,12 +92,13 @@ def next_string(prefix: str) -> str | None:
     return None
 
 
-def document(text: str) -> str:
-    """The jsonb of a record's JSON text. jsonb cannot hold U+0000 (PostgreSQL's text has no NUL), so a
-    string's ``\\u0000`` reads as U+0001, the nearest character (the same for every query and index; the
-    record itself, its text, is untouched). Only a text holding the escape pays for the rewrite."""
+def document(text: str, cast: str = "jsonb") -> str:
+    """The jsonb (or json) of a JSON text. Neither can give U+0000 as text (PostgreSQL's text has no NUL), so
+    a string's ``\\u0000`` reads as U+0001, the nearest character (the same for every query, index and value
+    an aggregation computes; the record itself, its text, is untouched). Only a text holding the escape
+    pays for the rewrite."""
     return (f"(CASE WHEN strpos({text}, '\\u0000') = 0 THEN {text} ELSE"
-            f" regexp_replace({text}, '(?<!\\\\)((?:\\\\\\\\)*)\\\\u0000', '\\1\\\\u0001', 'g') END)::jsonb")
+            f" regexp_replace({text}, '(?<!\\\\)((?:\\\\\\\\)*)\\\\u0000', '\\1\\\\u0001', 'g') END)::{cast}")
 
 
 # -- the expressions of secondary indexes (indexes.py makes them; queries name them to use them) ----------
@@ -108,11 +109,15 @@ def row_field(segments: tuple[str, ...], row: str = "") -> str:
 
 
 def unique_key(x: str) -> str:
-    """A unique index's key of a value: the jsonb of a scalar (equal exactly when the language says so), an
-    object or array as its text in an array of one (by text: ``[1]`` is not ``[1.0]``, as its canonical JSON
-    is not), JSON null as SQL NULL (not constrained, as on SQLite)."""
-    return (f"(CASE WHEN {typeof(x)} = 'null' THEN NULL WHEN {typeof(x)} IN ('object', 'array')"
-            f" THEN jsonb_build_array(({x})::text) ELSE {x} END)")
+    """A unique index's key of a value: its jsonb (equal exactly when the language says so, but for the
+    numbers inside objects and arrays: unique_keys), JSON null as SQL NULL (not constrained, as on SQLite)."""
+    return f"(CASE WHEN {typeof(x)} = 'null' THEN NULL ELSE {x} END)"
+
+
+def unique_keys(x: str) -> list[str]:
+    """A unique index's key columns of a content field: unique_key, and an object's or array's text ('' for
+    anything else), so that ``[1]`` and ``[1.0]`` are not duplicates (their canonical JSON differs)."""
+    return [unique_key(x), f"coalesce({container_text(x)}, '')"]
 
 
 def container_text(x: str) -> str:
@@ -132,7 +137,7 @@ def index_columns(info: IndexInfo, row: str = "") -> list[str]:
             cols.append(col + (" DESC" if desc else "") if info.unique else
                         col + (" DESC NULLS LAST" if desc else " NULLS FIRST"))
         elif info.unique:
-            cols.append(unique_key(row_field(path.segments, row)) + (" DESC" if desc else ""))
+            cols += [k + (" DESC" if desc else "") for k in unique_keys(row_field(path.segments, row))]
         else:
             cols += [f"({t})" + (" DESC" if desc else "") for t in sort_terms(row_field(path.segments, row))]
     return cols
@@ -251,9 +256,7 @@ class Compiler:
         op, v = c.op, c.value
         if op == "eq" and v.kind == "null":
             return f"{k} IS NULL"
-        if op == "eq" and v.kind in ("obj", "arr"):
-            return f"{k} = jsonb_build_array(({self.json_param(v)})::text)"
-        if op == "eq" and v.kind in ("bool", "num", "str"):
+        if op == "eq" and v.kind in ("bool", "num", "str", "obj", "arr"):
             return f"{k} = {self.json_param(v)}"
         if op == "in" and v and all(x.kind in ("bool", "num", "str") for x in v):
             if len(v) > BIG_IN:

@@ -28,7 +28,7 @@ from ... import errors
 from ...backend import IndexConflict
 from ...query.indexes import IndexInfo
 from ...query.syntax import Path
-from .compiler import COLUMNS, document, index_columns, path_array, unique_key
+from .compiler import COLUMNS, document, index_columns, path_array, unique_keys
 
 _REFUSED = re.compile(r"kura:(\d+):([0-9a-f]{24})")
 
@@ -37,11 +37,11 @@ def sql_name(coll: int, name: str) -> str:
     return f'"kura:{int(coll)}:{hashlib.sha256(name.encode()).hexdigest()[:24]}"'
 
 
-def key_sql(path: Path, doc: str = document("body")) -> str:
-    """A unique index's key of a field (compiler.unique_key), over the document ``doc``."""
+def key_sql(path: Path, doc: str = document("body")) -> list[str]:
+    """A unique index's key columns of a field (compiler.unique_keys), over the document ``doc``."""
     if path.column:
-        return COLUMNS[path.column]
-    return unique_key(f"(({doc}) #> {path_array(path.segments)})")
+        return [COLUMNS[path.column]]
+    return unique_keys(f"(({doc}) #> {path_array(path.segments)})")
 
 
 def live(coll: int) -> str:
@@ -94,9 +94,10 @@ def holder(cur: Any, coll: int, info: IndexInfo, id: str, content: Any, envelope
     for p, _ in info.paths():
         if p.column:
             args.append(envelope.get(p.column))
-            conds.append(f"{key_sql(p)} IS NOT DISTINCT FROM %s")
+            conds.append(f"{key_sql(p)[0]} IS NOT DISTINCT FROM %s")
         else:
-            conds.append(f"{key_sql(p)} IS NOT DISTINCT FROM {key_sql(p, 'v.doc')}")
+            conds += [f"{mine} IS NOT DISTINCT FROM {theirs}" for mine, theirs in zip(key_sql(p), key_sql(p, "v.doc"),
+                                                                                       strict=True)]
     args.append(id)
     row = cur.execute(f"WITH t(x) AS (SELECT %s::text), v(doc) AS (SELECT {document('t.x')} FROM t)"
                       f" SELECT id FROM log, v WHERE {live(coll)}"
@@ -105,7 +106,7 @@ def holder(cur: Any, coll: int, info: IndexInfo, id: str, content: Any, envelope
 
 
 def sharing(cur: Any, coll: int, info: IndexInfo) -> str | None:
-    keys = [key_sql(p) for p, _ in info.paths()]
+    keys = [k for p, _ in info.paths() for k in key_sql(p)]
     row = cur.execute(f"SELECT string_agg(id, ', ' ORDER BY id) FROM log WHERE {live(coll)} GROUP BY"
                       f" {', '.join(keys)} HAVING count(*) > 1 AND {' AND '.join(f'{k} IS NOT NULL' for k in keys)}"
                       " LIMIT 1").fetchone()
