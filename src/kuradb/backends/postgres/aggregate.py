@@ -187,7 +187,7 @@ class PipelineSQL:
         order = [(f"{name}.{oc}", s) for (_, s), oc in zip(rel.order, ocols, strict=True)]
         if rel.records:
             columns = {k: f"{name}.{COLUMNS[v]}" for k, v in ENVELOPE.items()}
-            src = Source(f"{name}.doc", columns, rel.src.catalog)
+            src = Source(f"{name}.doc", columns, rel.src.catalog, text=f"{name}.body")
             new = self._records(name, src, f"{name}.", [])
             new.order = order
             return new
@@ -220,8 +220,8 @@ class PipelineSQL:
     def _key(self, rel: Rel, path: Path) -> tuple[list[str], str, list[str]]:
         """(GROUP BY expressions, the JSON for the output, the ORDER BY terms) of a key part.
 
-        Values group by jsonb equality, objects and arrays also by their text (``[1]`` and ``[1.0]``
-        apart, as SQLite's canonical JSON keeps them). A group of numbers shows its first row's (``1``
+        Values group by jsonb equality, objects and arrays also by their text (a record's canonical JSON:
+        ``[1]`` and ``[1.0]`` apart, as on SQLite), and sort by it. A group of numbers shows its first row's (``1``
         or ``1.0``, as on SQLite); any other group's members are spelled alike."""
         column = rel.src.columns.get(path.text) if path.column else None
         if column:
@@ -232,7 +232,10 @@ class PipelineSQL:
         order = self._order(rel.order)
         first = _zero(f"(array_agg({jv}{order}) FILTER (WHERE {typeof(x)} = 'number'))[1]")
         out = f"coalesce({first}, min(({jv})::text COLLATE \"C\")::json, 'null'::json)"
-        return [key, container_text(x)], out, sort_terms(key)
+        canonical = rel.src.json(path)
+        text = container_text(x) if canonical is None else \
+            f"(CASE WHEN {typeof(x)} IN ('object', 'array') THEN ({canonical})::text END)"
+        return [key, text], out, sort_terms(key, text=text)
 
     def _group(self, rel: Rel, spec: dict[str, Any]) -> Rel:
         keys: list[str] = []
@@ -299,7 +302,7 @@ class PipelineSQL:
             else:
                 x = at(rel.src.doc, arg.segments)
                 present = f"{typeof(x)} IS DISTINCT FROM 'null'"
-                terms = sort_terms(x, acc == "$max")
+                terms = sort_terms(x, acc == "$max", rel.src.json(arg))
             ties = ", ".join(e + s for e, s in rel.order)
             by = ", ".join(terms + ([ties] if ties else []))
             found = f"(array_agg({value} ORDER BY {by}) FILTER (WHERE {value} IS NOT NULL AND {present}))[1]"

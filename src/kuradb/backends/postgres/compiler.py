@@ -68,15 +68,17 @@ def text_of(x: str) -> str:
     return f'(({x}) #>> \'{{}}\') COLLATE "C"'
 
 
-def sort_terms(x: str, descending: bool = False) -> list[str]:
-    """A value's sort key as ORDER BY terms (see the module docstring)."""
+def sort_terms(x: str, descending: bool = False, text: str | None = None) -> list[str]:
+    """A value's sort key as ORDER BY terms (see the module docstring). ``text``: the same value as ``json``
+    cut from a record's canonical JSON, by whose text objects and arrays sort, as on SQLite (else by
+    jsonb's text, which orders object keys by length first and writes numbers its own way)."""
     d = " DESC" if descending else ""
     rank = (f"CASE {typeof(x)} WHEN 'number' THEN 1 WHEN 'string' THEN 2 WHEN 'object' THEN 3"
             f" WHEN 'array' THEN 4 WHEN 'boolean' THEN CASE WHEN {x} = 'true'::jsonb THEN 6 ELSE 5 END ELSE 0 END")
     return [rank + d,
             f"CASE WHEN {typeof(x)} = 'number' THEN ({x})::numeric END{d}",
             f"CASE WHEN {typeof(x)} = 'string' THEN {text_of(x)} END{d}",
-            f"CASE WHEN {typeof(x)} IN ('object', 'array') THEN ({x})::text COLLATE \"C\" END{d}"]
+            f"CASE WHEN {typeof(x)} IN ('object', 'array') THEN ({text or x})::text COLLATE \"C\" END{d}"]
 
 
 def next_string(prefix: str) -> str | None:
@@ -106,6 +108,16 @@ def document(text: str, cast: str = "jsonb") -> str:
 def row_field(segments: tuple[str, ...], row: str = "") -> str:
     """A content field of a ``log`` row (qualified by ``row``, like ``l.``) as indexes write it."""
     return at(document(f"{row}body"), segments)
+
+
+def text_field(segments: tuple[str, ...], text: str) -> str:
+    """A content field as ``json`` cut from the JSON text ``text`` (its spelling kept: canonical in a record)."""
+    return at(document(text, "json"), segments)
+
+
+def row_sort_terms(segments: tuple[str, ...], row: str = "") -> list[str]:
+    """The sort terms of a content field of a ``log`` row, as non-unique indexes key it."""
+    return [f"({t})" for t in sort_terms(row_field(segments, row), text=text_field(segments, f"{row}body"))]
 
 
 def unique_key(x: str) -> str:
@@ -139,7 +151,7 @@ def index_columns(info: IndexInfo, row: str = "") -> list[str]:
         elif info.unique:
             cols += [k + (" DESC" if desc else "") for k in unique_keys(row_field(path.segments, row))]
         else:
-            cols += [f"({t})" + (" DESC" if desc else "") for t in sort_terms(row_field(path.segments, row))]
+            cols += [t + (" DESC" if desc else "") for t in row_sort_terms(path.segments, row)]
     return cols
 
 
@@ -147,12 +159,18 @@ def index_columns(info: IndexInfo, row: str = "") -> list[str]:
 class Source:
     """``doc``: SQL of the JSON document (jsonb); ``columns``: envelope field -> column; ``catalog``: paths
     that have held an array (None: unknown, so any may); ``row``: the qualifier of the ``log`` row the
-    document is (``l.``), whose index expressions a query may use (None: not a log row)."""
+    document is (``l.``), whose index expressions a query may use (None: not a log row); ``text``: the
+    record's JSON text."""
 
     doc: str
     columns: Mapping[str, str] = field(default_factory=dict)
     catalog: Catalog | None = None
     row: str | None = None
+    text: str | None = None     # the record's canonical JSON text, where the document is a record's
+
+    def json(self, path: Path) -> str | None:
+        """A content field as json cut from the record's text (None: not a record)."""
+        return None if self.text is None else text_field(path.segments, self.text)
 
     def may_be_array(self, segments: tuple[str, ...]) -> bool:
         return may_be_array(self.catalog, segments)
@@ -419,11 +437,11 @@ class Compiler:
             if column:   # NULL (no type, no author) is the smallest, as on SQLite
                 terms.append(column + (" DESC NULLS LAST" if k.descending else " NULLS FIRST"))
             elif self.sorted_by is not None and k.path.text in {f.lstrip("-") for f in self.sorted_by.fields}:
-                terms += [f"({t})" for t in sort_terms(row_field(k.path.segments, self.source.row or ""))]
+                terms += row_sort_terms(k.path.segments, self.source.row or "")
                 if k.descending:
                     terms[-4:] = [t + " DESC" for t in terms[-4:]]
             else:
-                terms += sort_terms(at(self.source.doc, k.path.segments), k.descending)
+                terms += sort_terms(at(self.source.doc, k.path.segments), k.descending, self.source.json(k.path))
         if tiebreak is not None and not any(k.path.column == "id" for k in keys):
             terms.append(tiebreak)
         return terms

@@ -32,7 +32,7 @@ def live(coll: int) -> str:
 
 def source(meta: Meta) -> Source:
     return Source(doc="d.doc", columns={k: "l." + COLUMNS[v] for k, v in ENVELOPE.items()}, catalog=meta.catalog,
-                  row="l.")
+                  row="l.", text="l.body")
 
 
 def compiler(meta: Meta, plan: Plan, params: list[Any] | None = None) -> Compiler:
