@@ -66,18 +66,24 @@ def test_bad_index_definitions(items, kwargs, error):
     assert [i.name for i in items.indexes()] == ["_id"]
 
 
-@pytest.mark.parametrize("filter,sort,index,used_for", [
-    ({"owner": "o1"}, None, "owner", ("filter", "sort")),
-    ({"owner": {"$in": ["o1", "o2"]}}, None, "owner", ("filter",)),
-    ({"owner": "o1", "score": {"$gt": 5}}, None, "owner_score_desc", ("filter",)),
-    ({"score": {"$gte": 9.5}}, None, "score", ("filter",)),
-    ({"email": {"$startswith": "e1"}}, None, "email", ("filter",)),
-    ({}, "owner", "owner", ("sort",)),
-    ({"n.a": 2}, None, "n.a", ("filter", "sort")),
-    ({"_type": None}, None, "_type", ("filter", "sort")),
-    ({"name": "x"}, None, "_id", ("sort",)),
+# Whether the engine itself reads through the index kuradb chose: SQLite always does (the dialect forces the
+# choice, INDEXED BY: SQLite has no statistics); PostgreSQL's planner decides with its statistics, and on these
+# 100 records it reads the table where every record is read anyway (a sort of them all, a filter all match).
+FORCES_ITS_CHOICE = ("sqlite",)
+
+
+@pytest.mark.parametrize("filter,sort,index,used_for,selective", [
+    ({"owner": "o1"}, None, "owner", ("filter", "sort"), True),
+    ({"owner": {"$in": ["o1", "o2"]}}, None, "owner", ("filter",), True),
+    ({"owner": "o1", "score": {"$gt": 5}}, None, "owner_score_desc", ("filter",), True),
+    ({"score": {"$gte": 9.5}}, None, "score", ("filter",), True),
+    ({"email": {"$startswith": "e1"}}, None, "email", ("filter",), True),
+    ({}, "owner", "owner", ("sort",), False),
+    ({"n.a": 2}, None, "n.a", ("filter", "sort"), True),
+    ({"_type": None}, None, "_type", ("filter", "sort"), False),
+    ({"name": "x"}, None, "_id", ("sort",), False),
 ])
-def test_explain_names_the_index_and_results_match_a_scan(items, filter, sort, index, used_for):
+def test_explain_names_the_index_and_results_match_a_scan(impl, items, filter, sort, index, used_for, selective):
     expected = ids(items.find(filter, sort=sort))
     for fields in (["owner"], ["owner", "-score"], ["score"], ["email"], ["n.a"], ["_type"]):
         items.create_index(fields)
@@ -86,7 +92,7 @@ def test_explain_names_the_index_and_results_match_a_scan(items, filter, sort, i
     plan = q.explain()
     assert (plan.index, plan.used_for) == (index, used_for)
     assert plan.python == []
-    if index != "_id":
+    if index != "_id" and (selective or impl.name in FORCES_ITS_CHOICE):
         assert any(f":{index}" in line for line in plan.sqlite_plan), plan.sqlite_plan   # the engine's own plan
     assert ids(q.all()) == expected
     assert index in str(plan)

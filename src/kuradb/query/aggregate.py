@@ -21,7 +21,10 @@ from ..errors import QueryError
 from .indexes import load_meta
 from .pipeline import Project, Unwind
 from .syntax import (
+    And,
+    Node,
     Path,
+    SortKey,
     check_count,
     check_json,
     check_text,
@@ -29,6 +32,7 @@ from .syntax import (
     parse_path,
     parse_sort,
     show,
+    simplify,
 )
 
 if TYPE_CHECKING:
@@ -132,6 +136,19 @@ def _parse_group(arg: Any, where: str, records: bool) -> dict[str, Any]:
                                  + (" or a number" if acc == "$sum" else "") + f", not {show(value)}")
             accs[name] = (acc, ref)
     return {"key": parts, "accumulators": accs}
+
+
+def leading(stages: list[Stage]) -> tuple[Node, tuple[SortKey, ...], int]:
+    """What a run of stages over the collection's records asks of an index: its leading ``$match``
+    stages as one filter, the ``$sort`` right after them (if any), and the number of ``$match`` stages.
+    Each dialect plans them with planner.choose, as ``find`` would."""
+    matches = []
+    i = 0
+    while i < len(stages) and stages[i].op == "$match":
+        matches.append(stages[i].arg)
+        i += 1
+    sort: tuple[SortKey, ...] = stages[i].arg if i < len(stages) and stages[i].op == "$sort" else ()
+    return simplify(And(tuple(matches))), sort, i
 
 
 def run(target: Target, pipeline: Any) -> list[dict[str, Any]]:

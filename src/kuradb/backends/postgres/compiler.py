@@ -16,8 +16,8 @@ PostgreSQL's terms:
   the documented total order holds: missing = null < numbers < strings < objects
   < arrays < false < true.
 
-Parameters are psycopg's ``%s``; the SQL's own ``%`` are doubled. Secondary
-indexes and ``$regex`` are not compiled yet (issue #15): they raise KuraError.
+Parameters are psycopg's ``%s``; the SQL's own ``%`` are doubled. ``$regex``
+runs in PostgreSQL's regular expression engine on a rewritten pattern (regex.py).
 """
 from __future__ import annotations
 
@@ -29,12 +29,16 @@ import orjson
 
 from ... import errors
 from ...errors import QueryError
+from ...query import regex
 from ...query.catalog import may_be_array
+from ...query.indexes import IndexInfo
 from ...query.syntax import And, Cond, Not, Or, Path, SortKey, Value, is_index
+from .regex import to_are
 
 Catalog = frozenset[tuple[str, ...]]
 _SQL_OP = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 MAX_PARAMS = 65535   # the PostgreSQL protocol's limit on parameters in one statement
+BIG_IN = 100         # larger $in lists travel as one array parameter
 # Envelope fields (query/syntax.py ENVELOPE) -> columns of log.
 COLUMNS = {"id": "id", "type": "type", "version": "version", "created": "created", "modified": "at",
            "author": "author"}
@@ -64,25 +68,109 @@ def text_of(x: str) -> str:
     return f'(({x}) #>> \'{{}}\') COLLATE "C"'
 
 
-def sort_terms(x: str, descending: bool = False) -> list[str]:
-    """A value's sort key as ORDER BY terms (see the module docstring)."""
+def sort_terms(x: str, descending: bool = False, text: str | None = None) -> list[str]:
+    """A value's sort key as ORDER BY terms (see the module docstring). ``text``: the same value as ``json``
+    cut from a record's canonical JSON, by whose text objects and arrays sort, as on SQLite (else by
+    jsonb's text, which orders object keys by length first and writes numbers its own way)."""
     d = " DESC" if descending else ""
     rank = (f"CASE {typeof(x)} WHEN 'number' THEN 1 WHEN 'string' THEN 2 WHEN 'object' THEN 3"
             f" WHEN 'array' THEN 4 WHEN 'boolean' THEN CASE WHEN {x} = 'true'::jsonb THEN 6 ELSE 5 END ELSE 0 END")
     return [rank + d,
             f"CASE WHEN {typeof(x)} = 'number' THEN ({x})::numeric END{d}",
             f"CASE WHEN {typeof(x)} = 'string' THEN {text_of(x)} END{d}",
-            f"CASE WHEN {typeof(x)} IN ('object', 'array') THEN ({x})::text COLLATE \"C\" END{d}"]
+            f"CASE WHEN {typeof(x)} IN ('object', 'array') THEN ({text or x})::text COLLATE \"C\" END{d}"]
+
+
+def next_string(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None: no bound).
+    (The same as the SQLite compiler's: a prefix is a range of code points on both.)"""
+    chars = list(prefix)
+    while chars:
+        c = ord(chars.pop()) + 1
+        if c == 0xD800:
+            c = 0xE000  # no string holds a surrogate; skip the gap
+        if c <= 0x10FFFF:
+            return "".join(chars) + chr(c)
+    return None
+
+
+def document(text: str, cast: str = "jsonb") -> str:
+    """The jsonb (or json) of a JSON text. Neither can give U+0000 as text (PostgreSQL's text has no NUL), so
+    a string's ``\\u0000`` reads as U+0001, the nearest character (the same for every query, index and value
+    an aggregation computes; the record itself, its text, is untouched). Only a text holding the escape
+    pays for the rewrite."""
+    return (f"(CASE WHEN strpos({text}, '\\u0000') = 0 THEN {text} ELSE"
+            f" regexp_replace({text}, '(?<!\\\\)((?:\\\\\\\\)*)\\\\u0000', '\\1\\\\u0001', 'g') END)::{cast}")
+
+
+# -- the expressions of secondary indexes (indexes.py makes them; queries name them to use them) ----------
+
+def row_field(segments: tuple[str, ...], row: str = "") -> str:
+    """A content field of a ``log`` row (qualified by ``row``, like ``l.``) as indexes write it."""
+    return at(document(f"{row}body"), segments)
+
+
+def text_field(segments: tuple[str, ...], text: str) -> str:
+    """A content field as ``json`` cut from the JSON text ``text`` (its spelling kept: canonical in a record)."""
+    return at(document(text, "json"), segments)
+
+
+def row_sort_terms(segments: tuple[str, ...], row: str = "") -> list[str]:
+    """The sort terms of a content field of a ``log`` row, as non-unique indexes key it."""
+    return [f"({t})" for t in sort_terms(row_field(segments, row), text=text_field(segments, f"{row}body"))]
+
+
+def unique_key(x: str) -> str:
+    """A unique index's key of a value: its jsonb (equal exactly when the language says so, but for the
+    numbers inside objects and arrays: unique_keys), JSON null as SQL NULL (not constrained, as on SQLite)."""
+    return f"(CASE WHEN {typeof(x)} = 'null' THEN NULL ELSE {x} END)"
+
+
+def unique_keys(x: str) -> list[str]:
+    """A unique index's key columns of a content field: unique_key, and an object's or array's text ('' for
+    anything else), so that ``[1]`` and ``[1.0]`` are not duplicates (their canonical JSON differs)."""
+    return [unique_key(x), f"coalesce({container_text(x)}, '')"]
+
+
+def container_text(x: str) -> str:
+    """An object's or array's jsonb text (NULL for anything else): equal exactly when their canonical
+    JSON is, which jsonb equality is not (``1`` = ``1.0`` inside them too)."""
+    return f"(CASE WHEN {typeof(x)} IN ('object', 'array') THEN ({x})::text END)"
+
+
+def index_columns(info: IndexInfo, row: str = "") -> list[str]:
+    """The key columns of an index. A unique one keys each content field by unique_key (exact equality,
+    so the index refuses what SQLite's does); any other by its four sort terms, whose order is kuradb's
+    total order: equality, ranges, prefixes and sorting all use it. Envelope fields are their columns."""
+    cols: list[str] = []
+    for path, desc in info.paths():
+        if path.column:
+            col = row + COLUMNS[path.column]
+            cols.append(col + (" DESC" if desc else "") if info.unique else
+                        col + (" DESC NULLS LAST" if desc else " NULLS FIRST"))
+        elif info.unique:
+            cols += [k + (" DESC" if desc else "") for k in unique_keys(row_field(path.segments, row))]
+        else:
+            cols += [t + (" DESC" if desc else "") for t in row_sort_terms(path.segments, row)]
+    return cols
 
 
 @dataclass(frozen=True)
 class Source:
     """``doc``: SQL of the JSON document (jsonb); ``columns``: envelope field -> column; ``catalog``: paths
-    that have held an array (None: unknown, so any may)."""
+    that have held an array (None: unknown, so any may); ``row``: the qualifier of the ``log`` row the
+    document is (``l.``), whose index expressions a query may use (None: not a log row); ``text``: the
+    record's JSON text."""
 
     doc: str
     columns: Mapping[str, str] = field(default_factory=dict)
     catalog: Catalog | None = None
+    row: str | None = None
+    text: str | None = None     # the record's canonical JSON text, where the document is a record's
+
+    def json(self, path: Path) -> str | None:
+        """A content field as json cut from the record's text (None: not a record)."""
+        return None if self.text is None else text_field(path.segments, self.text)
 
     def may_be_array(self, segments: tuple[str, ...]) -> bool:
         return may_be_array(self.catalog, segments)
@@ -91,11 +179,18 @@ class Source:
 class Compiler:
     """One statement's worth of SQL: ``where(node)``, ``order_by(keys)``; parameters in ``params``."""
 
-    def __init__(self, source: Source, params: list[Any] | None = None) -> None:
+    def __init__(self, source: Source, params: list[Any] | None = None, *,
+                 keyed: frozenset[tuple[str, ...]] = frozenset(), index: IndexInfo | None = None,
+                 sorted_by: IndexInfo | None = None) -> None:
         self.source = source
         self.params: list[Any] = [] if params is None else params
         self.python: list[str] = []
         self._aliases = 0
+        # Conditions on ``keyed`` paths are also written over ``index``'s own expressions, and sort keys
+        # on the fields of ``sorted_by`` as its columns, so that PostgreSQL can use the index.
+        self.keyed = keyed if source.row is not None and index is not None else frozenset()
+        self.index = index
+        self.sorted_by = sorted_by if source.row is not None and sorted_by is not None else None
 
     def param(self, value: Any, cast: str = "") -> str:
         if len(self.params) >= MAX_PARAMS:
@@ -152,6 +247,8 @@ class Compiler:
             return f"coalesce(starts_with({col}, {self.param(v)}), false)"
         if op == "contains":
             return f"coalesce(strpos({col}, {self.param(v)}) > 0, false)"
+        if op == "regex":
+            return f"coalesce({self._regex(col, v)}, false)"
         raise _not_yet(f"{op} on {c.path.text}")
 
     # -- JSON content ------------------------------------------------------------------
@@ -161,9 +258,60 @@ class Compiler:
         src = self.source
         fan = [i for i in range(1, len(segs)) if src.may_be_array(segs[:i])]
         member = c.op not in ("exists", "size") and src.may_be_array(segs)
-        if not fan:
-            return self._leaf(at(src.doc, segs), c, member)
+        if not fan:   # (parameters go in the order of the SQL text: the index's condition first)
+            by_index = self._keyed(row_field(segs, src.row or ""), c) if segs in self.keyed and not member else None
+            exact = self._leaf(at(src.doc, segs), c, member)
+            return exact if by_index is None else f"({by_index} AND {exact})"
         return self._chain(c, segs, fan, member)
+
+    # -- conditions an index serves (implied by the exact condition, which is kept beside them) --
+
+    def _keyed(self, x: str, c: Cond) -> str | None:
+        assert self.index is not None
+        return self._on_unique_key(unique_key(x), c) if self.index.unique else self._on_sort_terms(x, c)
+
+    def _on_unique_key(self, k: str, c: Cond) -> str | None:
+        op, v = c.op, c.value
+        if op == "eq" and v.kind == "null":
+            return f"{k} IS NULL"
+        if op == "eq" and v.kind in ("bool", "num", "str", "obj", "arr"):
+            return f"{k} = {self.json_param(v)}"
+        if op == "in" and v and all(x.kind in ("bool", "num", "str") for x in v):
+            if len(v) > BIG_IN:
+                return f"{k} = ANY({self.param([self._json_text(x) for x in v], '::jsonb[]')})"
+            return f"{k} IN ({', '.join(self.json_param(x) for x in v)})"
+        if op in _SQL_OP and v.kind == "num":   # jsonb orders strings < numbers < booleans
+            bound = f"{k} {_SQL_OP[op]} {self.json_param(v)}"
+            return f"({bound} AND {k} < 'false'::jsonb)" if op in ("gt", "gte") else bound
+        return None   # strings compare by the database's collation in jsonb: not by code point
+
+    def _on_sort_terms(self, x: str, c: Cond) -> str | None:
+        rank, num, text, _ = sort_terms(x)
+        op, v = c.op, c.value
+        as_str = f"{rank} = 2 AND {num} IS NULL AND {text}"
+        if op == "eq":
+            if v.kind == "num":
+                return f"({rank} = 1 AND {num} = {self.param(v.py, '::numeric')})"
+            if v.kind == "str":
+                return f"({as_str} = {self.param(v.py, '::text')})"
+            ranks = {"null": 0, "obj": 3, "arr": 4}
+            if v.kind == "bool":
+                return f"{rank} = {6 if v.py else 5}"
+            return f"{rank} = {ranks[v.kind]}" if v.kind in ranks else None
+        for kind, rank_of, key, cast in (("num", f"{rank} = 1 AND ", num, "::numeric"), ("str", "", as_str, "::text")):
+            if op == "in" and v and all(x.kind == kind for x in v):
+                if len(v) > BIG_IN:
+                    return f"({rank_of}{key} = ANY({self.param([x.py for x in v], cast + '[]')}))"
+                return f"({rank_of}{key} IN ({', '.join(self.param(x.py, cast) for x in v)}))"
+        if op in _SQL_OP and v.kind == "num":
+            return f"({rank} = 1 AND {num} {_SQL_OP[op]} {self.param(v.py, '::numeric')})"
+        if op in _SQL_OP and v.kind == "str":
+            return f"({as_str} {_SQL_OP[op]} {self.param(v.py, '::text')})"
+        if op == "startswith":
+            high = next_string(v)
+            lower = f"{as_str} >= {self.param(v, '::text')}"
+            return f"({lower} AND {text} < {self.param(high, '::text')})" if high is not None else f"({lower})"
+        return None
 
     def _chain(self, c: Cond, segs: tuple[str, ...], fan: list[int], member: bool) -> str:
         """Candidates through arrays: a CTE per level whose prefix may be an array."""
@@ -206,6 +354,8 @@ class Compiler:
         if op == "eq":
             return self._eq(x, v)
         if op == "in":
+            if len(v) > BIG_IN:
+                return self._big_in(x, v)
             parts = [self._eq(x, item) for item in v]
             return "(" + " OR ".join(parts) + ")" if parts else "false"
         if op in _SQL_OP:
@@ -219,13 +369,48 @@ class Compiler:
         if op == "size":
             return f"({typeof(x)} = 'array' AND jsonb_array_length(CASE WHEN {typeof(x)} = 'array'" \
                    f" THEN {x} END) = {self.param(v)})"
+        if op == "regex":
+            text = f"({x} #>> '{{}}')"
+            return f"({typeof(x)} = 'string' AND {self._regex(text, v)})"
         raise _not_yet(f"${op}")
+
+    def _regex(self, text: str, v: tuple[str, int]) -> str:
+        """A $regex on an SQL text: PostgreSQL's own engine, given the pattern rewritten to mean exactly
+        what kuradb's does (regex.py), under COLLATE "C" (ASCII word characters for \\b); the literal
+        text every match holds (query/regex.py) rules most rows out first."""
+        pattern, flags = v
+        required = regex.required_text(pattern, flags)
+        first = "" if required is None else f"strpos({text}, {self.param(required)}) > 0 AND "
+        return f"({first}({text}) COLLATE \"C\" ~ {self.param(to_are(pattern, flags))})"
+
+    def _big_in(self, x: str, values: tuple[Value, ...]) -> str:
+        """A long $in: its values as one ``jsonb[]`` parameter (jsonb equality is the language's)."""
+        parts = [f"({typeof(x)} = 'null')"] if any(v.kind == "null" for v in values) else []
+        texts = [self._json_text(v) for v in values if v.kind in ("bool", "num", "str")]
+        if texts:
+            parts.append(f"({x} = ANY({self.param(texts, '::jsonb[]')}))")
+        containers = [self._json_text(v) for v in values if v.kind in ("obj", "arr")]
+        if containers:
+            parts.append(f"({container_text(x)} = ANY(ARRAY(SELECT t::text FROM"
+                         f" unnest({self.param(containers, '::jsonb[]')}) AS t)))")
+        return "(" + " OR ".join(parts) + ")"
+
+    @staticmethod
+    def _json_text(v: Value) -> str:
+        if v.kind in ("obj", "arr"):
+            return str(v.text)
+        if v.kind not in ("bool", "num", "str"):
+            raise _not_yet(f"comparing content with a {v.kind} value")
+        return orjson.dumps(v.py).decode()   # a Hole (query/statements.py) raises: compiled per query
 
     def _eq(self, x: str, v: Value) -> str:
         if v.kind == "null":
             return f"({typeof(x)} = 'null')"
         if v.kind not in ("bool", "num", "str", "obj", "arr"):
             raise _not_yet(f"comparing content with a {v.kind} value")
+        if v.kind in ("obj", "arr"):   # by their text: {"a": 1} is not {"a": 1.0} (the canonical JSON differs)
+            return f"({typeof(x)} = {'object' if v.kind == 'obj' else 'array'!r} AND ({x})::text =" \
+                   f" ({self.json_param(v)})::text)"
         return f"({x} = {self.json_param(v)})"
 
     def _range(self, x: str, op: str, v: Value) -> str:
@@ -251,8 +436,12 @@ class Compiler:
             column = self.source.columns.get(k.path.text) if k.path.column else None
             if column:   # NULL (no type, no author) is the smallest, as on SQLite
                 terms.append(column + (" DESC NULLS LAST" if k.descending else " NULLS FIRST"))
+            elif self.sorted_by is not None and k.path.text in {f.lstrip("-") for f in self.sorted_by.fields}:
+                terms += row_sort_terms(k.path.segments, self.source.row or "")
+                if k.descending:
+                    terms[-4:] = [t + " DESC" for t in terms[-4:]]
             else:
-                terms += sort_terms(at(self.source.doc, k.path.segments), k.descending)
+                terms += sort_terms(at(self.source.doc, k.path.segments), k.descending, self.source.json(k.path))
         if tiebreak is not None and not any(k.path.column == "id" for k in keys):
             terms.append(tiebreak)
         return terms

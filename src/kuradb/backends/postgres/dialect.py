@@ -1,9 +1,11 @@
 """The PostgreSQL dialect (kuradb/backend.py's Dialect): find, count and exists over the log's JSON.
 
 Filters, sorts and projections compile to SQL over ``jsonb`` (compiler.py,
-queries.py). Secondary indexes, aggregation and text search are the next steps
-of issue #15: until they are written each raises a KuraError saying so, rather
-than running something that could differ from SQLite.
+queries.py), ``$regex`` to PostgreSQL's regular expressions (regex.py),
+aggregation to one statement of CTEs (aggregate.py); secondary indexes are
+expression indexes (indexes.py) that queries name. Text search is the next step
+of issue #15: until it is written it raises a KuraError saying so, rather than
+running something that could differ from SQLite.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ... import errors
-from . import indexes, queries
+from . import aggregate, indexes, queries
 
 
 def _not_yet(what: str) -> NoReturn:
@@ -29,7 +31,7 @@ class PostgresDialect:
         return queries.explain(reader, st)
 
     def aggregate(self, reader: Any, coll: int, meta: Any, stages: list[Any], docs: Any) -> list[dict[str, Any]]:
-        _not_yet("aggregate")
+        return aggregate.run(reader, coll, meta, stages, docs)
 
     def search(self, reader: Any, target: Any, meta: Any, terms: Any, node: Any, limit: int) -> list[Any]:
         _not_yet("text search")

@@ -2,15 +2,17 @@
 
 An index on ``["owner", "-score"]`` of the collection with id 5 is
 
-    CREATE INDEX "kura:5:<digest of the name>" ON log(<key of owner>, <key of score> DESC, id)
+    CREATE INDEX "kura:5:<digest of the name>" ON log(<keys of owner>, <keys of score> DESC, id)
         WHERE coll = 5 AND head = 1
 
-where a content field's key is its ``jsonb`` value with JSON null as SQL NULL (so that,
-as on SQLite, a unique index constrains neither missing nor null values) and an envelope
-field's key is its column. ``jsonb`` equality is the language's (``1`` = ``1.0``, ``"1"`` ≠
-``1``), so a unique index refuses exactly what SQLite's does. Index names are digests
-(PostgreSQL cuts identifiers at 63 bytes); the ``indexes`` table maps them back.
-Queries do not use these indexes yet (their expressions differ from the compiler's).
+with the key columns of compiler.index_columns: for a unique index a content field's
+key is its ``jsonb`` value with JSON null as SQL NULL (so that, as on SQLite, a unique
+index constrains neither missing nor null values; ``jsonb`` equality is the language's,
+``1`` = ``1.0``, ``"1"`` ≠ ``1``, so it refuses exactly what SQLite's does); for any other
+index its four sort terms (kuradb's total order, so that ranges, prefixes and sorts use
+it). An envelope field's key is its column. Queries write the same expressions
+(compiler.py) for the index the planner chose. Index names are digests (PostgreSQL cuts
+identifiers at 63 bytes); the ``indexes`` table maps them back.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from ... import errors
 from ...backend import IndexConflict
 from ...query.indexes import IndexInfo
 from ...query.syntax import Path
-from .compiler import COLUMNS, path_array
+from .compiler import COLUMNS, document, index_columns, path_array, unique_keys
 
 _REFUSED = re.compile(r"kura:(\d+):([0-9a-f]{24})")
 
@@ -35,11 +37,11 @@ def sql_name(coll: int, name: str) -> str:
     return f'"kura:{int(coll)}:{hashlib.sha256(name.encode()).hexdigest()[:24]}"'
 
 
-def key_sql(path: Path, doc: str = "body::jsonb") -> str:
+def key_sql(path: Path, doc: str = document("body")) -> list[str]:
+    """A unique index's key columns of a field (compiler.unique_keys), over the document ``doc``."""
     if path.column:
-        return COLUMNS[path.column]
-    x = f"(({doc}) #> {path_array(path.segments)})"
-    return f"(CASE WHEN jsonb_typeof({x}) = 'null' THEN NULL ELSE {x} END)"
+        return [COLUMNS[path.column]]
+    return unique_keys(f"(({doc}) #> {path_array(path.segments)})")
 
 
 def live(coll: int) -> str:
@@ -50,7 +52,7 @@ def build(cur: Any, coll: int, info: IndexInfo, progress: Callable[[float], None
     if info.kind == "text":
         raise errors.KuraError("text indexes are not available on PostgreSQL stores yet (issue #15)",
                                hint="use a SQLite store (a directory) for text search meanwhile")
-    cols = [key_sql(p) + (" DESC" if desc else "") for p, desc in info.paths()]
+    cols = index_columns(info)
     if not info.unique:
         cols.append("id")
     statement = (f"CREATE {'UNIQUE ' if info.unique else ''}INDEX {sql_name(coll, info.name)}"
@@ -62,6 +64,9 @@ def build(cur: Any, coll: int, info: IndexInfo, progress: Callable[[float], None
         cur.execute("ROLLBACK TO SAVEPOINT kura_index")
         raise IndexConflict(str(e.diag.constraint_name or e)) from e
     cur.execute("RELEASE SAVEPOINT kura_index")
+    # Statistics of the new index's expressions (which only ANALYZE gathers), so that PostgreSQL's planner
+    # knows how selective a condition on them is from now on, not from autovacuum's next visit.
+    cur.execute("ANALYZE log")
     if progress is not None:
         progress(1.0)
 
@@ -89,17 +94,19 @@ def holder(cur: Any, coll: int, info: IndexInfo, id: str, content: Any, envelope
     for p, _ in info.paths():
         if p.column:
             args.append(envelope.get(p.column))
-            conds.append(f"{key_sql(p)} IS NOT DISTINCT FROM %s")
+            conds.append(f"{key_sql(p)[0]} IS NOT DISTINCT FROM %s")
         else:
-            conds.append(f"{key_sql(p)} IS NOT DISTINCT FROM {key_sql(p, 'v.doc')}")
+            conds += [f"{mine} IS NOT DISTINCT FROM {theirs}" for mine, theirs in zip(key_sql(p), key_sql(p, "v.doc"),
+                                                                                       strict=True)]
     args.append(id)
-    row = cur.execute(f"WITH v(doc) AS (SELECT %s::jsonb) SELECT id FROM log, v WHERE {live(coll)}"
+    row = cur.execute(f"WITH t(x) AS (SELECT %s::text), v(doc) AS (SELECT {document('t.x')} FROM t)"
+                      f" SELECT id FROM log, v WHERE {live(coll)}"
                       f" AND {' AND '.join(conds)} AND id <> %s LIMIT 1", args).fetchone()
     return None if row is None else str(row[0])
 
 
 def sharing(cur: Any, coll: int, info: IndexInfo) -> str | None:
-    keys = [key_sql(p) for p, _ in info.paths()]
+    keys = [k for p, _ in info.paths() for k in key_sql(p)]
     row = cur.execute(f"SELECT string_agg(id, ', ' ORDER BY id) FROM log WHERE {live(coll)} GROUP BY"
                       f" {', '.join(keys)} HAVING count(*) > 1 AND {' AND '.join(f'{k} IS NOT NULL' for k in keys)}"
                       " LIMIT 1").fetchone()

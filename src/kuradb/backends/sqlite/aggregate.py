@@ -16,10 +16,10 @@ import apsw
 import orjson
 
 from ...errors import QueryError
-from ...query.aggregate import Stage
+from ...query.aggregate import Stage, leading
 from ...query.indexes import ID_INDEX, Meta
 from ...query.planner import choose
-from ...query.syntax import TRUE, And, Node, Path, SortKey, canonical, simplify
+from ...query.syntax import TRUE, Path, canonical
 from .compiler import Compiler, Source
 from .errors import READ_ERRORS
 from .indexes import ID_INDEX as ID_SQL_INDEX
@@ -71,13 +71,7 @@ class PipelineSQL:
 
     def base(self, stages: list[Stage]) -> tuple[Rel, int]:
         """The collection's records with the leading $match stages planned onto an index."""
-        matches = []
-        i = 0
-        while i < len(stages) and stages[i].op == "$match":
-            matches.append(stages[i].arg)
-            i += 1
-        node: Node = simplify(And(tuple(matches)))
-        sort: tuple[SortKey, ...] = stages[i].arg if i < len(stages) and stages[i].op == "$sort" else ()
+        node, sort, i = leading(stages)
         plan = choose(node, sort, self.meta)
         src = source(self.meta)
         if plan.index is not ID_INDEX:
@@ -85,7 +79,7 @@ class PipelineSQL:
         else:
             how = f"INDEXED BY {ID_SQL_INDEX}" if "filter" in plan.serves or node == TRUE else "NOT INDEXED"
         rel = Rel(f"log {how}", src, "json_set(body, '$._id', id)", RECORD_FIELDS, ["id"], True, [live(self.coll)])
-        if matches:
+        if i:
             c = self.compiler(rel, plan.keyed)
             rel.where.append(c.where(node))
             self.python_notes += c.python
