@@ -77,7 +77,8 @@ class Reader(Rows, Checks):
 class Transaction(Writes, Checks):
     """The open write transaction of one thread: the typed reads and writes (rows.py) and its state."""
 
-    __slots__ = ("conn", "cur", "backend", "depth", "after_commit", "wrote", "doomed", "first", "log_head")
+    __slots__ = ("conn", "cur", "backend", "depth", "after_commit", "wrote", "doomed", "first", "log_head",
+                 "text_indexes")
 
     def __init__(self, conn: psycopg.Connection[Any], backend: PostgresBackend) -> None:
         self.conn, self.backend = conn, backend
@@ -88,6 +89,7 @@ class Transaction(Writes, Checks):
         self.doomed: BaseException | None = None
         self.first: int | None = None
         self.log_head: tuple[int, bytes | None] | None = None
+        self.text_indexes = None
 
 
 class PostgresBackend:

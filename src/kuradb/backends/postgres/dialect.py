@@ -1,9 +1,9 @@
 """The PostgreSQL dialect (kuradb/backend.py's Dialect): find, count and exists over the log's JSON.
 
 Filters, sorts and projections compile to SQL over ``jsonb`` (compiler.py,
-queries.py). Secondary indexes, aggregation and text search are the next steps
-of issue #15: until they are written each raises a KuraError saying so, rather
-than running something that could differ from SQLite.
+queries.py), text search over FTS5's tokens ranked by BM25 (fts.py). Aggregation
+is the next step of issue #15: until it is written it raises a KuraError saying
+so, rather than running something that could differ from SQLite.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ... import errors
-from . import indexes, queries
+from . import fts, indexes, queries
 
 
 def _not_yet(what: str) -> NoReturn:
@@ -32,17 +32,20 @@ class PostgresDialect:
         _not_yet("aggregate")
 
     def search(self, reader: Any, target: Any, meta: Any, terms: Any, node: Any, limit: int) -> list[Any]:
-        _not_yet("text search")
+        return fts.search(reader, target.name, target.coll, meta, terms, node, limit)
 
     def build_index(self, tx: Any, coll: int, info: Any, progress: Callable[[float], None] | None = None) -> None:
         indexes.build(tx.cur, coll, info, progress)
+        tx.text_indexes = None   # the next append reads which collections have a text index again
 
     def drop_index(self, tx: Any, coll: int, info: Any) -> None:
         indexes.drop(tx.cur, coll, info)
+        tx.text_indexes = None
 
     def rebuild_index(self, tx: Any, coll: int, info: Any) -> None:
         indexes.drop(tx.cur, coll, info)
         indexes.build(tx.cur, coll, info)
+        tx.text_indexes = None
 
     def refusing_index(self, message: str, coll: int, tx: Any = None) -> str | None:
         return None if tx is None else indexes.refusing(tx.cur, message, coll)

@@ -11,6 +11,7 @@ field's key is its column. ``jsonb`` equality is the language's (``1`` = ``1.0``
 ``1``), so a unique index refuses exactly what SQLite's does. Index names are digests
 (PostgreSQL cuts identifiers at 63 bytes); the ``indexes`` table maps them back.
 Queries do not use these indexes yet (their expressions differ from the compiler's).
+A text index is tables of FTS5's tokens instead (fts.py).
 """
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ from typing import Any
 import orjson
 from psycopg import errors as pg
 
-from ... import errors
 from ...backend import IndexConflict
 from ...query.indexes import IndexInfo
 from ...query.syntax import Path
+from . import fts
 from .compiler import COLUMNS, path_array
 
 _REFUSED = re.compile(r"kura:(\d+):([0-9a-f]{24})")
@@ -48,8 +49,10 @@ def live(coll: int) -> str:
 
 def build(cur: Any, coll: int, info: IndexInfo, progress: Callable[[float], None] | None = None) -> None:
     if info.kind == "text":
-        raise errors.KuraError("text indexes are not available on PostgreSQL stores yet (issue #15)",
-                               hint="use a SQLite store (a directory) for text search meanwhile")
+        fts.build(cur, coll, info)
+        if progress is not None:
+            progress(1.0)
+        return
     cols = [key_sql(p) + (" DESC" if desc else "") for p, desc in info.paths()]
     if not info.unique:
         cols.append("id")
@@ -67,7 +70,9 @@ def build(cur: Any, coll: int, info: IndexInfo, progress: Callable[[float], None
 
 
 def drop(cur: Any, coll: int, info: IndexInfo) -> None:
-    if info.kind != "text":
+    if info.kind == "text":
+        fts.drop(cur, coll)
+    else:
         cur.execute(f"DROP INDEX IF EXISTS {sql_name(coll, info.name)}")
 
 

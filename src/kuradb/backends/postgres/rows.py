@@ -13,6 +13,7 @@ from typing import Any
 from psycopg import errors as pg
 
 from ...backend import IndexConflict, NewEntry
+from . import fts
 from .errors import translate_all
 
 _HEAD_COLS = "version, rev, type, created, at, author, head = 2, checksum, body, position"
@@ -175,6 +176,8 @@ class Rows:
 class Writes(Rows):
     """Writes, inside a write transaction (its connection holds the store's write lock)."""
 
+    text_indexes: dict[int, Any] | None   # each collection's text index, read at the first append (fts.py)
+
     def ensure_collection(self, name: str, created: int) -> int:
         row = self.cur.execute("SELECT id, live FROM collections WHERE name=%s", (name,)).fetchone()
         if row is None:
@@ -193,6 +196,9 @@ class Writes(Rows):
         nothing of this call left behind (and the transaction still usable)."""
         cur = self.cur
         conn = cur.connection
+        if self.text_indexes is None:   # no other writer can change them while this transaction holds the lock
+            self.text_indexes = fts.declared(cur)
+        texts = self.text_indexes
         # What could follow a refused row in the pipeline is never prepared server-side: the server skips
         # it, yet psycopg would take it as prepared and name it in a later execute. So the trailing
         # statements run unprepared, a single insert is prepared before it can be refused (Parse comes
@@ -208,6 +214,8 @@ class Writes(Rows):
                 else:
                     conn.prepare_threshold = None
                     cur.executemany(_INSERT, [e.row() for e in entries])
+                if texts:
+                    fts.index(cur, texts, entries)   # the tokens of the new live versions, in the savepoint
                 cur.execute("RELEASE SAVEPOINT kura_append", prepare=False)
                 # watchers in every process wake when this commits (backend.listen)
                 cur.execute("SELECT pg_notify(%s, %s)", (self.backend.channel, str(entries[-1].position)),
