@@ -12,9 +12,12 @@ import math
 import random
 
 import apsw
+import psycopg
 import pytest
+from psycopg import sql
 
 import kuradb
+from kuradb.backends.postgres.backend import parse_url
 from kuradb.query.tokenizers import tokenizer
 
 names = itertools.count()
@@ -133,15 +136,71 @@ def test_searches_on_postgres_equal_sqlites(pg, tmp_path, spec):
         post.close()
 
 
-def test_repair_and_verify_see_a_text_index(pg):
-    with pg.open(f"fts{next(names)}") as s:
+def _damage(pg, name: str, *statements: str) -> None:
+    url, schema = parse_url(pg.location(name))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        for statement in statements:
+            conn.execute(statement)
+
+
+def test_verify_names_a_damaged_text_index_and_repair_rebuilds_it(pg):
+    name = f"fts{next(names)}"
+    with pg.open(name) as s:
         c = s.collection("notes")
         c.put_many([("a", {"t": "alpha beta"}), ("b", {"t": "beta gamma"})])
         c.create_text_index(["t"])
         assert s.verify().ok
+        coll = c._target().coll
+    _damage(pg, name, f'DELETE FROM "kura_fts:{coll}:docs" WHERE position = (SELECT min(position) FROM'
+                      f' "kura_fts:{coll}:docs")', f'DROP TRIGGER "kura_fts:{coll}:unhead" ON log',
+            'CREATE TABLE "kura_fts:999" (x int)')
+    with pg.open(name) as s:
+        c = s.collection("notes")
+        problems = s.verify().problems
+        assert any("trigger 'kura_fts:" in p and "missing" in p for p in problems), problems
+        assert any("'kura_fts:999' belongs to no declared index" in p for p in problems), problems
+        s.repair()
+        assert [p for p in s.verify().problems if "999" not in p] == []
+        c.delete("a")    # the trigger is back: a deleted record leaves the index
+        assert [h.record.id for h in c.search_text("beta")] == ["b"]
+    _damage(pg, name, f'DELETE FROM "kura_fts:{coll}:docs"')
+    with pg.open(name) as s:
+        assert any("1 live records missing from the text index" in p for p in s.verify().problems)
+
+
+def test_a_text_index_inside_transactions_and_savepoints(pg):
+    with pg.open(f"fts{next(names)}") as s:
+        c = s.collection("notes")
+        c.put_many([("a", {"t": "alpha beta"}), ("b", {"t": "beta gamma"})])
+        c.create_index("u", unique=True)
         with s.transaction():
-            c.put({"t": "delta"}, id="c")
+            c.create_text_index(["t"])            # made inside the transaction: its writes are indexed
+            c.put({"t": "delta", "u": 1}, id="c")
+            with pytest.raises(kuradb.errors.DuplicateKey):
+                c.put({"t": "delta epsilon", "u": 1}, id="d")   # refused: its tokens are not left behind
             assert [h.record.id for h in c.search_text("delta")] == ["c"]
+            assert c.search_text("epsilon") == []
         assert [h.record.id for h in c.search_text("beta")] == ["a", "b"]
+        with pytest.raises(RuntimeError), s.transaction():
+            c.drop_index("text")
+            c.put({"t": "zeta"}, id="e")
+            raise RuntimeError("abort")
+        assert [h.record.id for h in c.search_text("delta")] == ["c"]
+        other = s.collection("other")
+        other.put({"t": "iota"}, id="w")
+        with s.transaction():
+            with pytest.raises(RuntimeError), s.transaction():   # a savepoint, rolled back with its index
+                other.create_text_index(["t"])
+                other.put({"t": "eta"}, id="x")
+                raise RuntimeError("abort")
+            other.put({"t": "theta"}, id="y")
+        with pytest.raises(kuradb.errors.NotFound):
+            other.search_text("theta")
+        c.put({"t": "zeta"}, id="e")
+        assert [h.record.id for h in c.search_text("zeta")] == ["e"]
         with pytest.raises(kuradb.errors.ValidationError, match="categories"):
             s.collection("other").create_text_index(["t"], tokenize="unicode61 categories Lu")
+        with pytest.raises(kuradb.errors.ValidationError, match="unknown option"):
+            s.collection("other").create_text_index(["t"], tokenize="unicode61 bogus 1")
+        assert s.verify().ok

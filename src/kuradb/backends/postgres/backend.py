@@ -317,6 +317,8 @@ class PostgresBackend:
         return TransactionScope(self)
 
     def _savepoint(self, tx: Transaction, statement: str) -> None:
+        if statement.startswith("ROLLBACK"):
+            tx.text_indexes = None   # a text index made or dropped since the savepoint is undone too (fts.py)
         self._run(tx.cur, statement)
 
     def in_transaction(self) -> bool:

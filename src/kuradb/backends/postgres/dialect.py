@@ -57,4 +57,4 @@ class PostgresDialect:
         return indexes.sharing(tx.cur, coll, info)
 
     def index_problems(self, reader: Any) -> list[str]:
-        return []
+        return indexes.problems(reader.cur)

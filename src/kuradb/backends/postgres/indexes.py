@@ -109,3 +109,38 @@ def sharing(cur: Any, coll: int, info: IndexInfo) -> str | None:
                       f" {', '.join(keys)} HAVING count(*) > 1 AND {' AND '.join(f'{k} IS NOT NULL' for k in keys)}"
                       " LIMIT 1").fetchone()
     return None if row is None else str(row[0])
+
+
+def declared(cur: Any) -> list[tuple[int, str, IndexInfo]]:
+    """Every declared index as (collection id, collection name, definition)."""
+    return [(coll, collection or str(coll),
+             IndexInfo(name, tuple(orjson.loads(fields)), bool(unique), kind, orjson.loads(options)))
+            for coll, collection, name, kind, fields, unique, options in cur.execute(
+                "SELECT i.coll, c.name, i.name, i.kind, i.fields, i.is_unique, i.options FROM indexes AS i"
+                " LEFT JOIN collections AS c ON c.id = i.coll ORDER BY i.coll, i.created, i.name")]
+
+
+def problems(cur: Any) -> list[str]:
+    """What is wrong with the server objects of the declared indexes, each naming collection and index."""
+    have = {name: {"r": "table", "i": "index"}[kind] for name, kind in cur.execute(
+        "SELECT relname, relkind FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+        " AND relkind IN ('r', 'i') AND relname LIKE 'kura%'")}
+    have.update((name, "trigger") for (name,) in cur.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = 'log'::regclass AND NOT tgisinternal"))
+    expected: set[str] = set()
+    out = []
+    for coll, collection, info in declared(cur):
+        where = f"{collection}: index {info.name!r}"
+        if info.kind == "text":
+            objects = fts.objects(coll)
+            expected.update(objects, [f"kura_fts:{coll}:docs_pkey"])
+            out += [f"{where}: {p}" for p in fts.problems(cur, coll, info, have)]
+        else:
+            name = sql_name(coll, info.name).strip('"')
+            expected.add(name)
+            if have.get(name) != "index":
+                out.append(f"{where}: its PostgreSQL index is missing (repair recreates it)")
+    for name, kind in sorted(have.items()):
+        if name not in expected and name.startswith(("kura:", "kura_fts:")):
+            out.append(f"PostgreSQL {kind} {name!r} belongs to no declared index")
+    return out
