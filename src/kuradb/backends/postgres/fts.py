@@ -71,39 +71,31 @@ def tokens_of(content: Any, info: IndexInfo) -> tuple[int, list[tuple[int, str, 
         text = field_text(content, field)
         if text is None:
             continue
-        where: dict[str, list[int]] = {}
+        where: dict[str, list[str]] = {}
         found = tokenize(text)
         for offset, token in enumerate(found):
-            where.setdefault(token, []).append(offset)
+            where.setdefault(token, []).append(str(offset))
         size += len(found)
-        rows += [(col, token, "{" + ",".join(map(str, offsets)) + "}") for token, offsets in where.items()]
+        rows += [(col, token, "{" + ",".join(offsets) + "}") for token, offsets in where.items()]
     return size, rows
 
 
 def _insert(cur: Any, coll: int, info: IndexInfo, found: Iterable[tuple[int, Any]]) -> None:
-    """Write the index rows of records (position, content)."""
-    positions, sizes = [], []
-    p_col: list[int] = []
-    col_: list[int] = []
-    tok_: list[str] = []
-    off_: list[str] = []
+    """Write the index rows of records (position, content). The rows travel as one JSON text each
+    statement (a parameter psycopg passes as it is; the server takes it apart)."""
+    sizes, rows = [], []
     for position, content in found:
-        size, rows = tokens_of(content, info)
-        positions.append(position)
-        sizes.append(size)
-        for col, token, offsets in rows:
-            p_col.append(position)
-            col_.append(col)
-            tok_.append(token)
-            off_.append(offsets)
-    if not positions:
+        size, tokens = tokens_of(content, info)
+        sizes.append((position, size))
+        rows += [(position, col, token, offsets) for col, token, offsets in tokens]
+    if not sizes:
         return
-    cur.execute(f"INSERT INTO {docs(coll)}(position, size) SELECT * FROM unnest(%s::bigint[], %s::integer[])",
-                (positions, sizes), prepare=False)
-    if p_col:
-        cur.execute(f"INSERT INTO {table(coll)}(position, col, token, offsets) SELECT p, c, t, o::integer[]"
-                    " FROM unnest(%s::bigint[], %s::smallint[], %s::text[], %s::text[]) AS u(p, c, t, o)",
-                    (p_col, col_, tok_, off_), prepare=False)
+    cur.execute(f"INSERT INTO {docs(coll)}(position, size) SELECT (e->>0)::bigint, (e->>1)::integer"
+                " FROM json_array_elements(%s::json) AS e", (orjson.dumps(sizes).decode(),), prepare=False)
+    if rows:
+        cur.execute(f"INSERT INTO {table(coll)}(position, col, token, offsets) SELECT (e->>0)::bigint,"
+                    " (e->>1)::smallint, e->>2, (e->>3)::integer[] FROM json_array_elements(%s::json) AS e",
+                    (orjson.dumps(rows).decode(),), prepare=False)
 
 
 def index(cur: Any, text_indexes: dict[int, IndexInfo], entries: list[NewEntry]) -> None:
@@ -207,7 +199,11 @@ def _hits_sql(c: Compiler, tab: str, phrase: list[tuple[str, bool]]) -> str:
 
 
 def search(reader: Any, name: str, coll: int, meta: Meta, terms: Terms, node: Node, limit: int) -> list[Hit]:
-    """The live records matching ``terms`` (and ``node``), best first by BM25 as FTS5 computes it."""
+    """The live records matching ``terms`` (and ``node``), best first by BM25 as FTS5 computes it.
+
+    One pass over the token rows of every phrase gives each record its frequency of each (``g``);
+    how many records hold a phrase is a count over ``g``; the search's condition (every required
+    phrase, any of the words, none of the excluded) is a test of which frequencies a record has."""
     info = meta.text
     assert info is not None
     phrases, words, excluded = _phrases(terms, info)
@@ -218,30 +214,38 @@ def search(reader: Any, name: str, coll: int, meta: Meta, terms: Terms, node: No
         return []   # a phrase with no tokens (a word of only separators, or under 3 characters for trigram)
     c = Compiler(source(meta))
     tab = table(coll)
+    used = required + any_of + absent
+    hits = " UNION ALL ".join(f"SELECT h.position, {i} AS k, h.f FROM ({_hits_sql(c, tab, phrases[i])}) AS h"
+                              for i in used)
+    freqs = ", ".join(f"sum(f) FILTER (WHERE k = {i}) AS f{i}" for i in used)
     scored = required + any_of
-    ctes = [f"h{i} AS MATERIALIZED ({_hits_sql(c, tab, phrases[i])})" for i in scored + absent]
-    ctes.append(f"n AS (SELECT count(*)::float8 AS rows, coalesce(sum(size), 0)::float8 AS tokens FROM {docs(coll)})")
-    ctes += [f"idf{i} AS (SELECT CASE WHEN x <= 0 THEN 1e-6::float8 ELSE x END AS idf FROM (SELECT"
-             f" ln((n.rows - (SELECT count(*) FROM h{i}) + 0.5::float8) / ((SELECT count(*) FROM h{i}) + 0.5::float8))"
-             f" AS x FROM n) AS y)" for i in scored]
-    match = " INTERSECT ".join(f"SELECT position FROM h{i}" for i in required)
+    counts = ", ".join(f"count(f{i})::float8 AS c{i}" for i in scored)
+    idfs = ", ".join(f"CASE WHEN ln((n.rows - q.c{i} + 0.5::float8) / (q.c{i} + 0.5::float8)) <= 0 THEN 1e-6::float8"
+                     f" ELSE ln((n.rows - q.c{i} + 0.5::float8) / (q.c{i} + 0.5::float8)) END AS i{i}" for i in scored)
+    cond = [f"g.f{i} IS NOT NULL" for i in required]
     if any_of:
-        words_sql = " UNION ".join(f"SELECT position FROM h{i}" for i in any_of)
-        match = f"({match}) INTERSECT ({words_sql})" if match else words_sql
-    for i in absent:
-        match = f"({match}) EXCEPT SELECT position FROM h{i}"
-    ctes.append(f"m AS ({match})")
-    avgdl = "(n.tokens / n.rows)"
-    terms_sql = " + ".join(
-        f"coalesce((SELECT idf FROM idf{i}) * ((h{i}.f * ({_K1} + 1.0::float8)) / (h{i}.f + {_K1}"
-        f" * (1::float8 - {_B} + {_B} * z.size::float8 / {avgdl}))), 0::float8)" for i in scored)
-    joins = "".join(f" LEFT JOIN h{i} ON h{i}.position = m.position" for i in scored)
+        cond.append("(" + " OR ".join(f"g.f{i} IS NOT NULL" for i in any_of) + ")")
+    cond += [f"g.f{i} IS NULL" for i in absent]
+    score = " + ".join(
+        f"coalesce(w.i{i} * ((g.f{i} * ({_K1} + 1.0::float8)) / (g.f{i} + {_K1}"
+        f" * (1::float8 - {_B} + {_B} * z.size::float8 / (n.tokens / n.rows)))), 0::float8)" for i in scored)
     where = c.where(node)
-    sql = (f"WITH {', '.join(ctes)} SELECT {', '.join(RECORD_COLUMNS)}, l.body, (0::float8 + {terms_sql}) AS score"
-           f" FROM m JOIN log AS l ON l.position = m.position JOIN {docs(coll)} AS z ON z.position = m.position"
-           f" CROSS JOIN n{joins} CROSS JOIN LATERAL (SELECT l.body::jsonb AS doc OFFSET 0) AS d"
-           f" WHERE l.coll = {int(coll)} AND l.head = 1" + ("" if node == TRUE else f" AND {where}")
-           + f" ORDER BY score DESC, l.id LIMIT {c.param(limit)}")
+    # Each join below is a LATERAL lookup by position (OFFSET 0 keeps it one): the planner cannot know
+    # how many records match, and a guess too low once made it scan the log for every match.
+    lookup = "CROSS JOIN LATERAL (SELECT {cols} FROM {tab} WHERE position = {at}.position OFFSET 0) AS {alias}"
+    sql = (f"WITH g AS MATERIALIZED (SELECT position, {freqs} FROM ({hits}) AS u GROUP BY position),"
+           f" n AS MATERIALIZED (SELECT count(*)::float8 AS rows, coalesce(sum(size), 0)::float8 AS tokens"
+           f" FROM {docs(coll)}),"
+           f" w AS MATERIALIZED (SELECT {idfs} FROM n, (SELECT {counts} FROM g) AS q),"
+           f" s AS MATERIALIZED (SELECT g.position, (0::float8 + {score}) AS score FROM g CROSS JOIN n CROSS JOIN w"
+           f" {lookup.format(cols='size', tab=docs(coll), at='g', alias='z')} WHERE {' AND '.join(cond)}),"
+           f" t AS MATERIALIZED (SELECT s.position, s.score, l.id FROM s"
+           f" {lookup.format(cols='*', tab='log', at='s', alias='l')}"
+           + ("" if node == TRUE else " CROSS JOIN LATERAL (SELECT l.body::jsonb AS doc OFFSET 0) AS d")
+           + f" WHERE l.coll = {int(coll)} AND l.head = 1" + ("" if node == TRUE else f" AND {where}")
+           + f" ORDER BY s.score DESC, l.id LIMIT {c.param(limit)})"
+           f" SELECT {', '.join(RECORD_COLUMNS)}, l.body, t.score FROM t"
+           f" {lookup.format(cols='*', tab='log', at='t', alias='l')} ORDER BY t.score DESC, t.id")
     rows = reader.rows(sql, c.params)
     found = records(name, [r[:10] for r in rows], None)
     return [Hit(rec, float(r[10])) for rec, r in zip(found, rows, strict=True)]
