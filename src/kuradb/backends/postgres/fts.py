@@ -4,6 +4,7 @@ The text index of the collection with id 5 is
 
     "kura_fts:5"       (position, col, token, offsets)   one row per token of a field of a live record
     "kura_fts:5:docs"  (position, size)                  one row per live record: how many tokens it has
+    "kura_fts:5:stats" (rows, tokens)                    their count and sum, for BM25's average length
 
 with the tokens of kuradb/query/tokenizers.py, which are FTS5's (the same splitting,
 folding, diacritics, stemming and trigrams as the SQLite store's index), so a search
@@ -52,6 +53,10 @@ def docs(coll: int) -> str:
     return f'"kura_fts:{int(coll)}:docs"'
 
 
+def stats(coll: int) -> str:
+    return f'"kura_fts:{int(coll)}:stats"'
+
+
 def _trigger(coll: int) -> str:
     return f'"kura_fts:{int(coll)}:unhead"'
 
@@ -59,7 +64,8 @@ def _trigger(coll: int) -> str:
 def objects(coll: int) -> dict[str, str]:
     """The unquoted names of a text index's tables, indexes and trigger, and what each is."""
     c = int(coll)
-    return {f"kura_fts:{c}": "table", f"kura_fts:{c}:docs": "table", f"kura_fts:{c}:token": "index",
+    return {f"kura_fts:{c}": "table", f"kura_fts:{c}:docs": "table", f"kura_fts:{c}:stats": "table",
+            f"kura_fts:{c}:token": "index",
             f"kura_fts:{c}:position": "index", f"kura_fts:{c}:unhead": "trigger"}
 
 
@@ -92,6 +98,8 @@ def _insert(cur: Any, coll: int, info: IndexInfo, found: Iterable[tuple[int, Any
         return
     cur.execute(f"INSERT INTO {docs(coll)}(position, size) SELECT (e->>0)::bigint, (e->>1)::integer"
                 " FROM json_array_elements(%s::json) AS e", (orjson.dumps(sizes).decode(),), prepare=False)
+    cur.execute(f"UPDATE {stats(coll)} SET rows = rows + %s, tokens = tokens + %s",
+                (len(sizes), sum(size for _, size in sizes)), prepare=False)
     if rows:
         cur.execute(f"INSERT INTO {table(coll)}(position, col, token, offsets) SELECT (e->>0)::bigint,"
                     " (e->>1)::smallint, e->>2, (e->>3)::integer[] FROM json_array_elements(%s::json) AS e",
@@ -121,11 +129,15 @@ def build(cur: Any, coll: int, info: IndexInfo) -> None:
     c = int(coll)
     cur.execute(f"CREATE OR REPLACE FUNCTION {_UNHEAD}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
                 " EXECUTE format('DELETE FROM %I WHERE position = $1', TG_ARGV[0]) USING OLD.position;"
-                " EXECUTE format('DELETE FROM %I WHERE position = $1', TG_ARGV[0] || ':docs') USING OLD.position;"
+                " EXECUTE format('WITH d AS (DELETE FROM %I WHERE position = $1 RETURNING size) UPDATE %I SET"
+                " rows = rows - (SELECT count(*) FROM d), tokens = tokens - (SELECT coalesce(sum(size), 0) FROM d)',"
+                " TG_ARGV[0] || ':docs', TG_ARGV[0] || ':stats') USING OLD.position;"
                 " RETURN NULL; END $$")
     cur.execute(f"CREATE TABLE {table(c)}(position bigint NOT NULL, col smallint NOT NULL,"
                 ' token text COLLATE "C" NOT NULL, offsets integer[] NOT NULL)')
     cur.execute(f"CREATE TABLE {docs(c)}(position bigint PRIMARY KEY, size integer NOT NULL)")
+    cur.execute(f"CREATE TABLE {stats(c)}(rows bigint NOT NULL, tokens bigint NOT NULL)")
+    cur.execute(f"INSERT INTO {stats(c)} VALUES (0, 0)")
     for row in _live(cur, c):
         _insert(cur, c, info, row)
     cur.execute(f'CREATE INDEX "kura_fts:{c}:token" ON {table(c)}(left(token, {_KEY}), position)')
@@ -153,6 +165,7 @@ def drop(cur: Any, coll: int) -> None:
     cur.execute(f"DROP TRIGGER IF EXISTS {_trigger(coll)} ON log")
     cur.execute(f"DROP TABLE IF EXISTS {table(coll)}")
     cur.execute(f"DROP TABLE IF EXISTS {docs(coll)}")
+    cur.execute(f"DROP TABLE IF EXISTS {stats(coll)}")
 
 
 # -- search ------------------------------------------------------------------------------------------
@@ -186,16 +199,18 @@ def _token_cond(c: Compiler, alias: str, token: str, prefix: bool) -> str:
 
 def _hits_sql(c: Compiler, tab: str, phrase: list[tuple[str, bool]]) -> str:
     """(position, frequency) of the live records holding a phrase: its tokens at consecutive offsets of
-    one field, counted once per place it starts."""
+    one field, counted once per place it starts. Each later token is a lookup (LATERAL, LIMIT 1) from
+    where the first one is, so that a phrase of many tokens (a trigram phrase) plans in linear time."""
     if len(phrase) == 1:
         return (f"SELECT a0.position, sum(cardinality(a0.offsets))::float8 AS f FROM {tab} AS a0"
                 f" WHERE {_token_cond(c, 'a0', *phrase[0])} GROUP BY a0.position")
-    joins = "".join(f" JOIN {tab} AS a{i} ON a{i}.position = a0.position AND a{i}.col = a0.col"
-                    for i in range(1, len(phrase)))
-    conds = [_token_cond(c, f"a{i}", *t) for i, t in enumerate(phrase)]
-    conds += [f"o.v + {i} = ANY(a{i}.offsets)" for i in range(1, len(phrase))]
-    return (f"SELECT a0.position, count(*)::float8 AS f FROM {tab} AS a0{joins}"
-            f" CROSS JOIN LATERAL unnest(a0.offsets) AS o(v) WHERE {' AND '.join(conds)} GROUP BY a0.position")
+    nexts = "".join(   # parameters in the order the text holds them: these first, then the first token's
+        f" CROSS JOIN LATERAL (SELECT 1 FROM {tab} AS a{i} WHERE {_token_cond(c, f'a{i}', *t)}"
+        f" AND a{i}.position = a0.position AND a{i}.col = a0.col AND o.v + {i} = ANY(a{i}.offsets) LIMIT 1) AS x{i}"
+        for i, t in enumerate(phrase) if i)
+    first = _token_cond(c, "a0", *phrase[0])
+    return (f"SELECT a0.position, count(*)::float8 AS f FROM {tab} AS a0 CROSS JOIN LATERAL unnest(a0.offsets)"
+            f" AS o(v){nexts} WHERE {first} GROUP BY a0.position")
 
 
 def search(reader: Any, name: str, coll: int, meta: Meta, terms: Terms, node: Node, limit: int) -> list[Hit]:
@@ -231,11 +246,12 @@ def search(reader: Any, name: str, coll: int, meta: Meta, terms: Terms, node: No
         f" * (1::float8 - {_B} + {_B} * z.size::float8 / (n.tokens / n.rows)))), 0::float8)" for i in scored)
     where = c.where(node)
     # Each join below is a LATERAL lookup by position (OFFSET 0 keeps it one): the planner cannot know
-    # how many records match, and a guess too low once made it scan the log for every match.
+    # how many records match, and a guess too low once made it scan the log for every match. The totals
+    # are one row (LIMIT 1 tells the planner so: its guess of a table never analyzed made the plan
+    # costly enough to be compiled by JIT, 0.3 s on every search).
     lookup = "CROSS JOIN LATERAL (SELECT {cols} FROM {tab} WHERE position = {at}.position OFFSET 0) AS {alias}"
     sql = (f"WITH g AS MATERIALIZED (SELECT position, {freqs} FROM ({hits}) AS u GROUP BY position),"
-           f" n AS MATERIALIZED (SELECT count(*)::float8 AS rows, coalesce(sum(size), 0)::float8 AS tokens"
-           f" FROM {docs(coll)}),"
+           f" n AS MATERIALIZED (SELECT rows::float8 AS rows, tokens::float8 AS tokens FROM {stats(coll)} LIMIT 1),"
            f" w AS MATERIALIZED (SELECT {idfs} FROM n, (SELECT {counts} FROM g) AS q),"
            f" s AS MATERIALIZED (SELECT g.position, (0::float8 + {score}) AS score FROM g CROSS JOIN n CROSS JOIN w"
            f" {lookup.format(cols='size', tab=docs(coll), at='g', alias='z')} WHERE {' AND '.join(cond)}),"
@@ -259,11 +275,15 @@ def problems(cur: Any, coll: int, info: IndexInfo, have: dict[str, str]) -> list
            if have.get(name) != kind]
     if out:
         return out
-    missing, extra = cur.execute(
+    missing, extra, counted, kept = cur.execute(
         f"SELECT (SELECT count(*) FROM log WHERE coll = %s AND head = 1 AND position NOT IN"
         f" (SELECT position FROM {docs(coll)})), (SELECT count(*) FROM {docs(coll)} WHERE position NOT IN"
-        f" (SELECT position FROM log WHERE coll = %s AND head = 1))", (coll, coll)).fetchone()
+        f" (SELECT position FROM log WHERE coll = %s AND head = 1)),"
+        f" (SELECT array[count(*), coalesce(sum(size), 0)] FROM {docs(coll)}),"
+        f" (SELECT array_agg(array[rows, tokens]) FROM {stats(coll)})", (coll, coll)).fetchone()
     if missing or extra:
         out.append(f"{missing} live records missing from the text index and {extra} entries of records that"
                    " are gone (repair rebuilds it)")
+    if kept != [counted]:
+        out.append(f"its totals {kept} are not the records' {counted} (repair rebuilds it)")
     return out
