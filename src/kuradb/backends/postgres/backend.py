@@ -85,7 +85,7 @@ class Transaction(Writes, Checks):
     run again on a new one (``PostgresBackend.reconnect``)."""
 
     __slots__ = ("conn", "cur", "backend", "depth", "after_commit", "wrote", "doomed", "first", "_log_head",
-                 "pipeline", "begun", "fresh", "reconnected")
+                 "pipeline", "begun", "fresh", "reconnected", "text_indexes")
 
     def __init__(self, conn: psycopg.Connection[Any], backend: PostgresBackend) -> None:
         self.backend = backend
@@ -97,6 +97,7 @@ class Transaction(Writes, Checks):
         self._log_head: tuple[int, bytes | None] | None = None
         self.pipeline: psycopg.Pipeline | None = None     # writes queued for the COMMIT (rows.py)
         self.reconnected = False
+        self.text_indexes = None         # the collections with a text index, once read (fts.py)
         self.attach(conn)
 
     def attach(self, conn: psycopg.Connection[Any]) -> None:
@@ -404,6 +405,8 @@ class PostgresBackend:
         return TransactionScope(self)
 
     def _savepoint(self, tx: Transaction, statement: str) -> None:
+        if statement.startswith("ROLLBACK"):
+            tx.text_indexes = None   # a text index made or dropped since the savepoint is undone too (fts.py)
         try:
             tx.cur.execute(statement)
         except DRIVER_ERRORS as e:

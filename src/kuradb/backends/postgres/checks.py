@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from ...query.indexes import IndexInfo
+from . import indexes
 from .errors import translate_all
 
 Note = Callable[[str], None]
@@ -82,7 +82,10 @@ class Checks:
             "SELECT DISTINCT hash FROM blob_refs WHERE hash NOT IN (SELECT hash FROM blobs)")]
 
     def index_problems(self, note: Note) -> int:
-        return len(self.declared_indexes())   # no server objects yet: the dialect builds none (issue #15)
+        """Note what is wrong with the declared indexes' server objects; returns how many are declared."""
+        for problem in indexes.problems(self.cur):
+            note(problem)
+        return len(self.declared_indexes())
 
     # -- what repair rebuilds from ---------------------------------------------------------
 
@@ -95,8 +98,4 @@ class Checks:
                                 " AND strpos(body, '\"$blob\"') > 0 ORDER BY position").fetchall()
 
     def declared_indexes(self) -> list[tuple[int, str, Any]]:
-        return [(coll, collection or str(coll),
-                 IndexInfo(name, tuple(orjson.loads(fields)), bool(unique), kind, orjson.loads(options)))
-                for coll, collection, name, kind, fields, unique, options in self.cur.execute(
-                    "SELECT i.coll, c.name, i.name, i.kind, i.fields, i.is_unique, i.options FROM indexes AS i"
-                    " LEFT JOIN collections AS c ON c.id = i.coll ORDER BY i.coll, i.created, i.name")]
+        return indexes.declared(self.cur)

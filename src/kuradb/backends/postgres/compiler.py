@@ -21,6 +21,7 @@ runs in PostgreSQL's regular expression engine on a rewritten pattern (regex.py)
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,6 +137,12 @@ def container_text(x: str) -> str:
     """An object's or array's jsonb text (NULL for anything else): equal exactly when their canonical
     JSON is, which jsonb equality is not (``1`` = ``1.0`` inside them too)."""
     return f"(CASE WHEN {typeof(x)} IN ('object', 'array') THEN ({x})::text END)"
+
+
+def sql_name(coll: int, name: str) -> str:
+    """The SQL name of a collection's index: a digest of its name (PostgreSQL cuts identifiers at 63
+    bytes); the ``indexes`` table maps it back."""
+    return f'"kura:{int(coll)}:{hashlib.sha256(name.encode()).hexdigest()[:24]}"'
 
 
 def index_columns(info: IndexInfo, row: str = "") -> list[str]:

@@ -2,23 +2,16 @@
 
 Filters, sorts and projections compile to SQL over ``jsonb`` (compiler.py,
 queries.py), ``$regex`` to PostgreSQL's regular expressions (regex.py),
-aggregation to one statement of CTEs (aggregate.py); secondary indexes are
-expression indexes (indexes.py) that queries name. Text search is the next step
-of issue #15: until it is written it raises a KuraError saying so, rather than
-running something that could differ from SQLite.
+aggregation to one statement of CTEs (aggregate.py), text search over FTS5's
+tokens ranked by BM25 (fts.py); secondary indexes are expression indexes
+(indexes.py) that queries name.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
-from ... import errors
-from . import aggregate, indexes, queries
-
-
-def _not_yet(what: str) -> NoReturn:
-    raise errors.KuraError(f"{what} is not available on PostgreSQL stores yet (issue #15)",
-                           hint="use a SQLite store (a directory) for queries and indexes meanwhile")
+from . import aggregate, fts, indexes, queries
 
 
 class PostgresDialect:
@@ -34,17 +27,20 @@ class PostgresDialect:
         return aggregate.run(reader, coll, meta, stages, docs)
 
     def search(self, reader: Any, target: Any, meta: Any, terms: Any, node: Any, limit: int) -> list[Any]:
-        _not_yet("text search")
+        return fts.search(reader, target.name, target.coll, meta, terms, node, limit)
 
     def build_index(self, tx: Any, coll: int, info: Any, progress: Callable[[float], None] | None = None) -> None:
         indexes.build(tx.cur, coll, info, progress)
+        tx.text_indexes = None   # the next append reads which collections have a text index again
 
     def drop_index(self, tx: Any, coll: int, info: Any) -> None:
         indexes.drop(tx.cur, coll, info)
+        tx.text_indexes = None
 
     def rebuild_index(self, tx: Any, coll: int, info: Any) -> None:
         indexes.drop(tx.cur, coll, info)
         indexes.build(tx.cur, coll, info)
+        tx.text_indexes = None
 
     def refusing_index(self, message: str, coll: int, tx: Any = None) -> str | None:
         return None if tx is None else indexes.refusing(tx.cur, message, coll)
@@ -56,4 +52,4 @@ class PostgresDialect:
         return indexes.sharing(tx.cur, coll, info)
 
     def index_problems(self, reader: Any) -> list[str]:
-        return []
+        return indexes.problems(reader.cur)

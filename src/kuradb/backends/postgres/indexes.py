@@ -13,10 +13,10 @@ index its four sort terms (kuradb's total order, so that ranges, prefixes and so
 it). An envelope field's key is its column. Queries write the same expressions
 (compiler.py) for the index the planner chose. Index names are digests (PostgreSQL cuts
 identifiers at 63 bytes); the ``indexes`` table maps them back.
+A text index is tables of FTS5's tokens instead (fts.py).
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -24,17 +24,13 @@ from typing import Any
 import orjson
 from psycopg import errors as pg
 
-from ... import errors
 from ...backend import IndexConflict
 from ...query.indexes import IndexInfo
 from ...query.syntax import Path
-from .compiler import COLUMNS, document, index_columns, path_array, unique_keys
+from . import fts
+from .compiler import COLUMNS, document, index_columns, path_array, sql_name, unique_keys
 
 _REFUSED = re.compile(r"kura:(\d+):([0-9a-f]{24})")
-
-
-def sql_name(coll: int, name: str) -> str:
-    return f'"kura:{int(coll)}:{hashlib.sha256(name.encode()).hexdigest()[:24]}"'
 
 
 def key_sql(path: Path, doc: str = document("body")) -> list[str]:
@@ -50,8 +46,10 @@ def live(coll: int) -> str:
 
 def build(cur: Any, coll: int, info: IndexInfo, progress: Callable[[float], None] | None = None) -> None:
     if info.kind == "text":
-        raise errors.KuraError("text indexes are not available on PostgreSQL stores yet (issue #15)",
-                               hint="use a SQLite store (a directory) for text search meanwhile")
+        fts.build(cur, coll, info)
+        if progress is not None:
+            progress(1.0)
+        return
     cols = index_columns(info)
     if not info.unique:
         cols.append("id")
@@ -72,7 +70,9 @@ def build(cur: Any, coll: int, info: IndexInfo, progress: Callable[[float], None
 
 
 def drop(cur: Any, coll: int, info: IndexInfo) -> None:
-    if info.kind != "text":
+    if info.kind == "text":
+        fts.drop(cur, coll)
+    else:
         cur.execute(f"DROP INDEX IF EXISTS {sql_name(coll, info.name)}")
 
 
@@ -111,3 +111,38 @@ def sharing(cur: Any, coll: int, info: IndexInfo) -> str | None:
                       f" {', '.join(keys)} HAVING count(*) > 1 AND {' AND '.join(f'{k} IS NOT NULL' for k in keys)}"
                       " LIMIT 1").fetchone()
     return None if row is None else str(row[0])
+
+
+def declared(cur: Any) -> list[tuple[int, str, IndexInfo]]:
+    """Every declared index as (collection id, collection name, definition)."""
+    return [(coll, collection or str(coll),
+             IndexInfo(name, tuple(orjson.loads(fields)), bool(unique), kind, orjson.loads(options)))
+            for coll, collection, name, kind, fields, unique, options in cur.execute(
+                "SELECT i.coll, c.name, i.name, i.kind, i.fields, i.is_unique, i.options FROM indexes AS i"
+                " LEFT JOIN collections AS c ON c.id = i.coll ORDER BY i.coll, i.created, i.name")]
+
+
+def problems(cur: Any) -> list[str]:
+    """What is wrong with the server objects of the declared indexes, each naming collection and index."""
+    have = {name: {"r": "table", "i": "index"}[kind] for name, kind in cur.execute(
+        "SELECT relname, relkind FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+        " AND relkind IN ('r', 'i') AND relname LIKE 'kura%'")}
+    have.update((name, "trigger") for (name,) in cur.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = 'log'::regclass AND NOT tgisinternal"))
+    expected: set[str] = set()
+    out = []
+    for coll, collection, info in declared(cur):
+        where = f"{collection}: index {info.name!r}"
+        if info.kind == "text":
+            objects = fts.objects(coll)
+            expected.update(objects, [f"kura_fts:{coll}:docs_pkey"])
+            out += [f"{where}: {p}" for p in fts.problems(cur, coll, info, have)]
+        else:
+            name = sql_name(coll, info.name).strip('"')
+            expected.add(name)
+            if have.get(name) != "index":
+                out.append(f"{where}: its PostgreSQL index is missing (repair recreates it)")
+    for name, kind in sorted(have.items()):
+        if name not in expected and name.startswith(("kura:", "kura_fts:")):
+            out.append(f"PostgreSQL {kind} {name!r} belongs to no declared index")
+    return out

@@ -17,8 +17,7 @@ from ...query.engine import Spec, Statement
 from ...query.indexes import ID_INDEX, Meta
 from ...query.planner import Plan, choose
 from ...query.syntax import ENVELOPE, TRUE
-from .compiler import COLUMNS, Compiler, Source, document
-from .indexes import sql_name
+from .compiler import COLUMNS, Compiler, Source, document, sql_name
 
 RECORD_COLUMNS = ("l.id", "l.version", "l.rev", "l.type", "l.created", "l.at", "l.author", "l.head = 2",
                   "l.checksum")

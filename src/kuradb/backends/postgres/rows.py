@@ -13,6 +13,7 @@ from typing import Any
 from psycopg import errors as pg
 
 from ...backend import IndexConflict, NewEntry
+from . import fts
 from .errors import translate_all
 
 _HEAD_COLS = "version, rev, type, created, at, author, head = 2, checksum, body, position"
@@ -192,7 +193,7 @@ class Rows:
 
 class CatalogCache:
     """What write transactions read of the catalog, kept while its stamp holds: collection rows (id,
-    options, live) and which collections have unique indexes.
+    options, live), which collections have unique indexes and which text indexes.
 
     Every write reads its collection's row; a transaction reads the stamp (schema.py, migration 2)
     under the store's lock with the log's end, and the rows cached at that stamp are still the
@@ -204,6 +205,7 @@ class CatalogCache:
         self.stamp: int | None = None
         self.rows: dict[str, tuple[int, str, bool]] = {}
         self.unique: dict[int, bool] = {}
+        self.texts: dict[int, Any] | None = None
 
     def check(self, stamp: int) -> None:
         if stamp != self.stamp:
@@ -213,6 +215,7 @@ class CatalogCache:
     def invalidate(self) -> None:
         self.rows.clear()
         self.unique.clear()
+        self.texts = None
         self.stamp = None
 
 
@@ -222,6 +225,7 @@ class Writes(Rows):
 
     depth: int                       # 0: the transaction is one write operation (backend.py Transaction)
     pipeline: Any                    # writes queued for the COMMIT, or None
+    text_indexes: dict[int, Any] | None   # each collection's text index, once read in this transaction (fts.py)
 
     def collection(self, name: str) -> tuple[int, str, bool] | None:
         self.ready()                     # the cache holds while the stamp read at the start does
@@ -251,6 +255,20 @@ class Writes(Rows):
                 return True
         return False
 
+    def _text_indexes(self) -> dict[int, Any]:
+        """The text index of each collection that has one: kept with the catalog stamp across transactions,
+        read again in one that changed the catalog or rolled a savepoint back (backend.py)."""
+        if self.text_indexes is None:
+            self.ready()
+            cache = self.backend.catalog
+            found = cache.texts if cache.stamp is not None else None
+            if found is None:
+                found = fts.declared(self.cur)
+                if cache.stamp is not None:
+                    cache.texts = found
+            self.text_indexes = found
+        return self.text_indexes
+
     def ensure_collection(self, name: str, created: int) -> int:
         self._catalog_changed()
         row = self.cur.execute("SELECT id, live FROM collections WHERE name=%s", (name,)).fetchone()
@@ -271,8 +289,9 @@ class Writes(Rows):
         nothing of this call left behind (and the transaction still usable)."""
         cur = self.cur
         conn = cur.connection
+        texts = self._text_indexes()
         if self.depth == 0 and not unique and not self._may_refuse(entries):
-            self._queue_append(entries, superseded)
+            self._queue_append(entries, superseded, texts)
             return
         # What could follow a refused row in the pipeline is never prepared server-side: the server skips
         # it, yet psycopg would take it as prepared and name it in a later execute. So the trailing
@@ -287,6 +306,8 @@ class Writes(Rows):
                     cur.execute(_INSERT, entries[0].row(), prepare=True)
                 else:
                     cur.execute(_INSERT_MANY, _columns(entries), prepare=False)
+                if texts:
+                    fts.index(cur, texts, entries)   # the tokens of the new live versions, in the savepoint
                 cur.execute("RELEASE SAVEPOINT kura_append", prepare=False)
                 # watchers in every process wake when this commits (backend.listen)
                 cur.execute("SELECT pg_notify(%s, %s)", (self.backend.channel, str(entries[-1].position)),
@@ -295,7 +316,7 @@ class Writes(Rows):
             cur.execute("ROLLBACK TO SAVEPOINT kura_append")
             raise IndexConflict(str(e.diag.constraint_name or e)) from e
 
-    def _queue_append(self, entries: list[NewEntry], superseded: list[int]) -> None:
+    def _queue_append(self, entries: list[NewEntry], superseded: list[int], texts: dict[int, Any]) -> None:
         """The writes of a transaction that is one write operation (not nested) and cannot be refused (no
         unique index): queued in a pipeline that the COMMIT closes (backend.py), so that the writes and
         the commit are one round trip. A read after them waits for their results first, as in any
@@ -312,6 +333,8 @@ class Writes(Rows):
             cur.execute(_INSERT, entries[0].row(), prepare=False)
         else:
             cur.execute(_INSERT_MANY, _columns(entries), prepare=False)
+        if texts:
+            fts.index(cur, texts, entries)
         cur.execute("SELECT pg_notify(%s, %s)", (self.backend.channel, str(entries[-1].position)), prepare=False)
 
     def erase(self, coll: int, id: str, by: int, *, below: int | None = None, scrub: bool = False,
