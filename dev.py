@@ -50,7 +50,8 @@ def main(argv: list[str]) -> int:
     ensure_env()
     command = {
         "demo": [PYTHON, "-m", "kuradb", "demo", *rest],
-        "test": [PYTHON, "-m", "pytest", "-q", *rest],
+        # one worker per core; a test file stays on one worker (module fixtures such as a replica cluster)
+        "test": [PYTHON, "-m", "pytest", "-q", "-n", "auto", "--dist", "loadfile", *rest],
         "bench": [PYTHON, os.path.join(ROOT, "bench", script), *rest],
         "kuradb": [PYTHON, "-m", "kuradb", *rest],
     }[task]

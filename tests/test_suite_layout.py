@@ -216,8 +216,9 @@ def test_contract_tests_run_once_per_implementation_and_the_marker_narrows_them(
     pytester.mkdir("sqlite").joinpath("test_files.py").write_text("def test_files(impl):\n    pass\n")
     result = pytester.runpytest("-q", "--collect-only", "-p", "no:cacheprovider")
     listed = {line.strip() for line in result.outlines if "::" in line}
-    assert listed == {"test_contract.py::test_everywhere[sqlite]", "test_contract.py::test_everywhere[other]",
-                      "test_contract.py::test_sqlite_only[sqlite]", "sqlite/test_files.py::test_files[sqlite]"}
+    assert listed == {"test_contract.py::test_everywhere[sqlite]", "test_contract.py::test_everywhere[postgres]",
+                      "test_contract.py::test_everywhere[other]", "test_contract.py::test_sqlite_only[sqlite]",
+                      "sqlite/test_files.py::test_files[sqlite]"}
     result = pytester.runpytest("-q", "--impl", "other", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, skipped=2)     # the others have no implementation left: skipped, not hidden
 
