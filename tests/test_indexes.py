@@ -282,3 +282,21 @@ def test_an_indexed_scalar_field_matches_the_reference(impl, values, conditions,
             plan = c.query().where(f).order_by(sort[0]).explain()  # "v", unless the filter is constant
             assert [r.id for r in c.find(f, sort=sort)] == reference.find(records, f, sort), (f, plan.sql)
     impl.remove(name)
+
+
+def test_a_unique_index_holds_no_null_and_a_refusal_leaves_the_transaction_usable(store):
+    users = store.collection("users")
+    users.put({"email": "a@x"}, id="ann")
+    users.put({"email": None}, id="nil1")
+    users.create_index("email", unique=True)
+    users.put({"email": None}, id="nil2")                     # null is not a value a unique index holds
+    with store.transaction():
+        with pytest.raises(errors.DuplicateKey, match=r"'email'.*held by users/ann"):
+            users.put({"email": "a@x"}, id="bob")
+        users.put({"email": "b@x"}, id="bob")                 # the transaction goes on
+    assert users.get("bob").content == {"email": "b@x"} and store.verify().ok
+    users.put({"email": "dup"}, id="c1")
+    users.drop_index("email")
+    users.put({"email": "dup"}, id="c2")
+    with pytest.raises(errors.KuraError, match="c1, c2"):
+        users.create_index("email", unique=True)              # existing duplicates are named

@@ -278,3 +278,15 @@ def test_scan_memory_stays_bounded(store):
     everything = peak(lambda: [r.content for r in c.find(sort="-i")])
     assert streamed < 4 << 20, streamed           # a few batches, whatever the collection's size
     assert everything > 5 * streamed, (everything, streamed)
+
+
+def test_the_documented_order_of_missing_null_and_mixed_types(store):
+    """missing = null < numbers < strings < objects < arrays < false < true, ties by id, on every backend."""
+    n = store.collection("notes")
+    n.put_many([("a", {"x": 1, "t": ["r", "g"]}), ("b", {"x": "1"}), ("c", {"x": 2.5, "o": {"k": [{"z": 3}]}}),
+                ("d", {"x": None}), ("e", {}), ("f", {"x": True}), ("g", {"x": [0]}), ("h", {"x": {"k": 1}})])
+    assert [r.id for r in n.find(sort="x")] == ["d", "e", "a", "c", "b", "h", "g", "f"]
+    assert [r.id for r in n.find(sort="-x", limit=3, skip=1)] == ["g", "h", "b"]
+    assert [r.id for r in n.find({"x": 1})] == ["a"] and [r.id for r in n.find({"o.k.z": 3})] == ["c"]
+    assert [r.content for r in n.find({"x": 1}, fields=["t"])] == [{"t": ["r", "g"]}]
+    assert n.count({"x": {"$exists": True}}) == 7 and n.count() == 8   # null exists
