@@ -1,6 +1,6 @@
 """Query benchmark: kuradb's query engine against hand-written SQL (the floor) and TinyDB.
 
-Run:  python bench/query.py [--sizes 100000,1000000] [--rounds 7] [--tinydb 100000]
+Run:  python bench/query.py [--sizes 100000,1000000] [--rounds 7] [--tinydb 100000] [--postgres URL]
 
 One run per size, every system on the same documents
 ``{type (3 values), name, owner (1 of 1,000), score float, tags [3], nested {a int}, text}``:
@@ -9,7 +9,13 @@ One run per size, every system on the same documents
   binding (apsw), queried with the SQL a person would write, with the same
   expression indexes and a contentless FTS5 table for text;
 - kuradb through its public API (find / aggregate / search_text);
-- TinyDB (default JSON file storage) at 100,000 documents.
+- TinyDB (default JSON file storage) at 100,000 documents;
+- with ``--postgres URL``: kuradb on PostgreSQL (the same API calls and indexes) and the
+  PostgreSQL floor: a plain ``(id text PRIMARY KEY, body jsonb)`` table on the same server
+  through the same driver (psycopg 3), with expression indexes and a GIN index over
+  ``to_tsvector('simple', body->>'text')`` ranked by ``ts_rank``, each in a schema of its own
+  (dropped at the end). Before each query is timed, both PostgreSQL systems must return the
+  same number of results for the same parameters.
 
 Queries (each with parameters varied per call, so no result cache helps):
 equality on owner (~0.1% of documents) without and with an index, range on
@@ -145,6 +151,82 @@ class Floor:
         self.conn.close()
 
 
+class KuraPostgres(Kura):
+    """kuradb on PostgreSQL (``--postgres URL``): a schema of its own, dropped at the end."""
+
+    name = "kuradb (PostgreSQL)"
+    URL = ""
+
+    def __init__(self, d: str, docs: list[tuple[str, dict[str, Any]]]) -> None:
+        self.schema = "qbench_" + os.path.basename(d).replace("-", "_").lower()
+        self.store = kuradb.open(f"{self.URL}?schema={self.schema}", durability="off")
+        self.c = self.store.collection("docs")
+        fill(self.c, docs)
+
+    def close(self) -> None:
+        self.store.backend.drop()
+        self.store.close()
+
+
+class PgFloor:
+    """The PostgreSQL floor: a plain (id, body jsonb) table through the same driver (psycopg 3),
+    queried with the SQL a person would write in PostgreSQL; rows become dicts through orjson."""
+
+    name = "PostgreSQL floor"
+    URL = ""
+    SCORE = "((body->>'score')::float8)"
+    TSV = "to_tsvector('simple', body->>'text')"
+
+    def __init__(self, d: str, docs: list[tuple[str, dict[str, Any]]]) -> None:
+        import psycopg
+
+        self.schema = "qfloor_" + os.path.basename(d).replace("-", "_").lower()
+        self.conn = psycopg.connect(self.URL, autocommit=True)
+        self.conn.execute(f"CREATE SCHEMA {self.schema}")
+        self.conn.execute(f"SET search_path TO {self.schema}")
+        self.conn.execute('CREATE TABLE docs(id text COLLATE "C" PRIMARY KEY, body jsonb NOT NULL)')
+        cur = self.conn.cursor()
+        for i in range(0, len(docs), 10_000):
+            with self.conn.transaction(), cur.copy("COPY docs (id, body) FROM STDIN") as copy:
+                for k, v in docs[i:i + 10_000]:
+                    copy.write_row((k, orjson.dumps(v).decode()))
+        self.conn.execute("ANALYZE docs")
+        self.cur = self.conn.cursor()
+
+    def index(self) -> None:
+        for stmt in ("CREATE INDEX by_owner ON docs((body->>'owner'))",
+                     f"CREATE INDEX by_score ON docs({self.SCORE})",
+                     f"CREATE INDEX by_text ON docs USING gin({self.TSV})",
+                     "ANALYZE docs"):
+            self.conn.execute(stmt)
+
+    def _rows(self, sql: str, args: tuple[Any, ...]) -> int:
+        return len([(i, orjson.loads(t)) for i, t in self.cur.execute(sql, args)])
+
+    def eq(self, owner: str) -> int:
+        return self._rows("SELECT id, body::text FROM docs WHERE body->>'owner' = %s", (owner,))
+
+    def range(self, lo: float) -> int:
+        return self._rows(f"SELECT id, body::text FROM docs WHERE {self.SCORE} >= %s AND {self.SCORE} < %s"
+                          f" ORDER BY {self.SCORE}", (lo, lo + 1))
+
+    def group(self, _: Any) -> int:
+        return len(self.cur.execute("SELECT body->>'type', count(*) FROM docs GROUP BY 1").fetchall())
+
+    def pipeline(self, cut: int) -> int:
+        return len(self.cur.execute(
+            f"SELECT body->>'owner' AS o, avg({self.SCORE}) AS a FROM docs"
+            " WHERE (body->'nested'->>'a')::float8 < %s GROUP BY o ORDER BY a DESC", (cut,)).fetchall())
+
+    def text(self, word: str) -> int:
+        return self._rows(f"SELECT id, body::text FROM docs, plainto_tsquery('simple', %s) AS q"
+                          f" WHERE {self.TSV} @@ q ORDER BY ts_rank({self.TSV}, q) DESC LIMIT 10", (word,))
+
+    def close(self) -> None:
+        self.conn.execute(f"DROP SCHEMA {self.schema} CASCADE")
+        self.conn.close()
+
+
 class Tiny:
     name = "TinyDB"
 
@@ -221,14 +303,27 @@ OPS = [("eq", "equality on owner, no index", "eq_noindex"), ("range", "range on 
        ("text", "text search, top 10 by BM25", "text")]
 
 
-def run_size(n: int, rounds: int, with_tiny: bool) -> tuple[dict[tuple[str, str], list[float]], dict[str, int],
-                                                             list[str], dict[str, float]]:
+def same_hits(systems: list[Any], op: str, params: list[Any]) -> None:
+    """The PostgreSQL systems must agree with each other (and kuradb with kuradb) on every result count."""
+    names = [s.name for s in systems]
+    pairs = [(a, b) for a, b in ((KuraPostgres.name, PgFloor.name), (KuraPostgres.name, Kura.name))
+             if a in names and b in names]
+    by_name = {s.name: s for s in systems}
+    for a, b in pairs:
+        for p in params:
+            ha, hb = getattr(by_name[a], op)(p), getattr(by_name[b], op)(p)
+            assert ha == hb, f"{op}({p!r}): {a} returned {ha} results, {b} {hb}"
+
+
+def run_size(n: int, rounds: int, with_tiny: bool, postgres: bool = False
+             ) -> tuple[dict[tuple[str, str], list[float]], dict[str, int], list[str], dict[str, float]]:
     docs = make_docs(n)
     d = tempfile.mkdtemp(prefix="kuradb-query-bench-")
     loads: dict[str, float] = {}
+    systems: list[Any] = []
     try:
-        systems: list[Any] = []
-        for cls in (Kura, Floor) + ((Tiny,) if with_tiny else ()):
+        classes: tuple[Any, ...] = (Kura, Floor) + ((KuraPostgres, PgFloor) if postgres else ())
+        for cls in classes + ((Tiny,) if with_tiny else ()):
             t = time.perf_counter()
             systems.append(cls(d, docs))
             loads[cls.name] = time.perf_counter() - t
@@ -252,6 +347,7 @@ def run_size(n: int, rounds: int, with_tiny: bool) -> tuple[dict[tuple[str, str]
                     print(f"  indexed {s.name} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
             slow = [s for s in systems if s.name == "TinyDB"]
             fast = [s for s in systems if s.name != "TinyDB"]
+            same_hits(fast, op, params[op][:3])
             res: dict[tuple[str, str], list[float]] = {}
             phase(fast, op, params[op], rounds, budget, res, hits)
             if slow:
@@ -259,10 +355,10 @@ def run_size(n: int, rounds: int, with_tiny: bool) -> tuple[dict[tuple[str, str]
             for (_, name), ts in res.items():
                 results[(key, name)] = ts
             print(f"  {key}: done", file=sys.stderr)
-        for s in systems:
-            s.close()
         return results, hits, [s.name for s in systems], loads
     finally:
+        for s in systems:
+            s.close()
         shutil.rmtree(d, ignore_errors=True)
 
 
@@ -270,17 +366,32 @@ def fmt(seconds: float) -> str:
     return f"{seconds * 1e3:,.2f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:,.0f} µs"
 
 
+def print_postgres(med: dict[tuple[str, str], float], hits: dict[str, int]) -> None:
+    """The PostgreSQL rows: kuradb on PostgreSQL against the PostgreSQL floor and kuradb on SQLite."""
+    print("\nPostgreSQL: floor time ÷ kuradb (PostgreSQL) time, and kuradb (SQLite) time ÷ kuradb (PostgreSQL)"
+          " time (1.0 = as fast)\n")
+    print("| query | hits | kuradb (PostgreSQL) | PostgreSQL floor | ÷ PostgreSQL floor | kuradb (SQLite)"
+          " | ÷ kuradb (SQLite) |")
+    print("|---|---|---|---|---|---|---|")
+    for op, label, key in OPS:
+        k, f, s = med[(key, KuraPostgres.name)], med[(key, PgFloor.name)], med[(key, Kura.name)]
+        print(f"| {label} | {hits.get(op, 0):,} | {fmt(k)} | {fmt(f)} | {f / k:.2f}× | {fmt(s)} | {s / k:.2f}× |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--tinydb", type=int, default=100_000, help="run TinyDB at this size only")
+    ap.add_argument("--postgres", metavar="URL", default="",
+                    help="also run kuradb on PostgreSQL and the PostgreSQL floor on this server")
     args = ap.parse_args()
+    KuraPostgres.URL = PgFloor.URL = args.postgres
     print(f"kuradb query benchmark; apsw {apsw.apsw_version()}, SQLite {apsw.sqlite_lib_version()},"
           f" Python {sys.version.split()[0]}; medians of {args.rounds} interleaved rounds\n")
     for n in (int(s) for s in args.sizes.split(",")):
         print(f"running {n:,} documents...", file=sys.stderr)
-        results, hits, names, loads = run_size(n, args.rounds, n == args.tinydb)
+        results, hits, names, loads = run_size(n, args.rounds, n == args.tinydb, bool(args.postgres))
         med = {k: statistics.median(v) for k, v in results.items()}
         tiny = "TinyDB" in names
         print(f"### {n:,} documents\n")
@@ -295,6 +406,8 @@ def main() -> None:
                 t = med[(key, "TinyDB")]
                 line += f" {fmt(t)} | {t / k:,.0f}× faster |"
             print(line)
+        if KuraPostgres.name in names:
+            print_postgres(med, hits)
         print("\nLoad: " + ", ".join(f"{name} {loads[name]:.1f} s" for name in names) + "\n")
 
 
