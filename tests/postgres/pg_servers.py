@@ -18,7 +18,8 @@ import psycopg
 import pytest
 
 
-def _bin() -> str | None:
+def server_binaries() -> str | None:
+    """The directory of the machine's PostgreSQL server binaries, None without them."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if found:
         return os.path.dirname(found[-1])
@@ -28,7 +29,7 @@ def _bin() -> str | None:
 
 def binaries(*tools: str) -> str:
     """The directory of the server's binaries; skips (with CI=true fails) the test without them."""
-    bindir = _bin()
+    bindir = server_binaries()
     if bindir is None or not all(os.path.exists(os.path.join(bindir, t)) for t in ("pg_ctl", *tools)):
         message = (f"PostgreSQL's server binaries (initdb, pg_ctl{''.join(', ' + t for t in tools)}) are not"
                    " installed: apt-get install postgresql")

@@ -62,9 +62,11 @@ _PROBE = ("SELECT pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0')::int8,
           " CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END,"
           " (SELECT system_identifier FROM pg_control_system()), current_database(), pg_postmaster_start_time(),"
           " extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8")
-_PRIMARY = ("SELECT (pg_current_wal_flush_lsn() - '0/0')::int8, (SELECT system_identifier FROM pg_control_system()),"
+_PRIMARY = ("SELECT (pg_current_wal_flush_lsn() - '0/0')::int8, (pg_current_wal_insert_lsn() - '0/0')::int8,"
+            " (SELECT system_identifier FROM pg_control_system()),"
             " current_database(), pg_postmaster_start_time(), current_setting('wal_block_size')::int,"
             " pg_size_bytes(current_setting('wal_segment_size'))")
+_POLL, _POLL_FAST_FOR = 0.0001, 0.003    # seconds between polls for the replay of a commit, for the first 3 ms
 _SHORT_PAGE_HEADER, _LONG_PAGE_HEADER = 24, 40    # a WAL page's header, MAXALIGNed (the first page of a segment: long)
 
 
@@ -176,15 +178,19 @@ class ReplicaSet:
             return
         if row is None or row[0] is None:
             return
-        lsn = int(row[0])
-        # Right after a page header the insert position is past the last record's end, which is the
-        # page's start (where a replica's replay ends): wait for that, not for the next record.
-        offset = lsn % self._page
-        if offset == _SHORT_PAGE_HEADER or (offset == _LONG_PAGE_HEADER and lsn % self._segment == offset):
-            lsn -= offset
+        lsn = self._record_end(int(row[0]))
         if lsn > self._needed:
             self._needed = lsn
         self._sample(time.monotonic(), lsn)
+
+    def _record_end(self, inserted: int) -> int:
+        """Where the last record written ends, from the WAL insert position: right after a page header that
+        is the page's start (where a replica's replay ends), else the position itself. Waiting for the
+        position past the header would wait for the next record, which an idle primary may not write."""
+        offset = inserted % self._page
+        if offset == _SHORT_PAGE_HEADER or (offset == _LONG_PAGE_HEADER and inserted % self._segment == offset):
+            return inserted - offset
+        return inserted
 
     # -- reads -------------------------------------------------------------------------
 
@@ -205,6 +211,8 @@ class ReplicaSet:
             replica = next((r for r in usable if r.replayed >= needed), replica)
         pair = pairs.get(replica.index)
         if pair is None or pair[1].cur.connection is not pair[0] or pair[0].broken:
+            if pair is not None:        # its read failed and ran on the primary: a session anew
+                self.backend.forget(pair[0])
             conn = self._connect(replica)
             if conn is None:
                 return None
@@ -277,8 +285,8 @@ class ReplicaSet:
             replica.fallbacks += 1
             return False
         replica.waits += 1
-        deadline = time.monotonic() + self.wait
-        pause = 0.0001
+        start = time.monotonic()
+        deadline = start + self.wait
         while True:
             try:
                 replayed = cur.execute(_REPLAYED).fetchone()[0]
@@ -291,12 +299,13 @@ class ReplicaSet:
             replica.saw(int(replayed))
             if replayed >= needed:
                 return True
-            left = deadline - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            if now >= deadline:
                 replica.fallbacks += 1
                 return False
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, 0.002)
+            # A standby replays a commit once its WAL receiver has written and flushed it: typically
+            # within a millisecond or two, so ask often then (a poll is one short round trip), then less.
+            time.sleep(min(_POLL if now - start < _POLL_FAST_FOR else 10 * _POLL, deadline - now))
 
     def _failed(self, replica: Replica | None, conn: Any, e: BaseException) -> None:
         """A statement failed on a replica: the read goes to the primary; a broken session means it is down
@@ -314,16 +323,19 @@ class ReplicaSet:
     # -- probes --------------------------------------------------------------------------
 
     def describe(self) -> list[dict[str, Any]]:
-        """Every replica's state, lag and counts, as a probe finds them now (stats, health)."""
+        """Every replica's state, lag and counts, as a probe finds them now (stats, health), or as the
+        prober last found them while it is busy (connecting to a replica that does not answer)."""
         if not self.closed:
             self.probe(reconnect=False)
         return [r.as_dict() for r in self.replicas]
 
     def probe(self, reconnect: bool = True) -> None:
         """Ask the primary where its WAL ends and every replica how far it has replayed; set their states.
-        ``reconnect=False``: a replica without a session is left as it was (a caller must not wait for a
-        connection attempt; the prober thread makes them)."""
-        with self._probe_lock:
+        ``reconnect=False``: a replica without a session is left as it was, and if the prober is busy
+        nothing is asked (a caller must not wait for a connection attempt; the prober makes them)."""
+        if not self._probe_lock.acquire(timeout=-1 if reconnect else 0.05):
+            return
+        try:
             if self.closed:
                 return
             now = time.monotonic()
@@ -334,12 +346,14 @@ class ReplicaSet:
                 if reconnect or (r.probe is not None and not r.probe.broken):
                     self._probe(r, primary, now)
             self._usable = tuple(r for r in self.replicas if r.state == "ok")
+        finally:
+            self._probe_lock.release()
 
     def _primary_position(self) -> int | None:
         try:
             if self._primary is None or self._primary.broken:
                 self._primary = self.backend.connect()
-            lsn, system, database, started, page, segment = self._primary.execute(_PRIMARY).fetchone()
+            lsn, inserted, system, database, started, page, segment = self._primary.execute(_PRIMARY).fetchone()
         except errors.KuraError:
             return None        # the primary cannot be reached: the replicas' lag is not known meanwhile
         except DRIVER_ERRORS:
@@ -348,6 +362,8 @@ class ReplicaSet:
             return None
         self._identity = (system, database, started)
         self._page, self._segment = int(page), int(segment)
+        if not self._needed:       # at open: reads see at least what the primary had (its schema, made just now)
+            self._needed = self._record_end(int(inserted))
         return int(lsn)
 
     def _probe(self, r: Replica, primary: int | None, now: float) -> None:
