@@ -46,7 +46,8 @@ def spare_port() -> int:
 
 
 class Server:
-    """A throwaway PostgreSQL cluster: ``url``, ``stop(mode)``, ``start()``, ``restart()``, ``execute(sql)``.
+    """A throwaway PostgreSQL cluster: ``url``, ``stop(mode)``, ``start()``, ``restart()``, ``promote()``,
+    ``execute(sql)``.
 
     ``Server(bindir)`` makes a primary (initdb); ``Server(bindir, standby_of=primary)`` a streaming
     hot standby of it (pg_basebackup -R, WAL streamed during the copy)."""
@@ -82,6 +83,10 @@ class Server:
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", f"{self.root}/data", "-w", "-m", mode, "stop")
+
+    def promote(self) -> None:
+        """A standby becomes a primary of its own (leaves recovery)."""
+        self._run("pg_ctl", "-D", f"{self.root}/data", "-w", "promote")
 
     def restart(self) -> None:
         self.stop()

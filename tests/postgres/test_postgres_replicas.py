@@ -166,7 +166,7 @@ def test_reads_in_a_transaction_and_through_the_read_cache_stay_on_the_primary(c
 
 def test_a_replica_that_is_down_is_skipped_reported_and_used_again_when_back(cluster, schema):
     primary, standby = cluster
-    dead = f"postgresql://postgres@127.0.0.1:{spare_port()}/postgres"
+    dead = f"postgresql://postgres:secret@127.0.0.1:{spare_port()}/postgres"
     with kuradb.open(f"{primary.url}?schema={schema}", replicas=[standby.url, dead], timeout=2) as s:
         notes = s.collection("notes")
         notes.put({"v": 1}, id="a")
@@ -175,6 +175,7 @@ def test_a_replica_that_is_down_is_skipped_reported_and_used_again_when_back(clu
         assert states == ["ok", "down"]
         check = s.health().checks["replicas"]
         assert check.status == "degraded" and "1 of 2" in check.detail and "cannot connect" in check.detail
+        assert "postgres:***@127.0.0.1" in check.detail and "secret" not in repr(s.stats())
         standby.stop()
         try:
             for i in range(2, 6):               # the replica's connection broke: the reads go to the primary
@@ -273,3 +274,33 @@ def test_a_store_in_a_directory_has_no_replicas(tmp_path):
     with pytest.raises(errors.ValidationError) as e:
         kuradb.open(tmp_path / "s", replica_wait=None)
     assert e.value.path == "replica_wait"
+
+
+def test_a_promoted_replica_is_no_longer_read_from(cluster, schema):
+    primary, _ = cluster
+    promoted = Server(binaries("pg_basebackup"), standby_of=primary)
+    try:
+        with kuradb.open(f"{primary.url}?schema={schema}", replicas=[promoted.url]) as s:
+            notes = s.collection("notes")
+            notes.put({"v": 1}, id="a")
+            assert notes.get("a").content == {"v": 1} and replica_of(s)["state"] == "ok"
+            promoted.promote()
+            wait_for(lambda: replica_of(s)["state"] == "not a standby")
+            assert "promoted" in replica_of(s)["detail"]
+            notes.put({"v": 2}, id="a")         # only on the primary now
+            assert notes.get("a").content == {"v": 2}
+            assert s.health().checks["replicas"].status == "failing"
+    finally:
+        promoted.remove()
+
+
+def test_watch_and_verify_with_replicas(cluster, schema):
+    primary, standby = cluster
+    with kuradb.open(f"{primary.url}?schema={schema}", replicas=[standby.url]) as s:
+        notes = s.collection("notes")
+        changes = s.watch(since=0, timeout=2)
+        for i in range(5):
+            notes.put({"v": i}, id=f"r{i}")
+        assert [next(changes).id for _ in range(5)] == [f"r{i}" for i in range(5)]
+        assert s.verify().ok                    # a snapshot on the replica, having replayed the puts
+        assert replica_of(s)["reads"] > 0

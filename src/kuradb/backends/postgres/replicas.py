@@ -8,29 +8,37 @@ inside one stay on the primary, as do the read cache, watch()'s LISTEN session
 (a standby delivers no NOTIFY) and ``describe()``.
 
 Read-your-writes: every commit of this store reads, in the COMMIT's own round
-trip, the primary's WAL insert position (``pg_current_wal_insert_lsn()`` after
-the COMMIT statement: at or past the end of the commit record, whatever
-``synchronous_commit`` is; read inside the transaction it would be before the
-commit record, whose replay is what makes the writes visible). Until a replica
-has replayed that far (``pg_last_wal_replay_lsn()``, polled on the reading
-connection), a read waits for it, at most ``replica_wait`` seconds, then goes
-to the primary. What a replica was seen to have replayed is remembered, so reads
-pay nothing more until this store commits again.
+trip (one simple-query message, no extra round trip), the primary's WAL insert
+position: ``pg_current_wal_insert_lsn()`` after the COMMIT statement is at or
+past the end of the commit record, whatever ``synchronous_commit`` is (read
+inside the transaction it would be before the commit record, whose replay is
+what makes the writes visible; ``pg_current_wal_lsn()`` would be short of it
+under asynchronous commit). Until a replica has replayed that far
+(``pg_last_wal_replay_lsn()``, polled on the reading connection), a read waits
+for it, at most ``replica_wait`` seconds, then goes to the primary. What a
+replica was seen to have replayed is remembered, so later reads pay nothing
+until this store commits again. When the store opens, its reads wait likewise
+for what the primary had then (a store made just now: its schema).
 
 Health: a prober thread asks every replica, each PROBE_EVERY seconds (and at
-open, and on ``describe()``), whether it is in recovery, whose standby it is
-(the primary's system identifier and database) and how far it has replayed;
-the primary, where its WAL ends. A replica that cannot be reached, is not a
-standby of this primary, or lags past ``replica_max_lag`` seconds is skipped
-until a later probe finds it well, and ``describe()`` (stats, health) says
-which and why.
+open; ``describe()`` asks those it has a session with), whether it is in
+recovery, whose standby it is (the primary's system identifier and database)
+and how far it has replayed; the primary, where its WAL ends. A replica that
+cannot be reached, is not a standby of this primary (any more: promoted), or
+lags past ``replica_max_lag`` seconds is skipped until a later probe finds it
+well, and ``describe()`` (stats, health) says which and why. A read whose
+replica session breaks runs again on the primary and marks the replica down.
 
 Lag: ``lag_bytes`` is the WAL the primary had flushed at the probe that the
-replica has not replayed; ``lag_seconds`` is how long ago the primary first had
-WAL the replica still lacks, from positions sampled by probes and by this
-store's commits (so it is 0 at idle, however long ago the last transaction was:
-``now() - pg_last_xact_replay_timestamp()`` would grow at idle), accurate to
-the sampling.
+replica has not replayed. ``lag_seconds`` is 0 when the replica has replayed
+all the WAL the primary had at the positions sampled (by probes, and by this
+store's commits), so it is 0 at idle however long ago the last transaction was
+(``now() - pg_last_xact_replay_timestamp()`` grows at idle, and is what
+monitoring dashboards often misread). When it is behind: at most the age of the
+last sample it has replayed and of the last commit it replayed (the oldest
+commit it lacks is newer), at least the age of the first sample it lacks, so
+accurate to the sampling (a store that commits samples every replica_max_lag/256
+seconds; one that does not, once a probe).
 
 A replica that is the primary itself, or not a standby of it, is refused when
 the store opens (ValidationError naming ``replicas[i]``); one that cannot be
