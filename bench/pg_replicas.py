@@ -1,6 +1,6 @@
 """What a PostgreSQL store's read replica costs a read: get latency on the primary vs on a streaming standby.
 
-Run: python bench/pg_replicas.py [--reads 3000] [--rounds 3]
+Run: python bench/pg_replicas.py [--reads 3000] [--rounds 3] [--wait 0.05]
 
 Starts its own primary (initdb, wal_level=replica) and a hot standby of it
 (pg_basebackup -R) on spare loopback ports with the machine's PostgreSQL
@@ -64,6 +64,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reads", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--wait", type=float, default=kuradb.open.__kwdefaults__["replica_wait"],
+                        help="replica_wait: seconds a read waits for the replica to replay its commit")
     args = parser.parse_args()
     bindir = server_binaries()
     if bindir is None:
@@ -73,7 +75,7 @@ def main() -> None:
     try:
         url = primary.url + "?schema=bench"
         plain = kuradb.open(url)
-        replicated = kuradb.open(url, replicas=[standby.url])
+        replicated = kuradb.open(url, replicas=[standby.url], replica_wait=args.wait)
         plain.collection("notes").put({"v": 0}, id="a")
         time.sleep(0.5)
         results: dict[str, list[float]] = {k: [] for k in (
@@ -86,6 +88,7 @@ def main() -> None:
             results["replica, after a commit"] += gets_after_commit(replicated, args.reads,
                                                                     results["put, with replicas"])
         seen = replicated.stats()["replicas"][0]
+        print(f"replica_wait={args.wait:g} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(f"{'':28} {'p50 us':>8} {'p99 us':>8}")
         for name, xs in results.items():
             print(f"{name:28} {pct(xs, 0.5):8.0f} {pct(xs, 0.99):8.0f}")

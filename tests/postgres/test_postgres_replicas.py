@@ -167,10 +167,14 @@ def test_reads_in_a_transaction_and_through_the_read_cache_stay_on_the_primary(c
 def test_a_replica_that_is_down_is_skipped_reported_and_used_again_when_back(cluster, schema):
     primary, standby = cluster
     dead = f"postgresql://postgres:secret@127.0.0.1:{spare_port()}/postgres"
-    with kuradb.open(f"{primary.url}?schema={schema}", replicas=[standby.url, dead], timeout=2) as s:
+    url = f"{primary.url}?schema={schema}"
+    with kuradb.open(url, replicas=[standby.url, dead], timeout=2) as s, \
+            kuradb.open(url, replicas=[standby.url], timeout=2) as other:
         notes = s.collection("notes")
         notes.put({"v": 1}, id="a")
         assert notes.get("a").content == {"v": 1}
+        caught_up(primary, standby)
+        assert other.collection("notes").get("a").content == {"v": 1}      # on the replica
         states = [r["state"] for r in s.stats()["replicas"]]
         assert states == ["ok", "down"]
         check = s.health().checks["replicas"]
@@ -178,6 +182,10 @@ def test_a_replica_that_is_down_is_skipped_reported_and_used_again_when_back(clu
         assert "postgres:***@127.0.0.1" in check.detail and "secret" not in repr(s.stats())
         standby.stop()
         try:
+            # A store that did not write: no wait, the read itself meets the broken session and runs
+            # again on the primary.
+            assert other.collection("notes").get("a").content == {"v": 1}
+            assert replica_of(other)["state"] == "down" and replica_of(other)["fallbacks"] == 1
             for i in range(2, 6):               # the replica's connection broke: the reads go to the primary
                 notes.put({"v": i}, id="a")
                 assert notes.get("a").content == {"v": i}
@@ -198,8 +206,8 @@ def test_a_replica_that_is_down_is_skipped_reported_and_used_again_when_back(clu
 def test_lag_is_reported_and_a_replica_past_max_lag_is_skipped(cluster, schema):
     primary, standby = cluster
     url = f"{primary.url}?schema={schema}"
-    with kuradb.open(url, replicas=[standby.url], replica_max_lag=0.3) as s, \
-            kuradb.open(url, replicas=[standby.url], replica_max_lag=0.3) as other:
+    with kuradb.open(url, replicas=[standby.url], replica_max_lag=0.6) as s, \
+            kuradb.open(url, replicas=[standby.url], replica_max_lag=0.6) as other:
         notes = s.collection("notes")
         notes.put({"v": 1}, id="a")
         caught_up(primary, standby)
@@ -209,12 +217,12 @@ def test_lag_is_reported_and_a_replica_past_max_lag_is_skipped(cluster, schema):
             notes.put({"v": 2}, id="a")
             time.sleep(0.1)
             early = replica_of(s)
-            assert early["lag_bytes"] > 0 and 0.05 <= early["lag_seconds"] <= 0.3 and early["state"] == "ok"
+            assert early["lag_bytes"] > 0 and 0.05 <= early["lag_seconds"] <= 0.6 and early["state"] == "ok"
             assert "paused" in early["detail"]
             assert other.collection("notes").get("a").content == {"v": 1}     # behind, but not past max
-            time.sleep(0.35)
+            time.sleep(0.6)
             late = replica_of(s)
-            assert late["state"] == "lagging" and late["lag_seconds"] > 0.3, late
+            assert late["state"] == "lagging" and late["lag_seconds"] > 0.6, late
             check = s.health().checks["replicas"]
             assert check.status == "failing" and "lagging" in check.detail
             # Skipped now (each store's prober finds it within a second; stats() probes at once): a store
