@@ -42,7 +42,7 @@ def _check_position(value: Any, name: str) -> int:
 def open(location: str | os.PathLike[str], *, durability: str = "normal", cache: Any = None,
          encryption_key: Any = None, read_only: bool = False, author: str | None = None,
          timeout: float = 5.0, max_document_size: int = DEFAULT_MAX_DOCUMENT_BYTES,
-         create: bool | None = None, migrate: bool | None = None, replicas: list[str] | None = None,
+         create: bool | None = None, migrate: bool | None = None, replicas: list[str] | tuple[str, ...] | None = None,
          replica_wait: float = REPLICA_WAIT, replica_max_lag: float = REPLICA_MAX_LAG) -> Store:
     """Open the store at ``location``, making it if there is none yet.
 
@@ -145,7 +145,7 @@ class Store:
                  author: str | None = None, timeout: float = 5.0,
                  max_document_size: int = DEFAULT_MAX_DOCUMENT_BYTES, temporary: bool = False,
                  cache: CacheConfig | None = None, encryption_key: Any = None, create: bool | None = None,
-                 migrate: bool | None = None, replicas: list[str] | None = None,
+                 migrate: bool | None = None, replicas: list[str] | tuple[str, ...] | None = None,
                  replica_wait: float = REPLICA_WAIT, replica_max_lag: float = REPLICA_MAX_LAG) -> None:
         self.directory = directory
         self.author = author
