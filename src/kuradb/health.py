@@ -10,6 +10,9 @@ overrides any of them; ``None`` turns a check off):
     last_verify    the last ``verify()`` result           failing if it found problems
     damage         damage met by a read or a backup       failing until a verify since finds none
     cache_hit_rate the read cache's hit rate (``cache=``)  degraded < 0.2, once it has seen 1,000 reads
+    replicas       a PostgreSQL store's read replicas     degraded when one is skipped (down, not a
+                   (``replicas=``)                        standby, lagging past replica_max_lag),
+                                                          failing when all are
 
 ``backup()`` and ``verify()`` (and ``repair()``, which ends with one) record
 their outcome in the store (``meta``) when it is writable, so any process can
@@ -42,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "last_verify": {},
     "damage": {},
     "cache_hit_rate": {"degraded": 0.2},
+    "replicas": {},
 }
 CACHE_SAMPLE = 1000   # reads before the hit rate means anything
 ORDER = {"ok": 0, "degraded": 1, "failing": 2}
@@ -179,8 +183,24 @@ def health(store: Store, thresholds: dict[str, Any] | None = None) -> Health:
         status = _below(st.hit_rate, limits["cache_hit_rate"]) if reads >= CACHE_SAMPLE else "ok"
         checks["cache_hit_rate"] = Check(status, f"{st.hit_rate:.1%} of {reads:,} cached reads"
                                          + ("" if reads >= CACHE_SAMPLE else " (too few to judge)"), st.hit_rate)
+    replicas = described.get("replicas")
+    if limits["replicas"] is not None and replicas:
+        checks["replicas"] = _replicas_check(replicas)
     worst = max((c.status for c in checks.values()), key=ORDER.__getitem__, default="ok")
     return Health(worst, checks)
+
+
+def _replicas_check(replicas: list[dict[str, Any]]) -> Check:
+    """ok while every replica serves reads; degraded when one is skipped; failing when all are."""
+    used = [r for r in replicas if r["state"] == "ok"]
+    skipped = [r for r in replicas if r["state"] != "ok"]
+    status = "ok" if not skipped else "degraded" if used else "failing"
+    detail = f"{len(used)} of {len(replicas)} replica(s) in use"
+    if used:
+        detail += f", lag up to {max(r['lag_seconds'] or 0 for r in used):g} s"
+    for r in skipped:
+        detail += f"; {r['url']} skipped: {r['state']}" + (f" ({r['detail']})" if r["detail"] else "")
+    return Check(status, detail, replicas)
 
 
 def known_damage(store: Store) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 from . import audit, backups, errors, health, integrity, options
 from .audit import AuditEntry
 from .backend import NewEntry
-from .backends import open_backend, shown
+from .backends import REPLICA_MAX_LAG, REPLICA_WAIT, open_backend, shown
 from .backups import BackupInfo
 from .blobs import BlobStore
 from .changelog import ChangeLog
@@ -42,7 +42,8 @@ def _check_position(value: Any, name: str) -> int:
 def open(location: str | os.PathLike[str], *, durability: str = "normal", cache: Any = None,
          encryption_key: Any = None, read_only: bool = False, author: str | None = None,
          timeout: float = 5.0, max_document_size: int = DEFAULT_MAX_DOCUMENT_BYTES,
-         create: bool | None = None, migrate: bool | None = None) -> Store:
+         create: bool | None = None, migrate: bool | None = None, replicas: list[str] | tuple[str, ...] | None = None,
+         replica_wait: float = REPLICA_WAIT, replica_max_lag: float = REPLICA_MAX_LAG) -> Store:
     """Open the store at ``location``, making it if there is none yet.
 
     ``location`` is a directory, or ``":memory:"`` for a throwaway store that
@@ -55,7 +56,11 @@ def open(location: str | os.PathLike[str], *, durability: str = "normal", cache:
     small (``migrate=None``); a large one raises ``MigrationRequired`` unless
     ``migrate=True`` (or ``kuradb.migrate(dir)``, which shows progress);
     ``migrate=False`` never migrates. ``timeout`` bounds how long a writer waits for another
-    writer before raising ``Busy``. ``encryption_key`` (32 bytes, or a
+    writer before raising ``Busy``. A ``postgresql://`` store may name streaming standbys of its
+    server, ``replicas=[url, ...]``: reads outside a transaction go to one that has replayed this
+    store's last commit (waiting for it up to ``replica_wait`` seconds, else reading on the primary),
+    skipping one that is down or more than ``replica_max_lag`` seconds behind (``stats()``,
+    ``health()`` show each; kuradb/backends/postgres/replicas.py). ``encryption_key`` (32 bytes, or a
     passphrase str) encrypts the database, its WAL and the blob files
     (kuradb/atrest.py); a wrong or missing key raises ``PermissionDenied``.
     """
@@ -82,7 +87,8 @@ def open(location: str | os.PathLike[str], *, durability: str = "normal", cache:
     try:
         return Store(location, durability=durability, read_only=read_only, author=author,
                      timeout=timeout, max_document_size=max_document_size, temporary=temporary is not None,
-                     cache=cache_config, encryption_key=encryption_key, create=create, migrate=migrate)
+                     cache=cache_config, encryption_key=encryption_key, create=create, migrate=migrate,
+                     replicas=replicas, replica_wait=replica_wait, replica_max_lag=replica_max_lag)
     except BaseException:
         if temporary:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -139,7 +145,8 @@ class Store:
                  author: str | None = None, timeout: float = 5.0,
                  max_document_size: int = DEFAULT_MAX_DOCUMENT_BYTES, temporary: bool = False,
                  cache: CacheConfig | None = None, encryption_key: Any = None, create: bool | None = None,
-                 migrate: bool | None = None) -> None:
+                 migrate: bool | None = None, replicas: list[str] | tuple[str, ...] | None = None,
+                 replica_wait: float = REPLICA_WAIT, replica_max_lag: float = REPLICA_MAX_LAG) -> None:
         self.directory = directory
         self.author = author
         self.max_document_size = max_document_size
@@ -147,7 +154,8 @@ class Store:
         self._pid = os.getpid()
         #: The storage seam (kuradb/backend.py): for kuradb's own layers (backups, integrity, health).
         self.backend = open_backend(directory, durability=durability, read_only=read_only, timeout=timeout,
-                                    key=encryption_key, create=create, migrate=migrate)
+                                    key=encryption_key, create=create, migrate=migrate, replicas=replicas,
+                                    replica_wait=replica_wait, replica_max_lag=replica_max_lag)
         self._log = ChangeLog(author)
         self._names = Collections()
         self._ops = OpStats()

@@ -6,75 +6,16 @@ message (with CI=true they fail).
 """
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-
 import pytest
+from pg_servers import Server, binaries
 
 import kuradb
 from kuradb import errors
 
 
-def _bin() -> str | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if found:
-        return os.path.dirname(found[-1])
-    initdb = shutil.which("initdb")
-    return os.path.dirname(initdb) if initdb else None
-
-
-class Server:
-    """A throwaway PostgreSQL cluster: ``url``, ``stop(mode)``, ``start()``, ``restart()``."""
-
-    def __init__(self, bindir: str) -> None:
-        self.bindir = bindir
-        self.root = tempfile.mkdtemp(prefix="kuradb-pg-")
-        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.as_postgres:
-            shutil.chown(self.root, "postgres")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self._run("initdb", "-D", f"{self.root}/data", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        self.start()
-
-    def _run(self, tool: str, *args: str) -> None:
-        subprocess.run([*self.as_postgres, os.path.join(self.bindir, tool), *args], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-
-    def start(self) -> None:
-        self._run("pg_ctl", "-D", f"{self.root}/data", "-l", f"{self.root}/log", "-w", "start", "-o",
-                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1")
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run("pg_ctl", "-D", f"{self.root}/data", "-w", "-m", mode, "stop")
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def remove(self) -> None:
-        try:
-            self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
 @pytest.fixture
 def server():
-    bindir = _bin()
-    if bindir is None or not os.path.exists(os.path.join(bindir, "pg_ctl")):
-        message = "PostgreSQL's server binaries (initdb, pg_ctl) are not installed: apt-get install postgresql"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    s = Server(bindir)
+    s = Server(binaries())
     yield s
     s.remove()
 

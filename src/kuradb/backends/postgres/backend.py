@@ -12,6 +12,10 @@ keeps it until it commits or rolls back, so writers of every process and host
 take turns and the next position, read under the lock, is gapless and in commit
 order (the ChangeLog's rule; eventsourcing's ``postgres.py`` takes a table lock
 for the same reason). ``timeout`` bounds the wait for it (``lock_timeout``).
+
+Read replicas (``replicas=[url, ...]``, replicas.py): reads outside a write
+transaction go to a streaming standby that has replayed this store's last commit,
+else to the primary; the read cache, watch()'s LISTEN and describe() stay on the primary.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from ... import errors
 from .. import shown
 from ..scopes import TransactionScope
 from . import notify
+from . import replicas as replica_set
 from .checks import Checks
 from .errors import DRIVER_ERRORS, translate
 from .opening import TxCursor, send_start
@@ -151,7 +156,8 @@ class PostgresBackend:
     def __init__(self, location: str, *, durability: str = "normal", read_only: bool = False,
                  timeout: float = 5.0, key: Any = None, create: bool | None = None,
                  migrate: bool | None = None, progress: Callable[[float], None] | None = None,
-                 **_: Any) -> None:
+                 replicas: Any = None, replica_wait: float = replica_set.WAIT,
+                 replica_max_lag: float = replica_set.MAX_LAG, **_: Any) -> None:
         if durability not in DURABILITY:
             raise errors.ValidationError(f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}",
                                          path="durability")
@@ -186,12 +192,25 @@ class PostgresBackend:
                 self._prepare_schema(conn, create)
         finally:
             conn.close()
-        self._writer = None if read_only else self._connect()
+        self._replicas: replica_set.ReplicaSet | None = None
+        self._lone_on_primary = False      # the read cache fills from lone reads: they follow the primary
+        self._commit_statement = "COMMIT"
+        if replicas:
+            self._replicas = replica_set.ReplicaSet(self, replica_set.check_urls(replicas, location, parse_url),
+                                                    wait=replica_wait, max_lag=replica_max_lag,
+                                                    reader=lambda cur: Reader(cur, self, lone=True))
+            self._commit_statement = replica_set.COMMIT   # and where the WAL ended, in the same round trip
+        try:
+            self._writer = None if read_only else self._connect()
+        except BaseException:
+            if self._replicas is not None:
+                self._replicas.close()
+            raise
         _live_backends.add(self)
 
     # -- connections ---------------------------------------------------------------------
 
-    def _connect(self, search_path: bool = True) -> psycopg.Connection[Any]:
+    def _connect(self, search_path: bool = True, url: str | None = None) -> psycopg.Connection[Any]:
         options = f"{self._options} -c lock_timeout={int(self.timeout * 1000)}".lstrip()
         if search_path:
             options += f" -c search_path={_options_quote(self.schema)}"
@@ -200,17 +219,18 @@ class PostgresBackend:
         if self.durability == "off":
             options += " -c synchronous_commit=off"
         try:
-            conn = psycopg.connect(self._url, autocommit=True, options=options,
+            conn = psycopg.connect(url or self._url, autocommit=True, options=options,
                                    connect_timeout=max(1, int(self.timeout)))
         except DRIVER_ERRORS as e:
-            raise self._unreachable(e) from e
+            raise self._unreachable(e, url) from e
         with self._conns_lock:
             self._conns.add(conn)
         return conn
 
-    def connect(self) -> psycopg.Connection[Any]:
-        """A new autocommit session on this store's schema, closed with the store (or by ``forget``)."""
-        return self._connect()
+    def connect(self, url: str | None = None) -> psycopg.Connection[Any]:
+        """A new autocommit session on this store's schema (on the primary, or the server at the libpq
+        ``url``: a replica), closed with the store (or by ``forget``)."""
+        return self._connect(url=url)
 
     def forget(self, conn: psycopg.Connection[Any]) -> None:
         """Close a session made by ``connect`` before the store closes."""
@@ -221,20 +241,20 @@ class PostgresBackend:
         except DRIVER_ERRORS:
             pass
 
-    def _unreachable(self, e: BaseException) -> errors.KuraError:
-        out = translate(e, redact(self.location))
+    def _unreachable(self, e: BaseException, url: str | None = None) -> errors.KuraError:
+        out = translate(e, redact(url or self.location))
         said = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         # libpq refusing a parameter's value, or the server one of the URL's options: the URL is wrong
         if isinstance(e, psycopg.ProgrammingError) or any(
                 m in said for m in ("invalid connection option", "connection is bad: invalid",
                                     "unrecognized configuration parameter", "invalid value for parameter")):
-            return errors.ValidationError(f"{redact(self.location)} is not a usable PostgreSQL URL: {said}",
+            return errors.ValidationError(f"{redact(url or self.location)} is not a usable PostgreSQL URL: {said}",
                                           path="location", hint="check the URL's parameters")
         if isinstance(out, errors.Unavailable):
-            info = urlsplit(self._url)
+            info = urlsplit(url or self._url)
             return errors.Unavailable(
                 f"cannot connect to PostgreSQL at {info.hostname or 'localhost'}:{info.port or 5432}"
-                f" ({str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__})",
+                f" ({str(e).strip().splitlines()[-1].strip() if str(e).strip() else type(e).__name__})",
                 hint="check that the server is running and accepts connections at that host and port")
         return out
 
@@ -329,6 +349,18 @@ class PostgresBackend:
         tx = d.get("tx")
         if tx is not None:
             return tx
+        if self._replicas is not None:
+            scope = d.get("scope")          # inside read(): its snapshot, wherever it is
+            if scope is not None:
+                return scope
+            if not self._lone_on_primary:
+                on_replica = self._replicas.reader()
+                if on_replica is not None:
+                    return on_replica
+        return self._primary_reader()
+
+    def _primary_reader(self) -> Reader:
+        d = self._local.__dict__
         reader = d.get("reader")
         if reader is None or reader.cur.closed or reader.cur.connection.broken:   # e.g. the server restarted
             if self._closed:
@@ -339,8 +371,8 @@ class PostgresBackend:
     def reconnect(self, rows: Any) -> bool:
         """After a statement failed on a connection that broke (the server restarted): give a lone reader,
         or a write transaction whose first statement it was, a new connection and say whether the
-        statement may run again. A transaction or a snapshot is never resumed: what it read or wrote is
-        gone with its connection."""
+        statement may run again (a lone read a replica failed runs again on the primary). A
+        transaction or a snapshot is never resumed: what it read or wrote is gone with its connection."""
         if isinstance(rows, Transaction):
             if not rows.fresh or rows.reconnected or not rows.conn.broken or self._closed:
                 return False
@@ -349,6 +381,10 @@ class PostgresBackend:
             self._writer = self._connect()   # the server restarted since the last write: once more, anew
             rows.attach(self._writer)
             rows.reconnected = True
+            return True
+        if self._replicas is not None and getattr(rows, "lone", False) and not self._closed \
+                and self._replicas.release(rows):
+            rows.cur = self._primary_reader().cur    # a lone read a replica failed: once more, on the primary
             return True
         if not getattr(rows, "lone", False) or not rows.cur.connection.broken or self._closed:
             return False
@@ -364,13 +400,21 @@ class PostgresBackend:
         if tx is not None:
             yield tx
             return
-        reader = self.reader()
-        assert isinstance(reader, Reader)     # not in a transaction: the thread's own reader
-        self._run(reader.cur, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        d = self._local.__dict__
+        if self._replicas is not None and d.get("scope") is not None:
+            yield d["scope"]                  # read() inside read(): the same snapshot
+            return
+        reader = None if self._replicas is None else self._replicas.begin(_BEGIN_READ)
+        if reader is None:
+            reader = self._primary_reader()   # not in a transaction: the thread's own reader
+            self._run(reader.cur, _BEGIN_READ)
         reader.lone = False
+        if self._replicas is not None:
+            d["scope"] = reader
         try:
             yield reader
         finally:
+            d.pop("scope", None)
             reader.lone = True
             try:
                 reader.cur.execute("ROLLBACK")
@@ -380,10 +424,14 @@ class PostgresBackend:
     @contextmanager
     def snapshot(self) -> Iterator[Reader]:
         """A private connection holding one read transaction: a point-in-time view for long scans."""
-        conn = self._connect()
+        conn = None
+        if self._replicas is not None and not self.in_transaction():
+            conn = self._replicas.snapshot()
+        if conn is None:
+            conn = self._connect()
         try:
             cur = conn.cursor()
-            self._run(cur, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self._run(cur, _BEGIN_READ)
             yield Reader(cur, self)
         finally:
             with self._conns_lock:
@@ -447,6 +495,7 @@ class PostgresBackend:
 
     def _end(self, tx: Transaction, *, commit: bool) -> None:
         committed = False
+        ended = None      # what says where the WAL ended at the COMMIT (with replicas)
         try:
             if not tx.begun:        # no statement ran: nothing began on the server (opening.py)
                 committed = commit
@@ -457,10 +506,14 @@ class PostgresBackend:
                     hint="retry the whole transaction") from tx.doomed
             elif commit:
                 try:
-                    tx.cur.execute("COMMIT")
                     if tx.pipeline is not None:     # the queued writes and the COMMIT: one round trip
                         pipeline, tx.pipeline = tx.pipeline, None
+                        tx.cur.execute("COMMIT")
+                        ended = self._replicas.send_commit_position(tx.conn) if self._replicas else None
                         pipeline.__exit__(None, None, None)
+                    else:
+                        tx.cur.execute(self._commit_statement)
+                        ended = tx.cur if self._replicas else None
                 except DRIVER_ERRORS as e:
                     self._rollback_quietly(tx)
                     raise self.failed(e, "commit") from e
@@ -476,6 +529,8 @@ class PostgresBackend:
             self._local.tx = None
             self._write_lock.release()
         if committed:
+            if ended is not None and self._replicas is not None:
+                self._replicas.committed(ended)    # before any hook: reads from now on wait for it
             for hook in tx.after_commit:
                 hook()
             if tx.wrote:
@@ -509,7 +564,10 @@ class PostgresBackend:
         return notify.listen(self, wake)
 
     def commit_signal(self) -> Any:
-        """What the read cache asks whether anyone committed (notify.py)."""
+        """What the read cache asks whether anyone committed (notify.py). The cache follows the primary's
+        log, and what a cache miss reads it keeps: lone reads (its misses) stay on the primary, since a
+        replica behind the log the cache covers would fill it with a version already replaced."""
+        self._lone_on_primary = True
         return notify.CommitSignal(self)
 
     # -- the rest of the Backend protocol ---------------------------------------------------
@@ -522,7 +580,7 @@ class PostgresBackend:
         """The engine, the schema's size and, where this role may list it, the server's write-ahead log:
         its size and the limits a healthy server keeps it under (``max_wal_size``; more is WAL held back
         by a replication slot or a failing archiver)."""
-        cur = self.reader().cur
+        cur = self._primary_reader().cur
         version, size, may_list, max_wal = cur.execute(
             "SELECT current_setting('server_version'), (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)"
             " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s"
@@ -532,6 +590,8 @@ class PostgresBackend:
         if may_list:
             wal = cur.execute("SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()").fetchone()[0]
             out |= {"wal_bytes": int(wal), "wal_limits": {"degraded": int(max_wal), "failing": 2 * int(max_wal)}}
+        if self._replicas is not None:
+            out["replicas"] = self._replicas.describe()
         return out
 
     def integrity_check(self, limit: int = 100) -> list[str]:
@@ -592,6 +652,7 @@ class PostgresBackend:
         # made by another process, so the parent's sessions live on: tested).
         self._conns = weakref.WeakSet()
         self._writer = None
+        self._replicas = None     # its prober thread is the parent's; its connections too
         self._local = threading.local()
         self._write_lock = threading.Lock()
 
@@ -599,6 +660,8 @@ class PostgresBackend:
         if self._closed:
             return
         self._closed = True
+        if self._replicas is not None:
+            self._replicas.close()     # its prober first: the connections below include its own
         got = self._write_lock.acquire(timeout=self.timeout)
         try:
             with self._conns_lock:
@@ -611,6 +674,9 @@ class PostgresBackend:
         finally:
             if got:
                 self._write_lock.release()
+
+
+_BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 
 def _options_quote(name: str) -> str:
