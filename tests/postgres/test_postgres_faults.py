@@ -29,6 +29,11 @@ def test_a_restart_between_writes_is_absorbed_by_reconnecting(server):
         n.put({"v": 2}, id="a")                 # the writer's connection is new
         assert n.get("a").content == {"v": 2}   # so is the reader's
         assert [c.position for c in s.changes(0)] == [1, 2]
+        server.restart()
+        with s.transaction():                   # its first statement is a savepoint, on a cut connection
+            n.put({"v": 3}, id="a")
+            n.put({"v": 1}, id="b")
+        assert n.get("a").content == {"v": 3} and n.get("b").version == 1 and s.verify().ok
 
 
 def test_a_write_in_flight_when_the_server_dies_is_a_typed_error_and_leaves_nothing(server):
