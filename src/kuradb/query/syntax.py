@@ -53,6 +53,19 @@ def show(value: Any) -> str:
     return _SHOW.repr(value)
 
 
+def next_string(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None: no bound): a
+    ``$startswith`` is the range ``[prefix, next_string(prefix))`` of code points on every backend."""
+    chars = list(prefix)
+    while chars:
+        c = ord(chars.pop()) + 1
+        if c == 0xD800:
+            c = 0xE000  # no string holds a surrogate; skip the gap
+        if c <= 0x10FFFF:
+            return "".join(chars) + chr(c)
+    return None
+
+
 def check_text(text: str, where: str) -> str:
     """A string in a query must be Unicode text: a lone surrogate is neither stored nor comparable."""
     try:

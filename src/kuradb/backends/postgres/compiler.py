@@ -33,7 +33,7 @@ from ...errors import QueryError
 from ...query import regex
 from ...query.catalog import may_be_array
 from ...query.indexes import IndexInfo
-from ...query.syntax import And, Cond, Not, Or, Path, SortKey, Value, is_index
+from ...query.syntax import And, Cond, Not, Or, Path, SortKey, Value, is_index, next_string
 from .regex import to_are
 
 Catalog = frozenset[tuple[str, ...]]
@@ -81,18 +81,6 @@ def sort_terms(x: str, descending: bool = False, text: str | None = None) -> lis
             f"CASE WHEN {typeof(x)} = 'string' THEN {text_of(x)} END{d}",
             f"CASE WHEN {typeof(x)} IN ('object', 'array') THEN ({text or x})::text COLLATE \"C\" END{d}"]
 
-
-def next_string(prefix: str) -> str | None:
-    """The smallest string greater than every string starting with ``prefix`` (None: no bound).
-    (The same as the SQLite compiler's: a prefix is a range of code points on both.)"""
-    chars = list(prefix)
-    while chars:
-        c = ord(chars.pop()) + 1
-        if c == 0xD800:
-            c = 0xE000  # no string holds a surrogate; skip the gap
-        if c <= 0x10FFFF:
-            return "".join(chars) + chr(c)
-    return None
 
 
 def document(text: str, cast: str = "jsonb") -> str:

@@ -26,7 +26,7 @@ import orjson
 from ...errors import QueryError
 from ...query import regex
 from ...query.catalog import may_be_array
-from ...query.syntax import And, Cond, Not, Or, Path, SortKey, Value, is_index
+from ...query.syntax import And, Cond, Not, Or, Path, SortKey, Value, is_index, next_string
 from .sql import (
     NUM_HIGH,
     NUMBER_TYPES,
@@ -73,17 +73,6 @@ class Source:
     def may_be_array(self, segments: tuple[str, ...]) -> bool:
         return may_be_array(self.catalog, segments)
 
-
-def next_string(prefix: str) -> str | None:
-    """The smallest string greater than every string starting with ``prefix`` (None: no bound)."""
-    chars = list(prefix)
-    while chars:
-        c = ord(chars.pop()) + 1
-        if c == 0xD800:
-            c = 0xE000  # no string holds a surrogate; skip the gap
-        if c <= 0x10FFFF:
-            return "".join(chars) + chr(c)
-    return None
 
 
 def _bool_ok(op: str, b: bool, operand: bool) -> bool:
