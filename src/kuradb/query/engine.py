@@ -66,16 +66,17 @@ class Explain:
     index: str
     used_for: tuple[str, ...]
     sql: str
-    sqlite_plan: list[str]
+    sqlite_plan: list[str]          # the engine's own plan (named so when SQLite was the only engine)
     python: list[str]
+    engine: str = "sqlite"          # the dialect whose plan that is: sqlite, postgresql
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "used_for": list(self.used_for), "sql": self.sql,
-                "sqlite_plan": self.sqlite_plan, "python": self.python}
+                "sqlite_plan": self.sqlite_plan, "python": self.python, "engine": self.engine}
 
     def __str__(self) -> str:
         used = " and ".join(self.used_for) or "a full scan of the collection"
-        lines = [f"index {self.index!r} for {used}", *(f"  sqlite: {p}" for p in self.sqlite_plan)]
+        lines = [f"index {self.index!r} for {used}", *(f"  {self.engine}: {p}" for p in self.sqlite_plan)]
         lines += [f"  python: {p}" for p in self.python] or ["  python: nothing (all in SQL)"]
         return "\n".join(lines)
 
@@ -147,4 +148,4 @@ def explain(target: Target, spec: Spec) -> Explain:
     with target.backend.read() as r:
         st = _statement(target, r, spec, "records")
         plan = target.backend.dialect.explain(r, st)
-    return Explain(st.plan.index.name, st.plan.serves, st.sql, plan, st.python)
+    return Explain(st.plan.index.name, st.plan.serves, st.sql, plan, st.python, target.backend.dialect.name)
