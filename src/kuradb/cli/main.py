@@ -111,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--fields", metavar="PATHS", help="comma-separated content paths to keep")
     sp = command("count", c.cmd_count, "how many records match a filter", collection=True)
     sp.add_argument("filter", metavar="FILTER", nargs="?", help="a JSON filter; '-' reads stdin")
-    sp = command("explain", c.cmd_explain, "how a query runs: the index used, the SQL, SQLite's plan",
+    sp = command("explain", c.cmd_explain, "how a query runs: the index used, the SQL, the engine's plan",
                  collection=True)
     sp.add_argument("filter", metavar="FILTER", nargs="?", help="a JSON filter; '-' reads stdin")
     sp.add_argument("--sort", metavar="PATHS", help="comma-separated, '-' for descending")
