@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 
@@ -17,13 +18,14 @@ class Progress:
     """
 
     def __init__(self, label: str, *, total: int | None = None, stream: TextIO | None = None,
-                 min_interval: float = 0.1) -> None:
+                 min_interval: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
         self.label, self.total, self.done = label, total, 0
         self.share: float | None = None     # set by fraction(): the work is measured by a share
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty()
         self.min_interval = min_interval
-        self._started = time.monotonic()
+        self._clock = clock                 # seconds, for the rate and the redraw interval
+        self._started = clock()
         self._last = float("-inf")
         self._width = 0     # of the line on screen: a shorter one must blank what is left of it
 
@@ -51,7 +53,7 @@ class Progress:
 
     def line(self, now: float | None = None) -> str:
         """The progress line as it is now."""
-        elapsed = max((time.monotonic() if now is None else now) - self._started, 1e-9)
+        elapsed = max((self._clock() if now is None else now) - self._started, 1e-9)
         if self.share is not None:
             return f"{self.label} {_bar(self.share)} {self.share:.0%} {elapsed:.1f}s"
         rate = f"{self.done / elapsed:,.0f}/s"
@@ -60,7 +62,7 @@ class Progress:
         return f"{self.label} {self.done:,} {rate}"
 
     def _draw(self, force: bool = False) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if not force and now - self._last < self.min_interval:
             return
         self._last = now
