@@ -17,6 +17,7 @@ from ...query.engine import Spec, Statement
 from ...query.indexes import ID_INDEX, Meta
 from ...query.planner import Plan, choose
 from ...query.syntax import ENVELOPE, TRUE
+from ..shared import finds
 from .compiler import COLUMNS, Compiler, Source, document, sql_name
 
 RECORD_COLUMNS = ("l.id", "l.version", "l.rev", "l.type", "l.created", "l.at", "l.author", "l.head = 2",
@@ -49,19 +50,8 @@ def find(coll: int, meta: Meta, spec: Spec, what: str = "records") -> Statement:
     head = f"FROM {LIVE_FROM} WHERE {live(coll)}"
     if spec.filter != TRUE:
         head += f" AND {where}"
-    if what == "count":
-        return Statement(f"SELECT count(*) {head}", c.params, plan, c.python)
-    if what == "exists":
-        return Statement(f"SELECT 1 {head} LIMIT 1", c.params, plan, c.python)
-    cols = ", ".join(RECORD_COLUMNS)
-    if spec.fields is None:
-        cols += ", l.body"
-    elif spec.fields:
-        cols += ", " + ", ".join(c.projection(p) for p in spec.fields)
-    sql = f"SELECT {cols} {head} ORDER BY {', '.join(c.order_by(spec.sort, 'l.id'))}"
-    if spec.limit is not None or spec.skip:
-        sql += f" LIMIT {c.param(spec.limit)} OFFSET {c.param(spec.skip)}"
-    return Statement(sql, c.params, plan, c.python)
+    return finds.statement(what, head, c, spec, plan, columns=RECORD_COLUMNS, body="l.body", id_column="l.id",
+                           no_limit=None)
 
 
 def explain(reader: Any, st: Statement) -> list[str]:

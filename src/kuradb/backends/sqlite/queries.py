@@ -23,6 +23,7 @@ from ...query.indexes import ID_INDEX, Meta
 from ...query.planner import choose
 from ...query.syntax import ENVELOPE, TRUE, Node
 from ...records import Record
+from ..shared import finds
 from . import fts
 from .compiler import Compiler, Source
 from .indexes import COLUMNS, live, sql_name
@@ -51,19 +52,8 @@ def find(coll: int, meta: Meta, spec: Spec, what: str = "records") -> Statement:
     head = f"FROM log {how} WHERE {live(coll)}"
     if where != "1":
         head += f" AND {where}"
-    if what == "count":
-        return Statement(f"SELECT count(*) {head}", c.params, plan, c.python)
-    if what == "exists":
-        return Statement(f"SELECT 1 {head} LIMIT 1", c.params, plan, c.python)
-    cols = ", ".join(RECORD_COLUMNS)
-    if spec.fields is None:
-        cols += ", json(body)"
-    elif spec.fields:
-        cols += ", " + ", ".join(c.projection(p) for p in spec.fields)
-    sql = f"SELECT {cols} {head} ORDER BY {', '.join(c.order_by(spec.sort, 'id'))}"
-    if spec.limit is not None or spec.skip:
-        sql += f" LIMIT {c.param(-1 if spec.limit is None else spec.limit)} OFFSET {c.param(spec.skip)}"
-    return Statement(sql, c.params, plan, c.python)
+    return finds.statement(what, head, c, spec, plan, columns=RECORD_COLUMNS, body="json(body)", id_column="id",
+                           no_limit=-1)
 
 
 def explain(reader: Any, st: Statement) -> list[str]:
